@@ -1,0 +1,43 @@
+"""codectrace: source tracing of codec-based audio deepfakes (Wav2Vec2 + AASIST, CodecFake+ taxonomy).
+
+Importing the package registers the `codectrace` model type with the transformers Auto classes, so
+`AutoConfig`, `AutoModel` and `AutoFeatureExtractor` resolve it without remote code.
+"""
+
+from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
+
+from .configuration_codectrace import (
+    LABEL_DESCRIPTIONS,
+    TASK_DESCRIPTIONS,
+    TASK_LABELS,
+    TASKS,
+    VARIANTS,
+    CodecTraceConfig,
+)
+from .feature_extraction_codectrace import CodecTraceFeatureExtractor
+from .modeling_codectrace import CodecTraceForSourceTracing, CodecTracePreTrainedModel, SourceTracingOutput
+
+__version__ = "0.1.0"
+
+AutoConfig.register("codectrace", CodecTraceConfig, exist_ok=True)
+AutoModel.register(CodecTraceConfig, CodecTraceForSourceTracing, exist_ok=True)
+AutoFeatureExtractor.register(CodecTraceConfig, CodecTraceFeatureExtractor, exist_ok=True)
+
+# Saved folders carry the code files and an `auto_map`, so they load with trust_remote_code=True
+# where this package is not installed.
+CodecTraceConfig.register_for_auto_class()
+CodecTraceForSourceTracing.register_for_auto_class("AutoModel")
+CodecTraceFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
+
+__all__ = [
+    "LABEL_DESCRIPTIONS",
+    "TASK_DESCRIPTIONS",
+    "TASK_LABELS",
+    "TASKS",
+    "VARIANTS",
+    "CodecTraceConfig",
+    "CodecTraceFeatureExtractor",
+    "CodecTraceForSourceTracing",
+    "CodecTracePreTrainedModel",
+    "SourceTracingOutput",
+]

@@ -1,0 +1,261 @@
+"""Configuration of the CodecTrace source-tracing model (Wav2Vec2 + AASIST, one graph head per task).
+
+This module is the single source of truth for the taxonomy: task names, label names and their
+official indices, and the paper's model variants. Everything else in the project imports them.
+"""
+
+from __future__ import annotations
+
+from transformers import PretrainedConfig, Wav2Vec2Config
+
+# Task -> label names, in the official index order of the CodecFake+ source-tracing baseline.
+TASK_LABELS: dict[str, tuple[str, ...]] = {
+    "bin": ("spoof", "bonafide"),
+    "vq": ("real", "mvq", "svq", "sq"),
+    "aux": ("real", "none", "semantic", "disentangle"),
+    "dec": ("real", "time", "freq"),
+}
+TASKS: tuple[str, ...] = tuple(TASK_LABELS)
+
+# Human-readable descriptions, used by model cards, the CLI and the Space.
+TASK_DESCRIPTIONS: dict[str, str] = {
+    "bin": "bona fide vs spoof",
+    "vq": "vector quantizer of the codec",
+    "aux": "auxiliary training objective of the codec",
+    "dec": "decoder domain of the codec",
+}
+LABEL_DESCRIPTIONS: dict[str, dict[str, str]] = {
+    "bin": {
+        "spoof": "generated or re-synthesised by a neural audio codec",
+        "bonafide": "genuine human speech",
+    },
+    "vq": {
+        "real": "genuine speech (no quantizer)",
+        "mvq": "multi-codebook vector quantization (e.g. residual VQ, as in EnCodec or DAC)",
+        "svq": "a single vector-quantization codebook (e.g. WavTokenizer, BigCodec)",
+        "sq": "scalar quantization (e.g. FSQ, as in Stable Codec or SimpleSpeech)",
+    },
+    "aux": {
+        "real": "genuine speech (no codec objective)",
+        "none": "no auxiliary objective: reconstruction losses only",
+        "semantic": "semantic distillation: codes also trained to carry phonetic content",
+        "disentangle": "disentanglement: content and speaker/timbre kept in separate codes",
+    },
+    "dec": {
+        "real": "genuine speech (no decoder)",
+        "time": "time-domain decoder: upsampling convolutions straight to the waveform",
+        "freq": "frequency-domain decoder: predicts a spectrum, then an inverse STFT (Vocos style)",
+    },
+}
+
+# The paper's variants (Chen et al., Interspeech 2025): S_* single task, D_* BIN + one, M1 all, M2 no BIN.
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "S_BIN": ("bin",),
+    "S_VQ": ("vq",),
+    "S_AUX": ("aux",),
+    "S_DEC": ("dec",),
+    "D_VQ": ("bin", "vq"),
+    "D_AUX": ("bin", "aux"),
+    "D_DEC": ("bin", "dec"),
+    "M1": ("bin", "vq", "aux", "dec"),
+    "M2": ("vq", "aux", "dec"),
+}
+
+# Official weighted cross-entropy class weights (REAL / bona fide gets the small weight).
+OFFICIAL_CLASS_WEIGHTS: dict[str, tuple[float, ...]] = {
+    "bin": (0.1, 0.9),
+    "vq": (0.1, 0.3, 0.3, 0.3),
+    "aux": (0.1, 0.3, 0.3, 0.3),
+    "dec": (0.1, 0.45, 0.45),
+}
+
+
+def xlsr_300m_backbone_config(**overrides) -> Wav2Vec2Config:
+    """The XLS-R 300M shape, unmasked (the paper fine-tunes XLS-R without SpecAugment)."""
+    settings = dict(
+        hidden_size=1024,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        intermediate_size=4096,
+        hidden_act="gelu",
+        do_stable_layer_norm=True,
+        feat_extract_norm="layer",
+        feat_extract_activation="gelu",
+        conv_dim=(512,) * 7,
+        conv_kernel=(10, 3, 3, 3, 3, 2, 2),
+        conv_stride=(5, 2, 2, 2, 2, 2, 2),
+        conv_bias=True,
+        num_conv_pos_embeddings=128,
+        num_conv_pos_embedding_groups=16,
+        hidden_dropout=0.1,
+        attention_dropout=0.1,
+        activation_dropout=0.0,
+        feat_proj_dropout=0.1,
+        # Layer drop skips whole layers at random, which breaks DDP gradient bucketing; off by default.
+        layerdrop=0.0,
+        apply_spec_augment=False,
+        mask_time_prob=0.0,
+        mask_feature_prob=0.0,
+    )
+    settings.update(overrides)
+    return Wav2Vec2Config(**settings)
+
+
+def resolve_tasks(variant: str | None = None, tasks: list[str] | tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """Returns the task tuple (in canonical order) for a variant name or an explicit task list."""
+    if variant is not None and tasks is not None:
+        expected = VARIANTS.get(variant.upper())
+        if expected is None or set(expected) != set(tasks):
+            raise ValueError(f"variant {variant!r} and tasks {list(tasks)!r} disagree; give one of them.")
+    if variant is not None:
+        key = variant.upper()
+        if key not in VARIANTS:
+            raise ValueError(f"Unknown variant {variant!r}; accepted: {', '.join(VARIANTS)}.")
+        return VARIANTS[key]
+    if tasks is None:
+        return VARIANTS["M1"]
+    if isinstance(tasks, str):
+        tasks = [t for t in tasks.replace(",", " ").split() if t]
+    unknown = [t for t in tasks if t not in TASK_LABELS]
+    if unknown or not tasks:
+        raise ValueError(
+            f"tasks must be a non-empty subset of {list(TASKS)}; got {list(tasks)!r}."
+        )
+    if len(set(tasks)) != len(tasks):
+        raise ValueError(f"tasks must not repeat; got {list(tasks)!r}.")
+    return tuple(t for t in TASKS if t in tasks)
+
+
+def variant_of(tasks: tuple[str, ...]) -> str | None:
+    """The paper's variant name for a task tuple, or None when it is not one of them."""
+    for name, variant_tasks in VARIANTS.items():
+        if set(variant_tasks) == set(tasks):
+            return name
+    return None
+
+
+class CodecTraceConfig(PretrainedConfig):
+    r"""
+    Configuration of [`CodecTraceForSourceTracing`]: a Wav2Vec2 backbone feeding a shared AASIST trunk
+    and one AASIST heterogeneous graph-attention head per task.
+
+    Args:
+        backbone_config (`dict` or [`Wav2Vec2Config`], *optional*):
+            Configuration of the Wav2Vec2 backbone. Defaults to the XLS-R 300M shape with SpecAugment off.
+        variant (`str`, *optional*):
+            One of the paper's variants (`S_BIN`, `S_VQ`, `S_AUX`, `S_DEC`, `D_VQ`, `D_AUX`, `D_DEC`,
+            `M1`, `M2`). Sets `tasks`; give either this or `tasks`.
+        tasks (`list[str]`, *optional*, defaults to `["bin", "vq", "aux", "dec"]`):
+            Non-empty subset of `bin`, `vq`, `aux`, `dec`; one classification head each.
+        projection_dim (`int`, *optional*, defaults to 128):
+            Width of the linear projection from the backbone's hidden size into the AASIST trunk.
+            The spectral graph has `projection_dim // 3` nodes.
+        encoder_filters (`list[list[int]]`, *optional*):
+            (in, out) channels of the six residual blocks of the trunk; defaults to
+            `[[1, 32], [32, 32], [32, 64], [64, 64], [64, 64], [64, 64]]`.
+        gat_dims (`list[int]`, *optional*, defaults to `[64, 32]`):
+            Node widths of the graph attention layers and of the heterogeneous (HS-GAL) layers.
+        pool_ratios (`list[float]`, *optional*, defaults to `[0.5, 0.5, 0.5, 0.5]`):
+            Fraction of nodes kept by the graph pooling layers.
+        temperatures (`list[float]`, *optional*, defaults to `[2.0, 2.0, 100.0, 100.0]`):
+            Softmax temperatures of the spectral GAT, temporal GAT and the HS-GAL layers.
+        class_weights (`dict[str, list[float]]`, *optional*):
+            Per-task class weights of the cross-entropy loss. Defaults to the official ones.
+        task_weights (`dict[str, float]`, *optional*):
+            Per-task loss weights. Default: the plain mean of the active task losses (official).
+        sampling_rate (`int`, *optional*, defaults to 16000):
+            Sampling rate the model expects.
+        chunk_samples (`int`, *optional*, defaults to 64600):
+            Length of one model input window in samples (about 4 s; the official clip length).
+    """
+
+    model_type = "codectrace"
+    sub_configs = {"backbone_config": Wav2Vec2Config}
+
+    def __init__(
+        self,
+        backbone_config: dict | Wav2Vec2Config | None = None,
+        variant: str | None = None,
+        tasks: list[str] | None = None,
+        projection_dim: int = 128,
+        encoder_filters: list[list[int]] | None = None,
+        gat_dims: list[int] | None = None,
+        pool_ratios: list[float] | None = None,
+        temperatures: list[float] | None = None,
+        class_weights: dict[str, list[float]] | None = None,
+        task_weights: dict[str, float] | None = None,
+        sampling_rate: int = 16000,
+        chunk_samples: int = 64600,
+        **kwargs,
+    ):
+        if backbone_config is None:
+            backbone_config = xlsr_300m_backbone_config()
+        elif isinstance(backbone_config, dict):
+            backbone_config = Wav2Vec2Config(**{k: v for k, v in backbone_config.items() if k != "model_type"})
+        elif not isinstance(backbone_config, Wav2Vec2Config):
+            raise ValueError(
+                f"backbone_config must be a dict or a Wav2Vec2Config, got {type(backbone_config).__name__}."
+            )
+        self.backbone_config = backbone_config
+
+        self.tasks = list(resolve_tasks(variant, tasks))
+        self.variant = variant_of(tuple(self.tasks))
+
+        self.projection_dim = int(projection_dim)
+        if self.projection_dim < 3:
+            raise ValueError(f"projection_dim must be at least 3 (3x3 max-pool), got {projection_dim}.")
+        self.encoder_filters = [list(f) for f in (encoder_filters or [[1, 32], [32, 32], [32, 64]] + [[64, 64]] * 3)]
+        if self.encoder_filters[0][0] != 1 or any(
+            a[1] != b[0] for a, b in zip(self.encoder_filters, self.encoder_filters[1:])
+        ):
+            raise ValueError(
+                "encoder_filters must chain (each block's input channels = the previous block's output) "
+                f"and start from 1 channel; got {self.encoder_filters}."
+            )
+        self.gat_dims = list(gat_dims or [64, 32])
+        self.pool_ratios = list(pool_ratios or [0.5, 0.5, 0.5, 0.5])
+        self.temperatures = list(temperatures or [2.0, 2.0, 100.0, 100.0])
+        if len(self.gat_dims) != 2 or len(self.pool_ratios) != 4 or len(self.temperatures) != 4:
+            raise ValueError("gat_dims needs 2 values, pool_ratios and temperatures 4 each.")
+
+        weights = {t: list(w) for t, w in OFFICIAL_CLASS_WEIGHTS.items()}
+        for task, values in (class_weights or {}).items():
+            if task not in TASK_LABELS or len(values) != len(TASK_LABELS[task]):
+                raise ValueError(
+                    f"class_weights[{task!r}] must have one weight per label {list(TASK_LABELS.get(task, ()))}; "
+                    f"got {values!r}."
+                )
+            weights[task] = [float(v) for v in values]
+        self.class_weights = weights
+        if task_weights is not None:
+            unknown = set(task_weights) - set(TASK_LABELS)
+            if unknown:
+                raise ValueError(f"task_weights has unknown tasks {sorted(unknown)}; accepted: {list(TASKS)}.")
+            task_weights = {t: float(w) for t, w in task_weights.items()}
+        self.task_weights = task_weights
+
+        if sampling_rate <= 0 or chunk_samples <= 0:
+            raise ValueError("sampling_rate and chunk_samples must be positive.")
+        self.sampling_rate = int(sampling_rate)
+        self.chunk_samples = int(chunk_samples)
+
+        kwargs.pop("num_labels", None)
+        super().__init__(**kwargs)
+        # The generic id2label describes the BIN head, for `audio-classification` pipelines.
+        self.id2label = dict(enumerate(TASK_LABELS["bin"]))
+        self.label2id = {name: i for i, name in self.id2label.items()}
+
+    @property
+    def label_names(self) -> dict[str, list[str]]:
+        """Label names of every active task, in index order."""
+        return {t: list(TASK_LABELS[t]) for t in self.tasks}
+
+    @property
+    def hidden_size(self) -> int:
+        return self.backbone_config.hidden_size
+
+    def task_weight(self, task: str) -> float:
+        """Weight of one task's loss; the official default is 1 / number of tasks (a plain mean)."""
+        if self.task_weights is None:
+            return 1.0 / len(self.tasks)
+        return self.task_weights.get(task, 0.0)

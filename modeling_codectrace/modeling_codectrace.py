@@ -1,0 +1,240 @@
+"""CodecTrace: Wav2Vec2 + AASIST source tracing of codec-based deepfakes, as a transformers model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel, Wav2Vec2Model
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+from .aasist import AasistTrunk, GraphAttentionLayer, GraphBranch, HtrgGraphAttentionLayer
+from .configuration_codectrace import TASK_LABELS, CodecTraceConfig, resolve_tasks
+
+# Attribute names of the task heads, as in the official checkpoints.
+BRANCH_NAMES: dict[str, str] = {
+    "bin": "binary_branch",
+    "vq": "multiclass_branch_qs",
+    "aux": "multiclass_branch_as",
+    "dec": "multiclass_branch_ds",
+}
+
+
+@dataclass
+class SourceTracingOutput(ModelOutput):
+    """
+    Output of [`CodecTraceForSourceTracing`].
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*, returned when any task label is given):
+            Weighted sum over tasks of the class-weighted cross-entropy (official weights: a plain mean).
+        bin_logits (`torch.FloatTensor` of shape `(batch_size, 2)`, *optional*):
+            Bona fide vs spoof logits, labels `[spoof, bonafide]`. `None` when the model has no BIN head.
+        vq_logits (`torch.FloatTensor` of shape `(batch_size, 4)`, *optional*):
+            Quantizer logits, labels `[real, mvq, svq, sq]`.
+        aux_logits (`torch.FloatTensor` of shape `(batch_size, 4)`, *optional*):
+            Auxiliary-objective logits, labels `[real, none, semantic, disentangle]`.
+        dec_logits (`torch.FloatTensor` of shape `(batch_size, 3)`, *optional*):
+            Decoder-domain logits, labels `[real, time, freq]`.
+        embeddings (`dict[str, torch.FloatTensor]`, *optional*):
+            Per head, the pooled graph embedding of shape `(batch_size, 5 * gat_dims[1])` (before dropout).
+        task_losses (`dict[str, torch.FloatTensor]`, *optional*):
+            Unweighted loss of every task whose labels were given.
+    """
+
+    loss: torch.FloatTensor | None = None
+    bin_logits: torch.FloatTensor | None = None
+    vq_logits: torch.FloatTensor | None = None
+    aux_logits: torch.FloatTensor | None = None
+    dec_logits: torch.FloatTensor | None = None
+    embeddings: dict[str, torch.FloatTensor] | None = None
+    task_losses: dict[str, torch.FloatTensor] | None = None
+
+    def logits_for(self, task: str) -> torch.FloatTensor | None:
+        return getattr(self, f"{task}_logits")
+
+
+class CodecTracePreTrainedModel(PreTrainedModel):
+    config_class = CodecTraceConfig
+    base_model_prefix = "codectrace"
+    main_input_name = "input_values"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """AASIST parts get the official initialisation; the Wav2Vec2 backbone, a sub-model, its own."""
+        if isinstance(module, GraphBranch):
+            # torch.randn in the official code.
+            init.normal_(module.pos_S)
+            init.normal_(module.master1)
+            init.normal_(module.master2)
+        elif isinstance(module, GraphAttentionLayer):
+            init.xavier_normal_(module.att_weight)
+        elif isinstance(module, HtrgGraphAttentionLayer):
+            for weight in (module.att_weight11, module.att_weight22, module.att_weight12, module.att_weightM):
+                init.xavier_normal_(weight)
+        elif isinstance(module, (nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d)):
+            module.reset_parameters()  # PyTorch defaults, as in the official code
+
+
+class CodecTraceForSourceTracing(CodecTracePreTrainedModel):
+    """
+    Wav2Vec2 backbone (last hidden state) -> shared AASIST trunk -> one AASIST graph-attention branch
+    per task -> logits. Tasks and label names come from the config (`config.tasks`,
+    `config.label_names`).
+    """
+
+    def __init__(self, config: CodecTraceConfig):
+        super().__init__(config)
+        self.wav2vec2 = Wav2Vec2Model(config.backbone_config)
+        self.trunk = AasistTrunk(config.hidden_size, config.projection_dim, config.encoder_filters)
+        channels = config.encoder_filters[-1][-1]
+        for task in config.tasks:
+            branch = GraphBranch(
+                channels=channels,
+                spectral_nodes=config.projection_dim // 3,
+                gat_dims=config.gat_dims,
+                pool_ratios=config.pool_ratios,
+                temperatures=config.temperatures,
+                num_classes=len(TASK_LABELS[task]),
+            )
+            self.add_module(BRANCH_NAMES[task], branch)
+        self.post_init()
+
+    # -- construction helpers ---------------------------------------------------------------
+
+    @classmethod
+    def from_backbone(
+        cls,
+        backbone_name_or_path: str,
+        variant: str | None = None,
+        tasks: list[str] | None = None,
+        backbone_overrides: dict | None = None,
+        **config_kwargs,
+    ) -> CodecTraceForSourceTracing:
+        """
+        A new model whose backbone weights come from a Wav2Vec2 checkpoint (hub id or folder, e.g.
+        `facebook/wav2vec2-xls-r-300m`); the AASIST trunk and heads are freshly initialised.
+
+        Args:
+            backbone_name_or_path (`str`): Wav2Vec2 checkpoint to take the backbone from.
+            variant (`str`, *optional*): paper variant (`M1`, `S_BIN`, ...); or give `tasks`.
+            tasks (`list[str]`, *optional*): subset of `bin`, `vq`, `aux`, `dec`.
+            backbone_overrides (`dict`, *optional*): backbone config changes (e.g. `layerdrop`).
+            config_kwargs: further [`CodecTraceConfig`] arguments.
+        """
+        overrides = {"apply_spec_augment": False, "mask_time_prob": 0.0, "layerdrop": 0.0}
+        overrides.update(backbone_overrides or {})
+        backbone = Wav2Vec2Model.from_pretrained(backbone_name_or_path, **overrides)
+        backbone_config = backbone.config.to_dict()
+        config = CodecTraceConfig(
+            backbone_config=backbone_config, tasks=list(resolve_tasks(variant, tasks)), **config_kwargs
+        )
+        model = cls(config)
+        model.wav2vec2.load_state_dict(backbone.state_dict())
+        return model
+
+    def freeze_feature_encoder(self) -> None:
+        """Stops gradients into the convolutional feature encoder of the backbone."""
+        self.wav2vec2.freeze_feature_encoder()
+
+    def freeze_backbone(self) -> None:
+        """Stops gradients into the whole Wav2Vec2 backbone (only the AASIST parts train)."""
+        for parameter in self.wav2vec2.parameters():
+            parameter.requires_grad = False
+
+    def branch(self, task: str) -> GraphBranch:
+        return getattr(self, BRANCH_NAMES[task])
+
+    @property
+    def min_input_samples(self) -> int:
+        """Shortest input giving the 3 backbone frames that the trunk's 3x3 max-pool needs."""
+        backbone = self.config.backbone_config
+        samples = 3
+        for kernel, stride in reversed(list(zip(backbone.conv_kernel, backbone.conv_stride))):
+            samples = (samples - 1) * stride + kernel
+        return samples
+
+    # -- forward ----------------------------------------------------------------------------
+
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        bin_labels: torch.Tensor | None = None,
+        vq_labels: torch.Tensor | None = None,
+        aux_labels: torch.Tensor | None = None,
+        dec_labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> SourceTracingOutput | tuple:
+        r"""
+        Args:
+            input_values (`torch.FloatTensor` of shape `(batch_size, num_samples)`):
+                16 kHz waveforms, usually fixed windows of `config.chunk_samples` made by
+                [`CodecTraceFeatureExtractor`]. Any length of at least `min_input_samples` works.
+            attention_mask (`torch.LongTensor` of shape `(batch_size, num_samples)`, *optional*):
+                Passed to the backbone. The AASIST trunk pools over all frames, so prefer equal-length
+                windows (the official recipe) over padding.
+            bin_labels, vq_labels, aux_labels, dec_labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+                Class indices per task (see `config.label_names`); `-100` ignores a row for that task.
+                The loss is computed only when at least one is given.
+        """
+        if input_values.dim() != 2:
+            raise ValueError(
+                f"input_values must have shape (batch_size, num_samples); got {tuple(input_values.shape)}."
+            )
+        if input_values.size(-1) < self.min_input_samples:
+            raise ValueError(
+                f"input is {input_values.size(-1)} samples long; the model needs at least "
+                f"{self.min_input_samples} samples ({self.min_input_samples / self.config.sampling_rate:.3f} s)."
+            )
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        labels = {"bin": bin_labels, "vq": vq_labels, "aux": aux_labels, "dec": dec_labels}
+        stray = [t for t, value in labels.items() if value is not None and t not in self.config.tasks]
+        if stray:
+            raise ValueError(
+                f"labels given for task(s) {stray} but this model only has heads for {self.config.tasks}."
+            )
+
+        hidden = self.wav2vec2(input_values, attention_mask=attention_mask).last_hidden_state
+        features, attention = self.trunk(hidden)
+
+        logits: dict[str, torch.Tensor] = {}
+        embeddings: dict[str, torch.Tensor] = {}
+        for task in self.config.tasks:
+            logits[task], embeddings[task] = self.branch(task)(features, attention)
+
+        loss = None
+        task_losses: dict[str, torch.Tensor] = {}
+        for task in self.config.tasks:
+            if labels[task] is None:
+                continue
+            target = labels[task].to(logits[task].device).long().view(-1)
+            if (target == -100).all():
+                # Every row ignored: a zero that keeps the graph (cross-entropy would return NaN).
+                task_losses[task] = logits[task].sum() * 0.0
+            else:
+                task_losses[task] = F.cross_entropy(
+                    logits[task].float(),
+                    target,
+                    weight=torch.tensor(self.config.class_weights[task], device=logits[task].device),
+                    ignore_index=-100,
+                )
+        if task_losses:
+            loss = sum(self.config.task_weight(t) * task_losses[t] for t in task_losses)
+
+        output = SourceTracingOutput(
+            loss=loss,
+            bin_logits=logits.get("bin"),
+            vq_logits=logits.get("vq"),
+            aux_logits=logits.get("aux"),
+            dec_logits=logits.get("dec"),
+            embeddings=embeddings,
+            task_losses=task_losses or None,
+        )
+        return output if return_dict else output.to_tuple()

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine for codectrace: system packages (FFmpeg for audio decoding, speech
+# synthesizers for the offline corpus, Chromium for browser tests) and a virtual environment in .venv
+# with the pinned stack (see ../shared/ENVIRONMENT.md for why these versions).
+# Usage: bash scripts/setup.sh [--test]   (--test also installs the test tools)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extra=""
+[ "${1:-}" = "--test" ] && extra="[test]"
+
+apt_packages=(ffmpeg espeak-ng festival festvox-kallpc16k sox)
+[ -n "$extra" ] && apt_packages+=(chromium)
+missing=()
+for pkg in "${apt_packages[@]}"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "[setup] apt-get install ${missing[*]}"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    echo "[setup] creating .venv"
+    python3 -m venv .venv
+fi
+echo "[setup] pip install (torch 2.14.1 + torchaudio 2.11.0 + torchcodec 0.17.0, then the project)"
+.venv/bin/pip install -q --disable-pip-version-check torch==2.14.1 torchaudio==2.11.0 torchcodec==0.17.0
+.venv/bin/pip install -q --disable-pip-version-check -e ".${extra}"
+echo "[setup] done: $(.venv/bin/python -c 'import torch, transformers, datasets; print("torch", torch.__version__, "transformers", transformers.__version__, "datasets", datasets.__version__)')"

@@ -1,0 +1,36 @@
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import modeling_codectrace as mc  # noqa: E402
+from modeling_codectrace.testing import tiny_config  # noqa: E402
+
+
+@pytest.fixture
+def tiny_model_factory():
+    def make(variant: str = "M1", seed: int = 0, **overrides):
+        torch.manual_seed(seed)
+        return mc.CodecTraceForSourceTracing(tiny_config(variant, **overrides)).eval()
+
+    return make
+
+
+@pytest.fixture
+def tiny_model(tiny_model_factory):
+    return tiny_model_factory()
+
+
+@pytest.fixture
+def waveforms():
+    generator = torch.Generator().manual_seed(1234)
+    return 0.1 * torch.randn(3, 16000, generator=generator)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
