@@ -1,0 +1,1 @@
+"""Scripts that build CodecFake+ (and its offline replicas) into Hugging Face datasets."""
