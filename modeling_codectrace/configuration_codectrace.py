@@ -101,6 +101,23 @@ def xlsr_300m_backbone_config(**overrides) -> Wav2Vec2Config:
     return Wav2Vec2Config(**settings)
 
 
+# Backbone shapes for training from scratch (no pre-trained checkpoint): overrides of the XLS-R config.
+BACKBONE_SIZES: dict[str, dict] = {
+    "xlsr-300m": {},
+    "small": dict(
+        hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=256,
+        conv_dim=(64, 64, 64, 64), conv_kernel=(10, 8, 4, 4), conv_stride=(5, 4, 4, 4),
+        num_conv_pos_embeddings=32, num_conv_pos_embedding_groups=4,
+    ),
+    "tiny": dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        conv_dim=(16, 16, 16, 16), conv_kernel=(10, 8, 4, 4), conv_stride=(5, 4, 4, 4),
+        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
+        hidden_dropout=0.0, attention_dropout=0.0, feat_proj_dropout=0.0,
+    ),
+}
+
+
 def resolve_tasks(variant: str | None = None, tasks: list[str] | tuple[str, ...] | None = None) -> tuple[str, ...]:
     """Returns the task tuple (in canonical order) for a variant name or an explicit task list."""
     if variant is not None and tasks is not None:
@@ -162,7 +179,10 @@ class CodecTraceConfig(PretrainedConfig):
         class_weights (`dict[str, list[float]]`, *optional*):
             Per-task class weights of the cross-entropy loss. Defaults to the official ones.
         task_weights (`dict[str, float]`, *optional*):
-            Per-task loss weights. Default: the plain mean of the active task losses (official).
+            Fixed per-task loss weights. Default: the plain mean of the active task losses (official).
+        task_weighting (`str`, *optional*, defaults to `"fixed"`):
+            `"fixed"` uses `task_weights` (official: the plain mean). `"uncertainty"` learns one log-variance
+            per task (Kendall et al., 2018): loss = mean over tasks of exp(-s_t) * L_t + s_t. Not in the paper.
         sampling_rate (`int`, *optional*, defaults to 16000):
             Sampling rate the model expects.
         chunk_samples (`int`, *optional*, defaults to 64600):
@@ -170,6 +190,8 @@ class CodecTraceConfig(PretrainedConfig):
     """
 
     model_type = "codectrace"
+    # Trainer.predict keeps only the logits.
+    keys_to_ignore_at_inference = ["embeddings", "task_losses"]
     sub_configs = {"backbone_config": Wav2Vec2Config}
 
     def __init__(
@@ -184,6 +206,7 @@ class CodecTraceConfig(PretrainedConfig):
         temperatures: list[float] | None = None,
         class_weights: dict[str, list[float]] | None = None,
         task_weights: dict[str, float] | None = None,
+        task_weighting: str = "fixed",
         sampling_rate: int = 16000,
         chunk_samples: int = 64600,
         **kwargs,
@@ -233,6 +256,9 @@ class CodecTraceConfig(PretrainedConfig):
                 raise ValueError(f"task_weights has unknown tasks {sorted(unknown)}; accepted: {list(TASKS)}.")
             task_weights = {t: float(w) for t, w in task_weights.items()}
         self.task_weights = task_weights
+        if task_weighting not in ("fixed", "uncertainty"):
+            raise ValueError(f"task_weighting must be 'fixed' or 'uncertainty', got {task_weighting!r}.")
+        self.task_weighting = task_weighting
 
         if sampling_rate <= 0 or chunk_samples <= 0:
             raise ValueError("sampling_rate and chunk_samples must be positive.")

@@ -79,6 +79,8 @@ class CodecTracePreTrainedModel(PreTrainedModel):
                 init.xavier_normal_(weight)
         elif isinstance(module, (nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d)):
             module.reset_parameters()  # PyTorch defaults, as in the official code
+        if isinstance(module, CodecTraceForSourceTracing) and hasattr(module, "task_log_vars"):
+            init.zeros_(module.task_log_vars)
 
 
 class CodecTraceForSourceTracing(CodecTracePreTrainedModel):
@@ -103,6 +105,9 @@ class CodecTraceForSourceTracing(CodecTracePreTrainedModel):
                 num_classes=len(TASK_LABELS[task]),
             )
             self.add_module(BRANCH_NAMES[task], branch)
+        if config.task_weighting == "uncertainty":
+            # One learned log-variance per task, in config.tasks order.
+            self.task_log_vars = nn.Parameter(torch.zeros(len(config.tasks)))
         self.post_init()
 
     # -- construction helpers ---------------------------------------------------------------
@@ -226,7 +231,12 @@ class CodecTraceForSourceTracing(CodecTracePreTrainedModel):
                     ignore_index=-100,
                 )
         if task_losses:
-            loss = sum(self.config.task_weight(t) * task_losses[t] for t in task_losses)
+            if self.config.task_weighting == "uncertainty":
+                log_vars = {t: self.task_log_vars[i] for i, t in enumerate(self.config.tasks)}
+                loss = sum(torch.exp(-log_vars[t]) * task_losses[t] + log_vars[t] for t in task_losses)
+                loss = loss / len(self.config.tasks)
+            else:
+                loss = sum(self.config.task_weight(t) * task_losses[t] for t in task_losses)
 
         output = SourceTracingOutput(
             loss=loss,

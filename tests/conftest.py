@@ -34,3 +34,21 @@ def waveforms():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def fixture_root(tmp_path_factory):
+    """A tiny CodecFake+ release in the official layout (audio + protocol files)."""
+    from dataset_scripts.fixture import write_fixture
+
+    return write_fixture(tmp_path_factory.mktemp("codecfake_plus"), utterances=4, seed=0)
+
+
+@pytest.fixture(scope="session")
+def built(fixture_root, tmp_path_factory):
+    """The fixture built into a Hugging Face dataset folder (every config)."""
+    from dataset_scripts import build_codecfake_plus as builder
+
+    out = tmp_path_factory.mktemp("built") / "codecfake_plus"
+    builder.build(fixture_root, fixture_root / "protocols", out, shard_rows=10, num_proc=2, progress=False)
+    return out

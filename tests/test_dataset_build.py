@@ -17,7 +17,6 @@ from datasets import Audio
 from datasets import load_dataset as _load_dataset
 
 from dataset_scripts import build_codecfake_plus as builder
-from dataset_scripts.fixture import write_fixture
 from dataset_scripts.protocols import (
     CONFIG_FILES,
     CONFIGS,
@@ -35,18 +34,6 @@ def load_dataset(path, config, split=None):
 
 
 OFFICIAL = Path(__file__).resolve().parents[2] / "shared" / "codecfake_plus_protocol"
-
-
-@pytest.fixture(scope="module")
-def fixture_root(tmp_path_factory):
-    return write_fixture(tmp_path_factory.mktemp("codecfake_plus"), utterances=4, seed=0)
-
-
-@pytest.fixture(scope="module")
-def built(fixture_root, tmp_path_factory):
-    out = tmp_path_factory.mktemp("built") / "codecfake_plus"
-    builder.build(fixture_root, fixture_root / "protocols", out, shard_rows=10, num_proc=2, progress=False)
-    return out
 
 
 def _copy_fixture(fixture_root, tmp_path) -> Path:

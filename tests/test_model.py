@@ -208,3 +208,13 @@ def test_custom_task_weights_replace_the_mean(tiny_model_factory, waveforms):
     model = tiny_model_factory("D_VQ", task_weights={"bin": 1.0, "vq": 0.0})
     out = model(waveforms, bin_labels=torch.tensor([0, 1, 1]), vq_labels=torch.tensor([0, 1, 2]))
     assert torch.allclose(out.loss, out.task_losses["bin"])
+
+
+def test_uncertainty_task_weighting_learns_one_log_variance_per_task(tiny_model_factory, waveforms):
+    model = tiny_model_factory("D_AUX", task_weighting="uncertainty").train()
+    assert torch.equal(model.task_log_vars.detach(), torch.zeros(2))
+    out = model(waveforms, bin_labels=torch.tensor([0, 1, 1]), aux_labels=torch.tensor([1, 0, 2]))
+    # With zero log-variances the loss is the plain mean, as officially.
+    assert torch.allclose(out.loss, (out.task_losses["bin"] + out.task_losses["aux"]) / 2)
+    out.loss.backward()
+    assert model.task_log_vars.grad is not None and model.task_log_vars.grad.abs().sum() > 0

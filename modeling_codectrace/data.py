@@ -1,0 +1,93 @@
+"""Turning dataset rows (undecoded audio + label columns) into model batches, for training and evaluation.
+
+The same window policy is used in every split (official: the first `chunk_samples`, repeat-padded);
+RawBoost augmentation applies to training rows only.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .audio import load_audio
+from .configuration_codectrace import TASK_LABELS
+from .feature_extraction_codectrace import fit_to_length
+from .rawboost import RawBoostConfig, rawboost_algo5
+
+CROP_MODES = ("first", "random")
+AUGMENTATIONS = ("rawboost5", "none")
+
+
+def crop_window(waveform: np.ndarray, length: int, mode: str, rng: np.random.Generator | None = None) -> np.ndarray:
+    """`first`: the official policy (first window, repeat-padded); `random`: a random window of a longer clip."""
+    if mode == "first" or waveform.shape[0] <= length:
+        return fit_to_length(waveform, length)
+    if mode != "random":
+        raise ValueError(f"crop mode must be one of {CROP_MODES}, got {mode!r}.")
+    start = int((rng or np.random.default_rng()).integers(0, waveform.shape[0] - length + 1))
+    return waveform[start : start + length]
+
+
+@dataclass
+class WaveformTransform:
+    """`datasets.set_transform` callable: decodes `audio`, cuts one window, optionally augments, adds labels.
+
+    Args:
+        tasks: the model's tasks; their label columns become `<task>_labels`.
+        chunk_samples: window length in samples.
+        crop: `first` (official) or `random`.
+        augment: `rawboost5` (official, training only) or `none`.
+        seed: base seed; each worker process derives its own generator from it and its PyTorch seed.
+    """
+
+    tasks: tuple[str, ...]
+    chunk_samples: int = 64600
+    crop: str = "first"
+    augment: str = "none"
+    seed: int = 1234
+    rawboost: RawBoostConfig = field(default_factory=RawBoostConfig)
+
+    def __post_init__(self):
+        if self.crop not in CROP_MODES:
+            raise ValueError(f"crop must be one of {CROP_MODES}, got {self.crop!r}.")
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {self.augment!r}.")
+        self._rng: np.random.Generator | None = None
+        self._pid: int | None = None
+
+    def _generator(self) -> np.random.Generator:
+        # One generator per process: DataLoader workers get distinct PyTorch seeds per worker and epoch.
+        if self._rng is None or self._pid != os.getpid():
+            self._rng = np.random.default_rng([self.seed, torch.initial_seed() % 2**32, os.getpid()])
+            self._pid = os.getpid()
+        return self._rng
+
+    def window(self, audio_value) -> np.ndarray:
+        rng = self._generator()
+        waveform = crop_window(load_audio(audio_value), self.chunk_samples, self.crop, rng)
+        if self.augment == "rawboost5":
+            waveform = rawboost_algo5(waveform, rng, self.rawboost)
+        return waveform.astype(np.float32, copy=False)
+
+    def __call__(self, batch: dict) -> dict:
+        out = {"input_values": [self.window(value) for value in batch["audio"]]}
+        for task in self.tasks:
+            if task in batch:
+                out[f"{task}_labels"] = list(batch[task])
+        return out
+
+
+def collate(features: list[dict]) -> dict[str, torch.Tensor]:
+    """Stacks equal-length windows and label columns into tensors."""
+    batch = {"input_values": torch.from_numpy(np.stack([np.asarray(f["input_values"]) for f in features]))}
+    for key in features[0]:
+        if key.endswith("_labels"):
+            batch[key] = torch.tensor([f[key] for f in features], dtype=torch.long)
+    return batch
+
+
+def label_columns(tasks) -> list[str]:
+    return [f"{task}_labels" for task in tasks if task in TASK_LABELS]

@@ -1,0 +1,150 @@
+"""Evaluation of a trained model on CodecFake+ configs: tables like the paper's, per-source breakdowns,
+score files in the official format and confusion-matrix plots.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from .configuration_codectrace import TASK_LABELS
+from .metrics import softmax, task_metrics
+
+EVAL_CONFIGS = ("cors_eval", "cosg_eval", "cosg_seen")
+DOMAIN = {
+    "cors_eval": "in-domain (CoRS)",
+    "cosg_eval": "out-of-domain (CoSG)",
+    "cosg_seen": "out-of-domain (CoSG seen)",
+}
+
+
+def evaluate_predictions(tasks, logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], sources) -> dict:
+    """Overall and per-source metrics of every task. `sources`: one name per row (codec, system, bonafide)."""
+    sources = np.asarray(sources)
+    result = {"overall": {}, "per_source": {}}
+    for task in tasks:
+        result["overall"][task] = task_metrics(task, logits[task], labels[task])
+    for source in sorted(set(sources.tolist())):
+        rows = sources == source
+        result["per_source"][source] = {"count": int(rows.sum())}
+        for task in tasks:
+            predictions = logits[task][rows].argmax(-1)
+            truth = labels[task][rows]
+            keep = truth != -100
+            entry = {"accuracy": float((predictions[keep] == truth[keep]).mean()) if keep.any() else float("nan")}
+            if task == "bin":
+                entry["mean_p_bonafide"] = float(softmax(logits[task][rows])[:, 1].mean())
+            entry["predicted"] = {name: int((predictions == i).sum()) for i, name in enumerate(TASK_LABELS[task])}
+            result["per_source"][source][task] = entry
+    return result
+
+
+def write_score_files(folder: Path, utt_ids, logits: dict[str, np.ndarray]) -> list[Path]:
+    """Official layout: BIN `utt score` (score = P(bonafide)); taxonomy tasks `utt s0 s1 ...` (probabilities)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for task, values in logits.items():
+        probabilities = softmax(values)
+        path = folder / f"scores_{task}.txt"
+        with open(path, "w") as handle:
+            for utt, row in zip(utt_ids, probabilities):
+                if task == "bin":
+                    handle.write(f"{utt} {row[1]:.6f}\n")
+                else:
+                    handle.write(f"{utt} " + " ".join(f"{p:.6f}" for p in row) + "\n")
+        written.append(path)
+    return written
+
+
+def plot_confusion(matrix, names, title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.asarray(matrix)
+    figure, axis = plt.subplots(figsize=(1.2 + 0.9 * len(names), 1.0 + 0.8 * len(names)))
+    normalised = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    axis.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    axis.set_xticks(range(len(names)), names, rotation=30)
+    axis.set_yticks(range(len(names)), names)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    for i in range(len(names)):
+        for j in range(len(names)):
+            colour = "white" if normalised[i, j] > 0.6 else "black"
+            axis.text(j, i, str(matrix[i, j]), ha="center", va="center", color=colour, fontsize=8)
+    axis.set_title(title, fontsize=9)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _fmt(value: float, percent: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{100 * value:.2f}" if percent else f"{value:.3f}"
+
+
+def results_table(variant: str, tasks, results: dict[str, dict]) -> str:
+    """Markdown table like the paper's: one row per evaluation set, BIN EER (%) and macro / weighted F1."""
+    header = ["set", "rows"] + [
+        "BIN EER %" if t == "bin" else f"{t.upper()} F1 macro / weighted" for t in TASK_LABELS if t in tasks
+    ]
+    lines = [f"**{variant}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, result in results.items():
+        overall = result["overall"]
+        count = next(iter(overall.values()))["count"]
+        cells = [DOMAIN.get(name, name), str(count)]
+        for task in (t for t in TASK_LABELS if t in tasks):
+            m = overall[task]
+            cells.append(_fmt(m["eer"], percent=True) if task == "bin"
+                         else f"{_fmt(m['f1_macro'])} / {_fmt(m['f1_weighted'])}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def per_source_table(tasks, result: dict) -> str:
+    """Markdown table of accuracy per source (codec or CoSG system) and task."""
+    ordered = [t for t in TASK_LABELS if t in tasks]
+    lines = ["| source | rows | " + " | ".join(f"{t.upper()} acc" for t in ordered) + " |",
+             "|---|---|" + "---|" * len(ordered)]
+    for source, entry in result["per_source"].items():
+        cells = " | ".join(_fmt(entry[t]["accuracy"]) for t in ordered)
+        lines.append(f"| {source} | {entry['count']} | {cells} |")
+    return "\n".join(lines)
+
+
+def save_evaluation(folder: Path, name: str, tasks, utt_ids, logits, labels, sources) -> dict:
+    """Computes and writes everything for one evaluation set under `folder/name/`; returns the metrics."""
+    target = folder / name
+    result = evaluate_predictions(tasks, logits, labels, sources)
+    write_score_files(target, utt_ids, logits)
+    for task in tasks:
+        plot_confusion(result["overall"][task]["confusion_matrix"], TASK_LABELS[task],
+                       f"{name} {task.upper()}", target / f"confusion_{task}.png")
+    (target / "metrics.json").write_text(json.dumps(result, indent=2))
+    (target / "per_source.md").write_text(per_source_table(tasks, result) + "\n")
+    return result
+
+
+def split_logits(predictions, tasks) -> dict[str, np.ndarray]:
+    """Trainer predictions (a tuple of logits in task order, or one array) -> task -> logits."""
+    if isinstance(predictions, np.ndarray):
+        predictions = (predictions,)
+    predictions = [p for p in predictions if isinstance(p, np.ndarray) and p.ndim == 2]
+    if len(predictions) != len(tasks):
+        raise ValueError(f"expected {len(tasks)} logits arrays (one per task), got {len(predictions)}.")
+    return dict(zip(tasks, predictions))
+
+
+def labels_by_task(dataset, tasks) -> dict[str, np.ndarray]:
+    grouped = defaultdict(list)
+    for task in tasks:
+        grouped[task] = np.asarray(dataset[task]) if task in dataset.column_names else np.full(len(dataset), -100)
+    return dict(grouped)

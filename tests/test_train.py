@@ -1,0 +1,178 @@
+"""train.py end to end on the fixture: files, reload, learning, resume, DDP, push."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoFeatureExtractor, AutoModel, TrainerCallback
+
+import train
+from modeling_codectrace.audio import load_audio
+from modeling_codectrace.metrics import softmax
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_args(built, output_dir, *extra):
+    return [
+        "--preset", "demo", "--dataset", str(built), "--backbone_size", "tiny", "--aasist_size", "tiny",
+        "--chunk_samples", "16000", "--output_dir", str(output_dir), "--dataloader_num_workers", "0",
+        "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "16", "--logging_steps", "1",
+        "--disable_tqdm", "True", *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def trained(built, tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("run") / "model"
+    result = train.main(tiny_args(built, output_dir, "--num_train_epochs", "2", "--augment", "rawboost5"))
+    return output_dir, result
+
+
+def test_a_run_writes_model_card_metrics_and_evaluation_files(trained):
+    output_dir, result = trained
+    for name in ("model.safetensors", "config.json", "preprocessor_config.json", "modeling_codectrace.py",
+                 "configuration_codectrace.py", "aasist.py", "feature_extraction_codectrace.py", "model_card.md",
+                 "README.md", "all_results.json"):
+        assert (output_dir / name).exists(), name
+    for eval_set in ("aux_test", "cors_eval", "cosg_eval", "cosg_seen"):
+        folder = output_dir / "eval" / eval_set
+        assert (folder / "metrics.json").exists() and (folder / "per_source.md").exists()
+        assert (folder / "confusion_vq.png").stat().st_size > 1000
+        assert (folder / "scores_bin.txt").exists() and (folder / "scores_dec.txt").exists()
+    card = (output_dir / "model_card.md").read_text()
+    assert "model-index" in card and "in-domain (CoRS)" in card and "| learning rate / weight decay |" in card
+    results = json.loads((output_dir / "all_results.json").read_text())
+    assert set(results["eval"]) == {"aux_test", "cors_eval", "cosg_eval", "cosg_seen"}
+    assert "BIN EER %" in result["table"]
+
+
+def test_score_files_have_the_official_layout(trained):
+    folder = trained[0] / "eval" / "cors_eval"
+    bin_line = (folder / "scores_bin.txt").read_text().splitlines()[0].split()
+    vq_line = (folder / "scores_vq.txt").read_text().splitlines()[0].split()
+    assert len(bin_line) == 2 and 0 <= float(bin_line[1]) <= 1
+    assert len(vq_line) == 5 and sum(map(float, vq_line[1:])) == pytest.approx(1, abs=1e-4)
+
+
+def test_the_saved_model_reloads_and_reproduces_the_scores(trained, fixture_root):
+    output_dir, _ = trained
+    model = AutoModel.from_pretrained(output_dir)
+    extractor = AutoFeatureExtractor.from_pretrained(output_dir)
+    utt, score = (output_dir / "eval" / "cors_eval" / "scores_bin.txt").read_text().splitlines()[0].split()
+    path = next((fixture_root / "all_data_16k").glob(f"{utt}.*"))
+    with torch.no_grad():
+        logits = model(**extractor(load_audio(path), sampling_rate=16000)).bin_logits.numpy()
+    assert softmax(logits)[0, 1] == pytest.approx(float(score), abs=1e-5)
+
+
+def test_the_best_checkpoint_is_the_one_saved(trained):
+    output_dir, _ = trained
+    state = json.loads(next(output_dir.glob("checkpoint-*/trainer_state.json")).read_text())
+    assert state["best_metric"] is not None and state["best_model_checkpoint"]
+
+
+def test_loss_decreases_on_the_easy_fixture(built, tmp_path):
+    result = train.main(tiny_args(built, tmp_path / "m", "--num_train_epochs", "6", "--learning_rate", "3e-3",
+                                  "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end",
+                                  "False", "--eval_configs", "cosg_seen"))
+    losses = [entry["loss"] for entry in train.LAST_TRAINER.state.log_history if "loss" in entry]
+    assert len(losses) >= 10
+    assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3])
+    assert result["results"]["cosg_seen"]
+
+
+class StopAt(TrainerCallback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise KeyboardInterrupt("simulated kill")
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint(built, tmp_path, monkeypatch):
+    output_dir = tmp_path / "m"
+    args = tiny_args(built, output_dir, "--max_steps", "6", "--save_strategy", "steps", "--save_steps", "2",
+                     "--eval_strategy", "steps", "--eval_steps", "2", "--eval_configs", "cosg_seen")
+    monkeypatch.setattr(train, "EXTRA_CALLBACKS", [StopAt(5)])
+    with pytest.raises(KeyboardInterrupt):
+        train.main(args)
+    assert sorted(p.name for p in output_dir.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    assert not (output_dir / "model.safetensors").exists()
+    monkeypatch.setattr(train, "EXTRA_CALLBACKS", [])
+    train.main(args)
+    state = train.LAST_TRAINER.state
+    assert state.global_step == 6
+    trained_steps = [entry["step"] for entry in state.log_history if "loss" in entry]
+    assert trained_steps[-2:] == [5, 6] and (output_dir / "model.safetensors").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_process_ddp_run_completes_and_its_model_reloads(built, tmp_path):
+    output_dir = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
+               "127.0.0.1", "--master_port", str(_free_port()), str(ROOT / "train.py"),
+               *tiny_args(built, output_dir, "--max_steps", "3", "--use_cpu", "True", "--ddp_backend", "gloo",
+                          "--eval_strategy", "steps", "--eval_steps", "3", "--save_strategy", "steps",
+                          "--save_steps", "3", "--eval_configs", "cosg_seen")]
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert "pushed" not in result.stdout
+    model = AutoModel.from_pretrained(output_dir)
+    extractor = AutoFeatureExtractor.from_pretrained(output_dir)
+    with torch.no_grad():
+        out = model(**extractor(np.random.default_rng(0).standard_normal(16000) * 0.1, sampling_rate=16000))
+    assert torch.isfinite(out.dec_logits).all()
+    metrics = json.loads((output_dir / "eval" / "cosg_seen" / "metrics.json").read_text())
+    assert metrics["overall"]["bin"]["count"] == 20  # every row evaluated once across the two processes
+
+
+class RecordingApi:
+    def __init__(self):
+        self.calls = []
+
+    def create_repo(self, repo_id, **kwargs):
+        self.calls.append(("create_repo", repo_id))
+
+    def upload_folder(self, **kwargs):
+        self.calls.append(("upload_folder", kwargs))
+        return "commit-url"
+
+
+def test_push_uploads_the_model_folder_without_checkpoints(trained):
+    output_dir, _ = trained
+    api = RecordingApi()
+    assert train.push_output(str(output_dir), "me/codectrace-demo", None, False, None, api=api) == "commit-url"
+    upload = api.calls[1][1]
+    assert upload["folder_path"] == str(output_dir) and "checkpoint-*" in upload["ignore_patterns"]
+    # What would be uploaded loads as a model with its card.
+    assert AutoModel.from_pretrained(output_dir) is not None and (output_dir / "README.md").exists()
+
+
+def test_presets_fill_defaults_and_flags_win():
+    model_args, data_args, training_args = train.parse_arguments(["--preset", "official", "--dataset", "x"])
+    assert (training_args.learning_rate, training_args.weight_decay, training_args.num_train_epochs) == (1e-6, 1e-4, 20)
+    assert (training_args.per_device_train_batch_size, training_args.seed) == (8, 1234)
+    assert training_args.optimizer_recipe == "official_adam" and data_args.augment == "rawboost5"
+    assert model_args.chunk_samples == 64600 and data_args.crop == "first"
+    _, _, demo = train.parse_arguments(["--preset", "demo", "--learning_rate", "0.01"])
+    assert demo.learning_rate == 0.01 and demo.optimizer_recipe == "trainer"
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(SystemExit):
+        train.parse_arguments(["--variant", "M3"])

@@ -1,0 +1,405 @@
+"""Fine-tune CodecTrace (Wav2Vec2 + AASIST) on CodecFake+ with the Hugging Face Trainer.
+
+    python train.py                      # the demo job: builds the offline demo corpus, trains, evaluates
+    python train.py --preset official --dataset PATH_OR_HUB_ID --backbone facebook/wav2vec2-xls-r-300m
+    torchrun --nproc_per_node 4 train.py --preset official ...   # many GPUs (DDP); or accelerate launch
+    python train.py --help               # every option (model, data and TrainingArguments)
+
+Presets fill defaults; any flag given on the command line wins. `official` is the paper's recipe (XLS-R 300M,
+Adam lr 1e-6 with L2 weight decay 1e-4, batch 8, 20 epochs, seed 1234, first 64600 samples repeat-padded,
+RawBoost algo 5 on training audio, class-weighted cross-entropy per task, the plain mean of the task losses).
+`demo` (the default with no arguments) trains a small model from scratch on CPU in minutes.
+
+Writes to --output_dir: the best model (safetensors, config, feature extractor, code files), model_card.md and
+README.md, all_results.json, eval/<set>/ (metrics, per-source tables, score files, confusion plots), and
+checkpoints (a killed run resumes from the last one).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from datasets import Audio, load_dataset
+from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+import modeling_codectrace as mc
+from modeling_codectrace.configuration_codectrace import BACKBONE_SIZES, xlsr_300m_backbone_config
+from modeling_codectrace.data import AUGMENTATIONS, CROP_MODES, WaveformTransform, collate, label_columns
+from modeling_codectrace.evaluation import EVAL_CONFIGS, labels_by_task, results_table, save_evaluation, split_logits
+from modeling_codectrace.metrics import selection_score, task_metrics
+from modeling_codectrace.model_card import render_model_card
+
+logger = logging.getLogger("codectrace.train")
+
+DEMO_DATASET_DIR = Path("data/demo/dataset")
+EXTRA_CALLBACKS: list = []  # tests add callbacks here (e.g. to simulate a killed run)
+LAST_TRAINER = None  # the Trainer of the last main() call, for tests and notebooks
+DEMO_RELEASE_DIR = Path("data/demo/release")
+
+
+@dataclass
+class ModelArguments:
+    variant: str = field(default="M1", metadata={"help": "paper variant: S_BIN S_VQ S_AUX S_DEC D_VQ D_AUX D_DEC "
+                                                           "M1 M2"})
+    backbone: str | None = field(
+        default=None, metadata={"help": "Wav2Vec2 checkpoint (hub id or folder) for the backbone, e.g. "
+                                        "facebook/wav2vec2-xls-r-300m; without it the backbone starts random"})
+    backbone_size: str = field(default="xlsr-300m", metadata={"help": f"random-backbone shape: {list(BACKBONE_SIZES)}"})
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "continue from a CodecTrace model (folder or hub id) instead"})
+    model_revision: str | None = field(default=None, metadata={"help": "revision of --model_name_or_path"})
+    aasist_size: str = field(default="official", metadata={"help": "AASIST widths: official | tiny"})
+    freeze_feature_encoder: bool = field(default=False, metadata={"help": "freeze the backbone's CNN"})
+    freeze_backbone: bool = field(default=False, metadata={"help": "freeze the whole backbone"})
+    task_weighting: str = field(default="fixed", metadata={"help": "fixed (official mean) | uncertainty (learned)"})
+    chunk_samples: int = field(default=64600, metadata={"help": "window length in samples (official 64600)"})
+
+
+@dataclass
+class DataArguments:
+    dataset: str | None = field(
+        default=None, metadata={"help": "built CodecFake+ folder or hub id; default: the offline demo corpus"})
+    dataset_config: str = field(default="aux", metadata={"help": "training sampling: aux | vq | dec"})
+    dataset_revision: str | None = field(default=None)
+    eval_configs: list[str] = field(default_factory=lambda: list(EVAL_CONFIGS),
+                                    metadata={"help": "evaluation configs run after training"})
+    crop: str = field(default="first", metadata={"help": f"training window: {CROP_MODES} (official: first)"})
+    augment: str = field(default="rawboost5", metadata={"help": f"training augmentation: {AUGMENTATIONS}"})
+    max_train_samples: int | None = field(default=None)
+    max_eval_samples: int | None = field(default=None)
+    demo_utterances: int = field(default=12, metadata={"help": "utterances per speaker of the demo corpus"})
+
+
+@dataclass
+class CodecTraceTrainingArguments(TrainingArguments):
+    """TrainingArguments with the official recipe as defaults, plus the optimizer recipe switch."""
+
+    output_dir: str = field(default="outputs/codectrace-M1")
+    preset: str = field(default="official", metadata={"help": "official | demo (defaults; flags override)"})
+    optimizer_recipe: str = field(
+        default="official_adam",
+        metadata={"help": "official_adam: torch Adam with L2 weight decay (the paper); trainer: --optim, e.g. "
+                          "adamw_torch with --lr_scheduler_type cosine"})
+    learning_rate: float = field(default=1e-6)
+    weight_decay: float = field(default=1e-4)
+    per_device_train_batch_size: int = field(default=8)
+    per_device_eval_batch_size: int = field(default=8)
+    num_train_epochs: float = field(default=20.0)
+    seed: int = field(default=1234)
+    lr_scheduler_type: str = field(default="constant")
+    eval_strategy: str = field(default="epoch")
+    save_strategy: str = field(default="epoch")
+    logging_strategy: str = field(default="steps")
+    logging_steps: float = field(default=20)
+    load_best_model_at_end: bool = field(default=True)
+    metric_for_best_model: str = field(
+        default="selection_score",
+        metadata={"help": "selection_score = mean over the model's tasks of (1 - BIN EER) and macro F1"})
+    greater_is_better: bool = field(default=True)
+    save_total_limit: int = field(default=2)
+    remove_unused_columns: bool = field(default=False)
+    dataloader_num_workers: int = field(default=2)
+    dataloader_pin_memory: bool = field(default=torch.cuda.is_available())
+    resume: str = field(default="auto", metadata={"help": "auto: continue from the last checkpoint in output_dir"})
+
+
+PRESETS: dict[str, dict] = {
+    "official": {},
+    "demo": dict(
+        backbone_size="small", aasist_size="tiny", chunk_samples=32000, augment="none",
+        output_dir="outputs/demo-M1", optimizer_recipe="trainer", optim="adamw_torch", learning_rate=1e-3,
+        weight_decay=1e-2, lr_scheduler_type="cosine", warmup_steps=20, per_device_train_batch_size=16,
+        per_device_eval_batch_size=32, num_train_epochs=15, logging_steps=10, dataloader_num_workers=1,
+        demo_utterances=40,
+    ),
+}
+
+
+def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DataArguments, CodecTraceTrainingArguments]:
+    parser = HfArgumentParser((ModelArguments, DataArguments, CodecTraceTrainingArguments))
+    preset = "demo" if not argv else "official"
+    if "--preset" in argv:
+        preset = argv[argv.index("--preset") + 1]
+    for arg in argv:
+        if arg.startswith("--preset="):
+            preset = arg.split("=", 1)[1]
+    if preset not in PRESETS:
+        parser.error(f"--preset must be one of {list(PRESETS)}, got {preset!r}")
+    parser.set_defaults(preset=preset, **PRESETS[preset])
+    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    _validate(model_args, data_args, parser)
+    training_args.label_names = label_columns(mc.CodecTraceConfig(variant=model_args.variant).tasks)
+    return model_args, data_args, training_args
+
+
+def _validate(model_args: ModelArguments, data_args: DataArguments, parser) -> None:
+    if model_args.variant.upper() not in mc.VARIANTS:
+        parser.error(f"--variant must be one of {list(mc.VARIANTS)}, got {model_args.variant!r}")
+    model_args.variant = model_args.variant.upper()
+    if model_args.backbone_size not in BACKBONE_SIZES:
+        parser.error(f"--backbone_size must be one of {list(BACKBONE_SIZES)}")
+    if model_args.aasist_size not in ("official", "tiny"):
+        parser.error("--aasist_size must be official or tiny")
+    if data_args.crop not in CROP_MODES or data_args.augment not in AUGMENTATIONS:
+        parser.error(f"--crop must be one of {CROP_MODES} and --augment one of {AUGMENTATIONS}")
+    if data_args.dataset_config not in ("aux", "vq", "dec"):
+        parser.error("--dataset_config must be aux, vq or dec (the training samplings)")
+
+
+# -- data ------------------------------------------------------------------------------------------------
+
+
+def ensure_demo_dataset(utterances: int) -> str:
+    """Builds the offline demo corpus once (synthetic speech + taxonomy-shaped codec stand-ins)."""
+    from dataset_scripts import build_codecfake_plus as builder
+    from dataset_scripts.fixture import write_fixture
+
+    if not (DEMO_DATASET_DIR / builder.REPORT_NAME).exists():
+        logger.info("building the demo corpus in %s (first run only)", DEMO_DATASET_DIR)
+        release = DEMO_RELEASE_DIR.with_name(DEMO_RELEASE_DIR.name + ".tmp")
+        if release.exists():
+            import shutil
+
+            shutil.rmtree(release)
+        write_fixture(release, utterances=utterances, seed=0)
+        builder.build(release, release / "protocols", DEMO_DATASET_DIR, shard_rows=500, overwrite=True)
+        os.replace(release, DEMO_RELEASE_DIR) if not DEMO_RELEASE_DIR.exists() else None
+    return str(DEMO_DATASET_DIR)
+
+
+def load_split(dataset: str, config: str, split: str, revision: str | None, limit: int | None):
+    ds = load_dataset(dataset, config, split=split, revision=revision)
+    if limit is not None:
+        ds = ds.select(range(min(limit, len(ds))))
+    return ds.cast_column("audio", Audio(decode=False))
+
+
+def with_windows(ds, tasks, chunk_samples: int, crop: str = "first", augment: str = "none", seed: int = 1234):
+    ds = ds.with_transform(WaveformTransform(tuple(tasks), chunk_samples, crop, augment, seed))
+    return ds
+
+
+# -- model -----------------------------------------------------------------------------------------------
+
+
+def build_model(model_args: ModelArguments) -> mc.CodecTraceForSourceTracing:
+    from modeling_codectrace.testing import TINY_AASIST
+
+    if model_args.model_name_or_path:
+        model = mc.CodecTraceForSourceTracing.from_pretrained(
+            model_args.model_name_or_path, revision=model_args.model_revision)
+        if model.config.variant != model_args.variant:
+            logger.warning("continuing a %s model; --variant %s is ignored", model.config.variant, model_args.variant)
+        return model
+    aasist = TINY_AASIST if model_args.aasist_size == "tiny" else {}
+    common = dict(variant=model_args.variant, chunk_samples=model_args.chunk_samples,
+                  task_weighting=model_args.task_weighting, **aasist)
+    if model_args.backbone:
+        model = mc.CodecTraceForSourceTracing.from_backbone(model_args.backbone, **common)
+    else:
+        backbone = xlsr_300m_backbone_config(**BACKBONE_SIZES[model_args.backbone_size])
+        model = mc.CodecTraceForSourceTracing(mc.CodecTraceConfig(backbone_config=backbone, **common))
+    if model_args.freeze_backbone:
+        model.freeze_backbone()
+    elif model_args.freeze_feature_encoder:
+        model.freeze_feature_encoder()
+    return model
+
+
+# -- trainer ---------------------------------------------------------------------------------------------
+
+
+class CodecTraceTrainer(Trainer):
+    """Trainer with the official optimizer: torch Adam whose weight decay is an L2 penalty (not AdamW)."""
+
+    def create_optimizer(self, model=None):
+        if self.optimizer is None and self.args.optimizer_recipe == "official_adam":
+            parameters = [p for p in self.model.parameters() if p.requires_grad]
+            self.optimizer = torch.optim.Adam(parameters, lr=self.args.learning_rate,
+                                              weight_decay=self.args.weight_decay)
+            return self.optimizer
+        return super().create_optimizer(model) if model is not None else super().create_optimizer()
+
+
+def make_compute_metrics(tasks):
+    def compute_metrics(prediction) -> dict[str, float]:
+        logits = split_logits(prediction.predictions, tasks)
+        label_ids = prediction.label_ids
+        if not isinstance(label_ids, (tuple, list)):
+            label_ids = (label_ids,)
+        per_task = {task: task_metrics(task, logits[task], labels) for task, labels in zip(tasks, label_ids)}
+        out = {"selection_score": selection_score(per_task)}
+        for task, m in per_task.items():
+            if task == "bin":
+                out.update(bin_eer=m["eer"], bin_roc_auc=m["roc_auc"])
+            else:
+                out.update({f"{task}_f1_macro": m["f1_macro"], f"{task}_f1_weighted": m["f1_weighted"]})
+            out[f"{task}_accuracy"] = m["accuracy"]
+        return {k: (float(v) if not (isinstance(v, float) and math.isnan(v)) else -1.0) for k, v in out.items()}
+
+    return compute_metrics
+
+
+def evaluate_sets(trainer, model, data_args, model_args, training_args, test_split):
+    """Test split of the training config, then every evaluation config: metrics, tables, files."""
+    tasks = model.config.tasks
+    sets = {f"{data_args.dataset_config}_test": (data_args.dataset_config, "test", test_split)}
+    for config in data_args.eval_configs:
+        sets[config] = (config, "test", None)
+    results = {}
+    eval_dir = Path(training_args.output_dir) / "eval"
+    for name, (config, split, ds) in sets.items():
+        try:
+            ds = ds if ds is not None else load_split(data_args.dataset, config, split, data_args.dataset_revision,
+                                                      data_args.max_eval_samples)
+        except (ValueError, FileNotFoundError) as error:
+            logger.warning("skipping %s: %s", name, error)
+            continue
+        prediction = trainer.predict(with_windows(ds, tasks, model.config.chunk_samples), metric_key_prefix=name)
+        if trainer.is_world_process_zero():
+            logits = split_logits(prediction.predictions, tasks)
+            results[name] = save_evaluation(eval_dir, name, tasks, ds["utt_id"], logits, labels_by_task(ds, tasks),
+                                            ds["source"])
+    return results
+
+
+def recipe_table(model_args, data_args, training_args, model) -> dict:
+    optimizer = ("Adam (L2 weight decay), as the paper" if training_args.optimizer_recipe == "official_adam"
+                 else f"{training_args.optim}, {training_args.lr_scheduler_type} schedule")
+    return {
+        "preset": training_args.preset,
+        "variant": model.config.variant,
+        "backbone": model_args.backbone or model_args.model_name_or_path or f"random init ({model_args.backbone_size})",
+        "dataset": f"{data_args.dataset} (config `{data_args.dataset_config}`)",
+        "window": f"{model.config.chunk_samples} samples, crop `{data_args.crop}`, repeat-padded",
+        "augmentation": data_args.augment,
+        "optimizer": optimizer,
+        "learning rate / weight decay": f"{training_args.learning_rate:g} / {training_args.weight_decay:g}",
+        "batch size x devices": f"{training_args.per_device_train_batch_size} x {training_args.world_size}",
+        "epochs": f"{training_args.num_train_epochs:g}",
+        "seed": training_args.seed,
+        "loss": f"class-weighted cross-entropy per task, {model.config.task_weighting} task weighting",
+        "model selection": f"{training_args.metric_for_best_model} on the validation split",
+        "precision": "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32",
+    }
+
+
+def write_outputs(trainer, model, feature_extractor, model_args, data_args, training_args, train_metrics, results):
+    output_dir = Path(training_args.output_dir)
+    trainer.save_model(str(output_dir))
+    feature_extractor.save_pretrained(str(output_dir))
+    variant = model.config.variant or "custom"
+    table = results_table(variant, model.config.tasks, results) if results else None
+    hub_id = training_args.hub_model_id or f"USER/{output_dir.name}"
+    dataset_id = data_args.dataset if data_args.dataset != str(DEMO_DATASET_DIR) else "codectrace-demo-corpus"
+    status = None
+    if data_args.dataset == str(DEMO_DATASET_DIR):
+        status = ("Demo model: trained from scratch on the offline demo corpus (synthetic speech and codec "
+                  "stand-ins), for trying the tools. It has not seen real codecs; do not use it on real audio.")
+    card = render_model_card(model.config, model_name=output_dir.name,
+                             base_model=model_args.backbone if model_args.backbone else None, dataset_id=dataset_id,
+                             recipe=recipe_table(model_args, data_args, training_args, model), results=results,
+                             results_markdown=table, status_note=status, repo_id=hub_id)
+    (output_dir / "model_card.md").write_text(card)
+    (output_dir / "README.md").write_text(card)
+    summary = {"train": train_metrics, "eval": {name: r["overall"] for name, r in results.items()},
+               "arguments": {"model": asdict(model_args), "data": asdict(data_args)}}
+    (output_dir / "all_results.json").write_text(json.dumps(summary, indent=2, default=str))
+    if table:
+        (output_dir / "eval" / "results.md").write_text(table + "\n")
+    return table
+
+
+def push_output(output_dir: str, repo_id: str, token: str | None, private: bool | None, revision: str | None,
+                api=None) -> str:
+    """Uploads the model folder (weights, config, feature extractor, code files, card, results); no checkpoints."""
+    from huggingface_hub import HfApi
+
+    api = api or HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    commit = api.upload_folder(folder_path=output_dir, repo_id=repo_id, revision=revision,
+                               ignore_patterns=["checkpoint-*", "checkpoint-*/**", "runs/**", "*.tmp"],
+                               commit_message="Upload CodecTrace model trained with codectrace/train.py")
+    return str(commit)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else argv
+    model_args, data_args, training_args = parse_arguments(argv)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        level=logging.INFO if training_args.should_log else logging.WARNING)
+    if not argv:
+        logger.info("no arguments: running the demo preset (see python train.py --help)")
+    set_seed(training_args.seed)
+    # train.py pushes the finished folder itself (push_output); the Trainer must not push checkpoints.
+    push, training_args.push_to_hub = training_args.push_to_hub, False
+
+    if data_args.dataset is None:
+        with training_args.main_process_first(desc="demo corpus"):
+            data_args.dataset = ensure_demo_dataset(data_args.demo_utterances)
+
+    model = build_model(model_args)
+    tasks = model.config.tasks
+    training_args.label_names = label_columns(tasks)
+    feature_extractor = mc.CodecTraceFeatureExtractor(sampling_rate=model.config.sampling_rate,
+                                                      chunk_samples=model.config.chunk_samples)
+    logger.info("model %s: %.1f M parameters, tasks %s", model.config.variant,
+                sum(p.numel() for p in model.parameters()) / 1e6, tasks)
+
+    train = load_split(data_args.dataset, data_args.dataset_config, "train", data_args.dataset_revision,
+                       data_args.max_train_samples)
+    validation = load_split(data_args.dataset, data_args.dataset_config, "validation", data_args.dataset_revision,
+                            data_args.max_eval_samples)
+    test = load_split(data_args.dataset, data_args.dataset_config, "test", data_args.dataset_revision,
+                      data_args.max_eval_samples)
+
+    trainer = CodecTraceTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=with_windows(train, tasks, model.config.chunk_samples, data_args.crop, data_args.augment,
+                                   training_args.seed),
+        eval_dataset=with_windows(validation, tasks, model.config.chunk_samples),
+        data_collator=collate,
+        processing_class=feature_extractor,
+        compute_metrics=make_compute_metrics(tasks),
+        callbacks=list(EXTRA_CALLBACKS),
+    )
+    global LAST_TRAINER
+    LAST_TRAINER = trainer
+
+    checkpoint = None
+    if training_args.resume_from_checkpoint:
+        checkpoint = training_args.resume_from_checkpoint
+    elif training_args.resume == "auto" and os.path.isdir(training_args.output_dir):
+        checkpoint = get_last_checkpoint(training_args.output_dir)
+        if checkpoint:
+            logger.info("resuming from %s", checkpoint)
+    train_result = trainer.train(resume_from_checkpoint=checkpoint)
+    train_metrics = train_result.metrics
+
+    results = evaluate_sets(trainer, trainer.model, data_args, model_args, training_args, test)
+    table = None
+    if trainer.is_world_process_zero():
+        table = write_outputs(trainer, trainer.model, feature_extractor, model_args, data_args, training_args,
+                              train_metrics, results)
+        print("\n" + (table or "no evaluation sets found") + "\n")
+        print(f"model, card and results written to {training_args.output_dir}")
+        if push:
+            if not training_args.hub_model_id:
+                raise ValueError("--push_to_hub needs --hub_model_id USER/NAME")
+            url = push_output(training_args.output_dir, training_args.hub_model_id, training_args.hub_token,
+                              training_args.hub_private_repo, training_args.hub_revision)
+            print(f"pushed to {url}")
+    return {"train": train_metrics, "results": results, "table": table}
+
+
+if __name__ == "__main__":
+    main()
