@@ -33,7 +33,8 @@ from transformers.trainer_utils import get_last_checkpoint
 import modeling_codectrace as mc
 from modeling_codectrace.configuration_codectrace import BACKBONE_SIZES, xlsr_300m_backbone_config
 from modeling_codectrace.data import AUGMENTATIONS, CROP_MODES, WaveformTransform, collate, label_columns
-from modeling_codectrace.evaluation import EVAL_CONFIGS, labels_by_task, results_table, save_evaluation, split_logits
+from modeling_codectrace.evaluation import EVAL_CONFIGS, results_table, run_evaluation_sets, split_logits
+from modeling_codectrace.hub import save_model_folder
 from modeling_codectrace.metrics import selection_score, task_metrics
 from modeling_codectrace.model_card import render_model_card
 
@@ -248,27 +249,17 @@ def make_compute_metrics(tasks):
     return compute_metrics
 
 
-def evaluate_sets(trainer, model, data_args, model_args, training_args, test_split):
-    """Test split of the training config, then every evaluation config: metrics, tables, files."""
-    tasks = model.config.tasks
-    sets = {f"{data_args.dataset_config}_test": (data_args.dataset_config, "test", test_split)}
+def evaluate_sets(trainer, model, data_args, training_args, test_split) -> dict[str, dict]:
+    """Test split of the training config, then every evaluation config that the dataset has."""
+    sets = {f"{data_args.dataset_config}_test": test_split}
     for config in data_args.eval_configs:
-        sets[config] = (config, "test", None)
-    results = {}
-    eval_dir = Path(training_args.output_dir) / "eval"
-    for name, (config, split, ds) in sets.items():
         try:
-            ds = ds if ds is not None else load_split(data_args.dataset, config, split, data_args.dataset_revision,
-                                                      data_args.max_eval_samples)
+            sets[config] = load_split(data_args.dataset, config, "test", data_args.dataset_revision,
+                                      data_args.max_eval_samples)
         except (ValueError, FileNotFoundError) as error:
-            logger.warning("skipping %s: %s", name, error)
-            continue
-        prediction = trainer.predict(with_windows(ds, tasks, model.config.chunk_samples), metric_key_prefix=name)
-        if trainer.is_world_process_zero():
-            logits = split_logits(prediction.predictions, tasks)
-            results[name] = save_evaluation(eval_dir, name, tasks, ds["utt_id"], logits, labels_by_task(ds, tasks),
-                                            ds["source"])
-    return results
+            logger.warning("skipping %s: %s", config, error)
+    return run_evaluation_sets(trainer, model.config.tasks, model.config.chunk_samples, sets,
+                               Path(training_args.output_dir))
 
 
 def recipe_table(model_args, data_args, training_args, model) -> dict:
@@ -294,8 +285,7 @@ def recipe_table(model_args, data_args, training_args, model) -> dict:
 
 def write_outputs(trainer, model, feature_extractor, model_args, data_args, training_args, train_metrics, results):
     output_dir = Path(training_args.output_dir)
-    trainer.save_model(str(output_dir))
-    feature_extractor.save_pretrained(str(output_dir))
+    save_model_folder(model, feature_extractor, output_dir)  # weights, config, extractor, code incl. pipeline
     variant = model.config.variant or "custom"
     table = results_table(variant, model.config.tasks, results) if results else None
     hub_id = training_args.hub_model_id or f"USER/{output_dir.name}"
@@ -385,7 +375,7 @@ def main(argv: list[str] | None = None) -> dict:
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
     train_metrics = train_result.metrics
 
-    results = evaluate_sets(trainer, trainer.model, data_args, model_args, training_args, test)
+    results = evaluate_sets(trainer, trainer.model, data_args, training_args, test)
     table = None
     if trainer.is_world_process_zero():
         table = write_outputs(trainer, trainer.model, feature_extractor, model_args, data_args, training_args,

@@ -4,7 +4,8 @@ Importing the package registers the `codectrace` model type with the transformer
 `AutoConfig`, `AutoModel` and `AutoFeatureExtractor` resolve it without remote code.
 """
 
-from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
+from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelForAudioClassification
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_codectrace import (
     LABEL_DESCRIPTIONS,
@@ -16,12 +17,17 @@ from .configuration_codectrace import (
 )
 from .feature_extraction_codectrace import CodecTraceFeatureExtractor
 from .modeling_codectrace import CodecTraceForSourceTracing, CodecTracePreTrainedModel, SourceTracingOutput
+from .pipeline_codectrace import CodecSourceTracingPipeline
 
 __version__ = "0.1.0"
 
 AutoConfig.register("codectrace", CodecTraceConfig, exist_ok=True)
 AutoModel.register(CodecTraceConfig, CodecTraceForSourceTracing, exist_ok=True)
+AutoModelForAudioClassification.register(CodecTraceConfig, CodecTraceForSourceTracing, exist_ok=True)
 AutoFeatureExtractor.register(CodecTraceConfig, CodecTraceFeatureExtractor, exist_ok=True)
+PIPELINE_REGISTRY.register_pipeline(
+    "codec-source-tracing", pipeline_class=CodecSourceTracingPipeline, pt_model=AutoModel, type="audio"
+)
 
 # Saved folders carry the code files and an `auto_map`, so they load with trust_remote_code=True
 # where this package is not installed.
@@ -35,6 +41,7 @@ __all__ = [
     "TASK_LABELS",
     "TASKS",
     "VARIANTS",
+    "CodecSourceTracingPipeline",
     "CodecTraceConfig",
     "CodecTraceFeatureExtractor",
     "CodecTraceForSourceTracing",

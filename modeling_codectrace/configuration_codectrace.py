@@ -191,7 +191,7 @@ class CodecTraceConfig(PretrainedConfig):
 
     model_type = "codectrace"
     # Trainer.predict keeps only the logits.
-    keys_to_ignore_at_inference = ["embeddings", "task_losses"]
+    keys_to_ignore_at_inference = ["embeddings", "task_losses", "logits"]
     sub_configs = {"backbone_config": Wav2Vec2Config}
 
     def __init__(

@@ -148,3 +148,20 @@ def labels_by_task(dataset, tasks) -> dict[str, np.ndarray]:
     for task in tasks:
         grouped[task] = np.asarray(dataset[task]) if task in dataset.column_names else np.full(len(dataset), -100)
     return dict(grouped)
+
+
+def run_evaluation_sets(trainer, tasks, chunk_samples: int, sets: dict, output_dir: Path) -> dict[str, dict]:
+    """Predicts every dataset in `sets` (name -> dataset with undecoded audio) with the trainer (one or many
+    processes), then, on the main process, writes metrics, tables, score files and plots under
+    `output_dir/eval/<name>/`. Windows follow the official policy (first `chunk_samples`, repeat-padded)."""
+    from .data import WaveformTransform
+
+    results = {}
+    for name, ds in sets.items():
+        windows = ds.with_transform(WaveformTransform(tuple(tasks), chunk_samples))
+        prediction = trainer.predict(windows, metric_key_prefix=name)
+        if trainer.is_world_process_zero():
+            logits = split_logits(prediction.predictions, tasks)
+            results[name] = save_evaluation(Path(output_dir) / "eval", name, tasks, ds["utt_id"], logits,
+                                            labels_by_task(ds, tasks), ds["source"])
+    return results

@@ -43,6 +43,9 @@ class SourceTracingOutput(ModelOutput):
             Per head, the pooled graph embedding of shape `(batch_size, 5 * gat_dims[1])` (before dropout).
         task_losses (`dict[str, torch.FloatTensor]`, *optional*):
             Unweighted loss of every task whose labels were given.
+        logits (`torch.FloatTensor` of shape `(batch_size, 2)`, *optional*):
+            The same tensor as `bin_logits` (labels `config.id2label`), for generic `audio-classification`
+            consumers such as the transformers pipeline.
     """
 
     loss: torch.FloatTensor | None = None
@@ -52,9 +55,11 @@ class SourceTracingOutput(ModelOutput):
     dec_logits: torch.FloatTensor | None = None
     embeddings: dict[str, torch.FloatTensor] | None = None
     task_losses: dict[str, torch.FloatTensor] | None = None
+    logits: torch.FloatTensor | None = None
 
     def logits_for(self, task: str) -> torch.FloatTensor | None:
         return getattr(self, f"{task}_logits")
+
 
 
 class CodecTracePreTrainedModel(PreTrainedModel):
@@ -142,6 +147,13 @@ class CodecTraceForSourceTracing(CodecTracePreTrainedModel):
         model = cls(config)
         model.wav2vec2.load_state_dict(backbone.state_dict())
         return model
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        # Also resolvable by AutoModelForAudioClassification (the BIN head) with trust_remote_code.
+        auto_map = dict(getattr(self.config, "auto_map", None) or {})
+        auto_map.setdefault("AutoModelForAudioClassification", "modeling_codectrace.CodecTraceForSourceTracing")
+        self.config.auto_map = auto_map
+        return super().save_pretrained(save_directory, *args, **kwargs)
 
     def freeze_feature_encoder(self) -> None:
         """Stops gradients into the convolutional feature encoder of the backbone."""
@@ -246,5 +258,6 @@ class CodecTraceForSourceTracing(CodecTracePreTrainedModel):
             dec_logits=logits.get("dec"),
             embeddings=embeddings,
             task_losses=task_losses or None,
+            logits=logits.get("bin"),
         )
         return output if return_dict else output.to_tuple()

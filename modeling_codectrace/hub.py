@@ -1,0 +1,39 @@
+"""Loading a tracer (model + feature extractor + pipeline) and saving Hub-ready model folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from transformers import AutoFeatureExtractor, AutoModel, pipeline
+
+from .feature_extraction_codectrace import CodecTraceFeatureExtractor
+from .pipeline_codectrace import CodecSourceTracingPipeline
+
+
+def load_tracer(
+    model_name_or_path: str,
+    revision: str | None = None,
+    device: str | int | None = None,
+    trust_remote_code: bool = False,
+    precision: str = "auto",
+) -> CodecSourceTracingPipeline:
+    """The `codec-source-tracing` pipeline for a model folder or hub id (this package's code by default)."""
+    model = AutoModel.from_pretrained(model_name_or_path, revision=revision, trust_remote_code=trust_remote_code)
+    try:
+        extractor = AutoFeatureExtractor.from_pretrained(model_name_or_path, revision=revision,
+                                                         trust_remote_code=trust_remote_code)
+    except OSError:  # a folder without preprocessor_config.json: derive it from the model config
+        extractor = CodecTraceFeatureExtractor(sampling_rate=model.config.sampling_rate,
+                                               chunk_samples=model.config.chunk_samples)
+    return pipeline("codec-source-tracing", model=model, feature_extractor=extractor, device=device,
+                    precision=precision)
+
+
+def save_model_folder(model, feature_extractor, folder: str | Path) -> Path:
+    """Writes weights (safetensors), config, feature extractor and every code file a Hub repo needs,
+    including the custom pipeline, so `pipeline("codec-source-tracing", model=repo, trust_remote_code=True)`
+    works where this package is not installed."""
+    folder = Path(folder)
+    tracer = pipeline("codec-source-tracing", model=model, feature_extractor=feature_extractor)
+    tracer.save_pretrained(str(folder))
+    return folder
