@@ -266,6 +266,11 @@ class CodecTraceConfig(PretrainedConfig):
         self.chunk_samples = int(chunk_samples)
 
         kwargs.pop("num_labels", None)
+        if type(self).__module__.startswith("modeling_codectrace."):
+            # The installed package registers the `codec-source-tracing` pipeline itself; a folder's pointer to
+            # its copy of the pipeline code (used with trust_remote_code=True) would make transformers insist
+            # on remote code.
+            kwargs.pop("custom_pipelines", None)
         super().__init__(**kwargs)
         # The generic id2label describes the BIN head, for `audio-classification` pipelines.
         self.id2label = dict(enumerate(TASK_LABELS["bin"]))
