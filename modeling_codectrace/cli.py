@@ -3,6 +3,7 @@
     codectrace trace PATH... --model FOLDER_OR_ID [--output results.csv|.jsonl] [--scores-dir DIR]
     codectrace convert-official CHECKPOINT.pth --out FOLDER [--variant auto|M1|...]
     codectrace evaluate --model FOLDER_OR_ID --dataset FOLDER_OR_ID [--configs cors_eval cosg_eval ...]
+    codectrace publish --model-dir DIR --model-repo ID [--dataset-dir DIR --dataset-repo ID] [--space-repo ID]
 """
 
 from __future__ import annotations
@@ -156,17 +157,19 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--hop-seconds", type=float, help="hop between windows of long audio (default: one window)")
     trace.add_argument("--max-seconds", type=float, default=None, help="refuse longer files")
     trace.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cpu)")
-    trace.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                       help="auto: bf16 autocast on CPUs with native bf16, else fp32")
+    trace.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "int8"],
+                       help="auto: on CPU bf16 autocast where native, else int8 dynamic quantisation; fp32 on GPU")
     trace.add_argument("--trust-remote-code", action="store_true", help="use the model folder's code files")
     trace.add_argument("--quiet", action="store_true", help="no progress bar")
     trace.set_defaults(func=run_trace)
 
     from .convert_official import add_convert_parser
     from .evaluation_cli import add_evaluate_parser
+    from .publish import add_publish_parser
 
     add_convert_parser(sub)
     add_evaluate_parser(sub)
+    add_publish_parser(sub)
     return parser
 
 

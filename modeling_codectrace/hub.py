@@ -34,6 +34,6 @@ def save_model_folder(model, feature_extractor, folder: str | Path) -> Path:
     including the custom pipeline, so `pipeline("codec-source-tracing", model=repo, trust_remote_code=True)`
     works where this package is not installed."""
     folder = Path(folder)
-    tracer = pipeline("codec-source-tracing", model=model, feature_extractor=feature_extractor)
+    tracer = pipeline("codec-source-tracing", model=model, feature_extractor=feature_extractor, precision="fp32")
     tracer.save_pretrained(str(folder))
     return folder

@@ -53,11 +53,12 @@ def model_index(model_name: str, dataset_id: str, results: dict[str, dict]) -> l
                 metrics.append({"type": "eer", "name": "BIN EER (%)", "value": round(100 * m["eer"], 3)})
             elif task != "bin" and _finite(m.get("f1_macro")):
                 metrics.append({"type": "f1", "name": f"{task.upper()} macro F1", "value": round(m["f1_macro"], 4)})
+        config = set_name.removesuffix("_test")  # "aux_test": the test split of the training config "aux"
+        name = EVAL_SET_NAMES.get(set_name, f"{config} test speakers (in-domain)")
         if metrics:
             entries.append({
                 "task": {"type": "audio-classification", "name": "Codec-based deepfake source tracing"},
-                "dataset": {"type": dataset_id, "name": EVAL_SET_NAMES.get(set_name, set_name), "config": set_name,
-                            "split": "test"},
+                "dataset": {"type": dataset_id, "name": name, "config": config, "split": "test"},
                 "metrics": metrics,
             })
     return [{"name": model_name, "results": entries}] if entries else []

@@ -91,7 +91,13 @@ class CodecSourceTracingPipeline(Pipeline):
 
     def __init__(self, *args, precision: str = "auto", **kwargs):
         super().__init__(*args, **kwargs)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
         self.precision = precision
+        self.resolved_precision = resolve_precision(precision, self.device)
+        if self.resolved_precision == "int8":
+            # Quantise a copy: the caller's model object stays fp32.
+            self.model = quantize_linear_int8(self.model)
 
     def _sanitize_parameters(self, hop_seconds=None, window_batch_size=None, return_windows=None, threshold=None,
                              max_seconds=None, min_seconds=None, sampling_rate=None, **kwargs):
@@ -137,10 +143,7 @@ class CodecSourceTracingPipeline(Pipeline):
             source.close()
 
     def _autocast(self):
-        use_bf16 = self.precision == "bf16" or (
-            self.precision == "auto" and self.device.type == "cpu" and cpu_has_fast_bf16()
-        )
-        if use_bf16:
+        if self.resolved_precision == "bf16":
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
@@ -199,6 +202,34 @@ def spoof_scores(probabilities: dict[str, np.ndarray]) -> np.ndarray:
         return probabilities["bin"][:, TASK_LABELS["bin"].index("spoof")]
     real = [probabilities[t][:, TASK_LABELS[t].index("real")] for t in probabilities]
     return 1.0 - np.mean(real, axis=0)
+
+
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """`auto`: on CPU, bf16 autocast where the CPU has native bf16, else int8 dynamic quantisation of the
+    Linear layers (measured faster with the same decisions: benchmarks/bench_inference.py); fp32 on GPUs."""
+    if precision != "auto":
+        return precision
+    if device.type != "cpu":
+        return "fp32"
+    if cpu_has_fast_bf16():
+        return "bf16"
+    return "int8" if "x86" in torch.backends.quantized.supported_engines or "fbgemm" in (
+        torch.backends.quantized.supported_engines) else "fp32"
+
+
+def quantize_linear_int8(model):
+    """A copy of the model whose Linear layers run dynamic int8 (weights int8, activations quantised per batch)."""
+    import copy
+    import warnings
+
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization deprecation notices
+        return quantize_dynamic(copy.deepcopy(model).eval(), {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def cpu_has_fast_bf16() -> bool:

@@ -28,7 +28,7 @@ def model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tracer(model_dir):
-    return load_tracer(str(model_dir))
+    return load_tracer(str(model_dir), precision="fp32")  # exact comparisons with the fp32 model below
 
 
 @pytest.fixture
@@ -98,6 +98,24 @@ def test_streamed_file_and_in_memory_array_agree(tracer, tmp_path, speechlike):
     assert from_file["spoof_score"] == pytest.approx(from_array["spoof_score"], abs=1e-6)
 
 
+def test_the_default_cpu_path_keeps_decisions_and_probabilities_of_fp32(model_dir, tracer, speechlike):
+    default = load_tracer(str(model_dir))
+    assert default.resolved_precision in ("int8", "bf16", "fp32")
+    fast = default(speechlike, sampling_rate=16000)
+    exact = tracer(speechlike, sampling_rate=16000)
+    assert fast["decision"] == exact["decision"]
+    for task in ("bin", "vq", "aux", "dec"):
+        for label, probability in exact[task].items():
+            assert fast[task][label] == pytest.approx(probability, abs=0.02)
+
+
+def test_saving_never_writes_a_quantised_model(model_dir):
+    from safetensors.torch import load_file
+
+    tensors = load_file(model_dir / "model.safetensors")
+    assert all(t.dtype == torch.float32 for t in tensors.values() if t.is_floating_point())
+
+
 def test_pipeline_task_resolves_by_name_after_install(model_dir, speechlike):
     tracer = pipeline("codec-source-tracing", model=str(model_dir), trust_remote_code=False)
     assert isinstance(tracer, mc.CodecSourceTracingPipeline)
@@ -105,7 +123,7 @@ def test_pipeline_task_resolves_by_name_after_install(model_dir, speechlike):
 
 
 def test_audio_classification_pipeline_uses_the_bin_head(model_dir, tracer, speechlike):
-    classifier = pipeline("audio-classification", model=str(model_dir), trust_remote_code=True)
+    classifier = pipeline("audio-classification", model=str(model_dir), trust_remote_code=True)  # fp32
     scores = {row["label"]: row["score"] for row in classifier(speechlike[:16000])}
     assert set(scores) == {"spoof", "bonafide"}
     assert scores["spoof"] == pytest.approx(tracer(speechlike[:16000], sampling_rate=16000)["spoof_score"], abs=1e-4)

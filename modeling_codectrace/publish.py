@@ -1,0 +1,140 @@
+"""`codectrace publish`: one command that uploads a trained model folder, a built dataset and the Space.
+
+    codectrace publish --model-dir outputs/demo-M1 --model-repo USER/codectrace-demo-M1 \
+        [--dataset-dir data/demo/dataset --dataset-repo USER/codecfake-demo] [--space-repo USER/codectrace] \
+        [--private] [--stage-dir DIR]   # --stage-dir only prepares and checks the folders, uploads nothing
+
+Every folder is checked before anything is uploaded: the model loads with its feature extractor and carries
+its code files and card; the dataset is a finished build; the Space folder has app.py, its YAML header
+(models / datasets filled in) and a requirements.txt that installs this package from the uploaded wheel.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MODEL_FILES = ("config.json", "model.safetensors", "preprocessor_config.json", "configuration_codectrace.py",
+               "modeling_codectrace.py", "aasist.py", "feature_extraction_codectrace.py", "README.md")
+
+
+class PublishError(ValueError):
+    """A folder is not ready to publish; the message says what is missing."""
+
+
+@dataclass
+class Plan:
+    model_dir: Path
+    model_repo: str
+    space_dir: Path | None = None
+    space_repo: str | None = None
+    dataset_dir: Path | None = None
+    dataset_repo: str | None = None
+    dataset_files: list[str] = field(default_factory=list)
+
+
+def check_model_folder(folder: Path) -> None:
+    missing = [name for name in MODEL_FILES if not (folder / name).exists()]
+    if missing:
+        raise PublishError(f"{folder} is not a complete model folder: missing {missing}. Train with train.py or "
+                           "save with modeling_codectrace.hub.save_model_folder.")
+    from transformers import AutoFeatureExtractor, AutoModel
+
+    AutoModel.from_pretrained(folder)
+    AutoFeatureExtractor.from_pretrained(folder)
+
+
+def build_wheel(destination: Path) -> Path:
+    destination.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(destination), str(REPO_ROOT)], check=True)
+    wheels = sorted(destination.glob("codectrace-*.whl"))
+    if not wheels:
+        raise PublishError("building the codectrace wheel produced no file.")
+    return wheels[-1]
+
+
+def stage_space(destination: Path, model_repo: str, dataset_repo: str | None) -> Path:
+    """The Space folder as uploaded: app, card header pointing at the published repos, requirements + wheel."""
+    source = REPO_ROOT / "space"
+    destination.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source / "app.py", destination / "app.py")
+    card = (source / "README.md").read_text().replace("USER/codectrace-demo-M1", model_repo)
+    if dataset_repo:
+        card = card.replace("USER/codecfake-plus", dataset_repo)
+    else:
+        card = card.replace("datasets:\n- USER/codecfake-plus\n", "")
+    (destination / "README.md").write_text(card)
+    wheel = build_wheel(destination)
+    requirements = (source / "requirements.txt").read_text().rstrip() + f"\n./{wheel.name}\n"
+    (destination / "requirements.txt").write_text(requirements)
+    return destination
+
+
+def prepare(model_dir, model_repo, dataset_dir=None, dataset_repo=None, space_repo=None, stage_dir=None) -> Plan:
+    plan = Plan(Path(model_dir), model_repo)
+    check_model_folder(plan.model_dir)
+    if dataset_dir:
+        if not dataset_repo:
+            raise PublishError("--dataset-dir needs --dataset-repo.")
+        from dataset_scripts.build_codecfake_plus import files_to_upload  # the builder owns its layout
+
+        plan.dataset_dir, plan.dataset_repo = Path(dataset_dir), dataset_repo
+        plan.dataset_files = [str(f) for f in files_to_upload(plan.dataset_dir)]
+    if space_repo:
+        stage = Path(stage_dir or tempfile.mkdtemp(prefix="codectrace-space-")) / "space"
+        plan.space_dir, plan.space_repo = stage_space(stage, model_repo, dataset_repo), space_repo
+    return plan
+
+
+def upload(plan: Plan, private: bool = False, api=None) -> dict[str, str]:
+    from huggingface_hub import HfApi
+
+    api = api or HfApi()
+    urls = {}
+    api.create_repo(plan.model_repo, private=private, exist_ok=True)
+    urls["model"] = str(api.upload_folder(folder_path=str(plan.model_dir), repo_id=plan.model_repo,
+                                          ignore_patterns=["checkpoint-*", "checkpoint-*/**", "runs/**"],
+                                          commit_message="Upload CodecTrace model"))
+    if plan.dataset_dir:
+        api.create_repo(plan.dataset_repo, repo_type="dataset", private=private, exist_ok=True)
+        urls["dataset"] = str(api.upload_folder(folder_path=str(plan.dataset_dir), repo_id=plan.dataset_repo,
+                                                repo_type="dataset", allow_patterns=plan.dataset_files,
+                                                commit_message="Upload CodecFake+ build"))
+    if plan.space_dir:
+        api.create_repo(plan.space_repo, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
+        api.add_space_variable(plan.space_repo, "CODECTRACE_MODEL", plan.model_repo)
+        urls["space"] = str(api.upload_folder(folder_path=str(plan.space_dir), repo_id=plan.space_repo,
+                                              repo_type="space", commit_message="Upload CodecTrace Space"))
+    return urls
+
+
+def add_publish_parser(sub) -> None:
+    parser = sub.add_parser("publish", help="upload a model folder, a built dataset and the Space to the Hub",
+                            description=__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", required=True)
+    parser.add_argument("--model-repo", required=True)
+    parser.add_argument("--dataset-dir")
+    parser.add_argument("--dataset-repo")
+    parser.add_argument("--space-repo")
+    parser.add_argument("--private", action="store_true")
+    parser.add_argument("--stage-dir", help="prepare and check everything here; upload nothing")
+    parser.set_defaults(func=_run_publish)
+
+
+def _run_publish(args) -> int:
+    plan = prepare(args.model_dir, args.model_repo, args.dataset_dir, args.dataset_repo, args.space_repo,
+                   args.stage_dir)
+    if args.stage_dir:
+        print(json.dumps({"model": str(plan.model_dir), "dataset": str(plan.dataset_dir or ""),
+                          "space": str(plan.space_dir or "")}, indent=2))
+        return 0
+    for kind, url in upload(plan, private=args.private).items():
+        print(f"{kind}: {url}")
+    return 0

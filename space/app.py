@@ -1,0 +1,198 @@
+"""CodecTrace Space: drop a clip, see whether it is bona fide or codec-generated and what kind of codec made it.
+
+Model: `CODECTRACE_MODEL` (folder or hub id) at `CODECTRACE_REVISION`; default: the project's local demo model
+(`outputs/demo-M1`, made by `python train.py`), else a clearly labelled untrained tiny model. Starts offline.
+Limits: `CODECTRACE_MAX_SECONDS` (default 300) and `CODECTRACE_MAX_MB` (default 30), checked before decoding.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import tempfile  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+
+from modeling_codectrace.configuration_codectrace import (  # noqa: E402
+    LABEL_DESCRIPTIONS,
+    TASK_DESCRIPTIONS,
+    TASK_LABELS,
+    TASKS,
+)
+
+ROOT = Path(__file__).resolve().parent
+DEFAULT_MODEL_DIRS = (ROOT / "model", ROOT.parent / "outputs" / "demo-M1")
+MAX_SECONDS = float(os.environ.get("CODECTRACE_MAX_SECONDS", 300))
+MAX_MB = float(os.environ.get("CODECTRACE_MAX_MB", 30))
+TASK_TITLES = {"bin": "Bona fide or spoof", "vq": "Quantizer (VQ)", "aux": "Auxiliary objective (AUX)",
+               "dec": "Decoder (DEC)"}
+LIMITS_NOTE = f"""**Limits and misuse.** Scores are evidence for human review, not proof: do not use them alone for
+forensic, legal or moderation decisions or to judge a person. The model was trained on specific codecs; unseen
+codecs, telephone channels, noise and re-encoding make it less reliable. By default only {{window:.2f}}-s windows are
+scored and averaged. Clips up to {MAX_SECONDS:g} s and {MAX_MB:g} MB."""
+
+
+@dataclass
+class LoadedModel:
+    tracer: object
+    name: str
+    revision: str | None
+    trained: bool
+
+
+def untrained_tiny_model(folder: Path) -> Path:
+    """A random tiny model, written once, so the Space can start where no trained model exists."""
+    import torch
+
+    import modeling_codectrace as mc
+    from modeling_codectrace.hub import save_model_folder
+    from modeling_codectrace.testing import tiny_config
+
+    if not (folder / "config.json").exists():
+        torch.manual_seed(0)
+        save_model_folder(mc.CodecTraceForSourceTracing(tiny_config("M1", chunk_samples=64600)).eval(),
+                          mc.CodecTraceFeatureExtractor(), folder)
+    return folder
+
+
+def load_model() -> LoadedModel:
+    from modeling_codectrace.hub import load_tracer
+
+    name = os.environ.get("CODECTRACE_MODEL")
+    revision = os.environ.get("CODECTRACE_REVISION") or None
+    trained = True
+    if not name:
+        found = next((d for d in DEFAULT_MODEL_DIRS if (d / "config.json").exists()), None)
+        if found is None:
+            found, trained = untrained_tiny_model(Path(tempfile.gettempdir()) / "codectrace-untrained-tiny"), False
+        name = str(found)
+    return LoadedModel(load_tracer(name, revision=revision), name, revision, trained)
+
+
+def check_upload(path: str | None) -> None:
+    """Refuses what the app will not decode, before decoding it."""
+    if not path:
+        raise gr.Error("No audio received: upload a file or record a clip first.")
+    size_mb = os.path.getsize(path) / 2**20
+    if size_mb == 0:
+        raise gr.Error("The file is empty.")
+    if size_mb > MAX_MB:
+        raise gr.Error(f"The file is {size_mb:.1f} MB; the limit is {MAX_MB:g} MB.")
+    try:
+        info = sf.info(path)
+        seconds = info.frames / info.samplerate
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        seconds = probe_seconds(path)
+    if seconds is not None and seconds > MAX_SECONDS:
+        raise gr.Error(f"The clip lasts {seconds:.0f} s; the limit is {MAX_SECONDS:g} s.")
+
+
+def probe_seconds(path: str) -> float | None:
+    import shutil
+    import subprocess
+
+    if shutil.which("ffprobe") is None:
+        return None
+    result = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", path],
+                            capture_output=True, text=True, timeout=30)
+    try:
+        return float(result.stdout.strip())
+    except ValueError:
+        raise gr.Error("This file is not audio that can be decoded (tried soundfile and FFmpeg).") from None
+
+
+def window_plot(windows: list[dict]):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 2.4))
+    centres = [(w["start_seconds"] + w["end_seconds"]) / 2 for w in windows]
+    axis.plot(centres, [w["spoof_score"] for w in windows], marker="o")
+    axis.axhline(0.5, color="grey", linestyle="--", linewidth=1)
+    axis.set_ylim(0, 1)
+    axis.set_xlabel("time (s)")
+    axis.set_ylabel("spoof score")
+    axis.set_title("Spoof score per window")
+    figure.tight_layout()
+    return figure
+
+
+def explain(task: str, distribution: dict[str, float]) -> str:
+    top = max(distribution, key=distribution.get)
+    return f"**{TASK_TITLES[task]}**: most likely `{top}`: {LABEL_DESCRIPTIONS[task][top]}."
+
+
+def make_handler(loaded: LoadedModel):
+    tasks = loaded.tracer.model.config.tasks
+
+    def analyse(path: str | None):
+        check_upload(path)
+        try:
+            result = loaded.tracer(path, return_windows=True, max_seconds=MAX_SECONDS)
+        except ValueError as error:
+            raise gr.Error(str(error).split(". load_audio accepts")[0] + ".") from None
+        verdict = "Spoof (codec-generated)" if result["decision"] == "spoof" else "Bona fide"
+        summary = (f"## {verdict}\nSpoof score **{result['spoof_score']:.3f}** (threshold 0.5), "
+                   f"{result['duration_seconds']:.1f} s of audio in {result['num_windows']} window(s).")
+        if not loaded.trained:
+            summary += "\n\n> This is an **untrained** placeholder model: its answers are meaningless."
+        labels = [result[t] if t in tasks else None for t in TASKS]
+        explanations = "\n\n".join(explain(t, result[t]) for t in tasks)
+        plot = window_plot(result["windows"]) if result["num_windows"] > 1 else None
+        return summary, *labels, explanations, plot
+
+    return analyse
+
+
+def example_clips(folder: Path) -> list[str]:
+    """Two short clips made by the project itself: a synthetic voice and its codec-style re-synthesis."""
+    from dataset_scripts.fixture import FIXTURE_CODECS, _voice, imitate_codec
+
+    folder.mkdir(parents=True, exist_ok=True)
+    bona_fide, spoof = folder / "example_bonafide.wav", folder / "example_codec_resynthesis.wav"
+    if not bona_fide.exists() or not spoof.exists():
+        voice = _voice(np.random.default_rng(7), 3.0)
+        sf.write(bona_fide, voice, 16000)
+        sf.write(spoof, imitate_codec(voice, FIXTURE_CODECS["vocos_encodec_6"], 7), 16000)
+    return [str(bona_fide), str(spoof)]
+
+
+def build_app(loaded: LoadedModel | None = None) -> gr.Blocks:
+    loaded = loaded or load_model()
+    config = loaded.tracer.model.config
+    handler = make_handler(loaded)
+    with gr.Blocks(title="CodecTrace: codec-based deepfake source tracing") as app:
+        gr.Markdown("# CodecTrace\nIs this speech bona fide, or generated by a neural audio codec, and which kind of "
+                    "codec? Based on *Codec-Based Deepfake Source Tracing via Neural Audio Codec Taxonomy* "
+                    "(Chen et al., Interspeech 2025).")
+        status = "" if loaded.trained else " (**untrained placeholder**: run `python train.py` for the demo model)"
+        gr.Markdown(f"Model: `{loaded.name}`" + (f" @ `{loaded.revision}`" if loaded.revision else "") +
+                    f", variant {config.variant}{status}", elem_id="model-info")
+        with gr.Row():
+            with gr.Column():
+                audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Clip")
+                button = gr.Button("Trace", variant="primary", elem_id="trace-button")
+                gr.Examples(example_clips(Path(tempfile.gettempdir()) / "codectrace-examples"), inputs=audio)
+            with gr.Column():
+                verdict = gr.Markdown(elem_id="verdict")
+                label_boxes = [gr.Label(label=f"{TASK_TITLES[t]}: {TASK_DESCRIPTIONS[t]}", num_top_classes=len(
+                    TASK_LABELS[t]), visible=t in config.tasks, elem_id=f"label-{t}") for t in TASKS]
+                explanation = gr.Markdown(elem_id="explanation")
+        plot = gr.Plot(label="Spoof score over time (clips longer than one window)")
+        gr.Markdown(LIMITS_NOTE.format(window=config.chunk_samples / config.sampling_rate))
+        button.click(handler, inputs=audio, outputs=[verdict, *label_boxes, explanation, plot],
+                     api_name="trace", concurrency_limit=1)
+    app.queue(max_size=16, default_concurrency_limit=1)
+    return app
+
+
+if __name__ == "__main__":
+    build_app().launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
