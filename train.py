@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -165,14 +166,13 @@ def ensure_demo_dataset(utterances: int) -> str:
 
     if not (DEMO_DATASET_DIR / builder.REPORT_NAME).exists():
         logger.info("building the demo corpus in %s (first run only)", DEMO_DATASET_DIR)
-        release = DEMO_RELEASE_DIR.with_name(DEMO_RELEASE_DIR.name + ".tmp")
-        if release.exists():
-            import shutil
-
-            shutil.rmtree(release)
-        write_fixture(release, utterances=utterances, seed=0)
-        builder.build(release, release / "protocols", DEMO_DATASET_DIR, shard_rows=500, overwrite=True)
-        os.replace(release, DEMO_RELEASE_DIR) if not DEMO_RELEASE_DIR.exists() else None
+        if not (DEMO_RELEASE_DIR / "protocols").exists():
+            staging = DEMO_RELEASE_DIR.with_name(DEMO_RELEASE_DIR.name + ".partial")
+            shutil.rmtree(staging, ignore_errors=True)
+            write_fixture(staging, utterances=utterances, seed=0)
+            os.replace(staging, DEMO_RELEASE_DIR)  # complete or absent, never half-written
+        builder.build(DEMO_RELEASE_DIR, DEMO_RELEASE_DIR / "protocols", DEMO_DATASET_DIR, shard_rows=500,
+                      overwrite=True)
     return str(DEMO_DATASET_DIR)
 
 

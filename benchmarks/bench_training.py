@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import sys
 import time
 from pathlib import Path
 
@@ -85,6 +86,7 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.dataset is None:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # train.py lives at the repository root
         import train
 
         args.dataset = train.ensure_demo_dataset(40)

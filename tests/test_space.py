@@ -3,6 +3,7 @@
 import importlib.util
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ def app_module(tmp_path_factory):
     os.environ["CODECTRACE_MAX_SECONDS"] = "20"
     spec = importlib.util.spec_from_file_location("codectrace_space_app", ROOT / "space" / "app.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     yield module
     os.environ.pop("CODECTRACE_MODEL")
@@ -133,7 +135,7 @@ def test_a_browser_upload_shows_the_result_and_errors_then_recovers(served, clip
 
         page.reload(wait_until="networkidle")
         upload_and_trace(tmp_path / "notes.txt")
-        error = page.wait_for_selector("text=/not audio|could not|Error/i", timeout=60000)
+        error = page.wait_for_selector("text=/Invalid file type|not audio|No audio received/", timeout=60000)
         assert error is not None
         page.screenshot(path=str(ARTIFACTS / "space_error.png"), full_page=True)
 
