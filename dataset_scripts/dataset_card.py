@@ -6,35 +6,9 @@ import yaml
 from datasets import Features
 
 from modeling_codectrace.configuration_codectrace import TASK_LABELS
+from modeling_codectrace.model_card import CITATION
 
 from .protocols import CONFIG_FILES
-
-CITATIONS = """\
-```bibtex
-@inproceedings{chen2025codec,
-  title     = {Codec-Based Deepfake Source Tracing via Neural Audio Codec Taxonomy},
-  author    = {Chen, Xuanjun and Lin, I-Ming and Zhang, Lin and Du, Jiawei and Wu, Haibin and
-               Lee, Hung-yi and Jang, Jyh-Shing Roger},
-  booktitle = {Proc. Interspeech},
-  year      = {2025},
-  note      = {arXiv:2505.12994}
-}
-@article{chen2025towards,
-  title   = {Towards Generalized Source Tracing for Codec-Based Deepfake Speech},
-  author  = {Chen, Xuanjun and Lin, I-Ming and Zhang, Lin and Wu, Haibin and Lee, Hung-yi and
-             Jang, Jyh-Shing Roger},
-  journal = {arXiv preprint arXiv:2506.07294},
-  year    = {2025}
-}
-@article{chen2025codecfakeplus,
-  title   = {CodecFake+: A Large-Scale Neural Audio Codec-Based Deepfake Speech Dataset},
-  author  = {Chen, Xuanjun and Du, Jiawei and Wu, Haibin and Zhang, Lin and Lin, I-Ming and
-             Chiu, I-Hsiang and Ren, Wenze and Tseng, Yuan and Tsao, Yu and Jang, Jyh-Shing Roger and
-             Lee, Hung-yi},
-  journal = {arXiv preprint arXiv:2501.08238},
-  year    = {2025}
-}
-```"""
 
 CONFIG_DESCRIPTIONS = {
     "aux": "training protocols `*_mult_learn.txt` (AUX-balanced sampling of the spoofed clips)",
@@ -142,6 +116,6 @@ def render_card(
         "(CoRS) and samples from 17 codec-based speech generators' demo pages (CoSG), released by the CodecFake+ "
         "authors. Check the CodecFake+ release for its licence and terms of use before redistributing; this card "
         "marks the licence `other` for that reason. Intended for research on deepfake detection and source tracing.\n"
-        "\n## Citation\n\n" + CITATIONS + "\n"
+        "\n## Citation\n\n" + CITATION + "\n"
     )
     return "".join(parts)

@@ -27,6 +27,9 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 echo "[setup] pip install (torch 2.14.1 + torchaudio 2.11.0 + torchcodec 0.17.0, then the project)"
-.venv/bin/pip install -q --disable-pip-version-check torch==2.14.1 torchaudio==2.11.0 torchcodec==0.17.0
-.venv/bin/pip install -q --disable-pip-version-check -e ".${extra}"
+quiet_pip() {  # this machine's pip config lists absent mirror folders: drop that noise, keep real messages
+    .venv/bin/pip install -q --disable-pip-version-check "$@" 2> >(grep -v "is ignored: it is neither" >&2)
+}
+quiet_pip torch==2.14.1 torchaudio==2.11.0 torchcodec==0.17.0
+quiet_pip -e ".${extra}"
 echo "[setup] done: $(.venv/bin/python -c 'import torch, transformers, datasets; print("torch", torch.__version__, "transformers", transformers.__version__, "datasets", datasets.__version__)')"

@@ -52,3 +52,25 @@ def built(fixture_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("built") / "codecfake_plus"
     builder.build(fixture_root, fixture_root / "protocols", out, shard_rows=10, num_proc=2, progress=False)
     return out
+
+
+class RecordingApi:
+    """Stands in for huggingface_hub.HfApi: records what would be created and uploaded."""
+
+    def __init__(self):
+        self.calls = []
+
+    def create_repo(self, repo_id, **kwargs):
+        self.calls.append(("create_repo", repo_id, kwargs))
+
+    def upload_folder(self, **kwargs):
+        self.calls.append(("upload_folder", kwargs))
+        return f"https://huggingface.co/{kwargs['repo_id']}/commit/0"
+
+    def add_space_variable(self, repo_id, key, value):
+        self.calls.append(("add_space_variable", repo_id, key, value))
+
+
+@pytest.fixture
+def recording_api():
+    return RecordingApi()

@@ -321,20 +321,8 @@ def test_unsafe_archive_members_are_refused(tmp_path, kind):
 # -- push ---------------------------------------------------------------------------------------------------
 
 
-class RecordingApi:
-    def __init__(self):
-        self.calls = []
-
-    def create_repo(self, repo_id, **kwargs):
-        self.calls.append(("create_repo", repo_id, kwargs))
-
-    def upload_folder(self, **kwargs):
-        self.calls.append(("upload_folder", kwargs))
-        return "https://huggingface.co/datasets/me/codecfake-plus/commit/0"
-
-
-def test_push_uploads_the_complete_folder(built):
-    api = RecordingApi()
+def test_push_uploads_the_complete_folder(built, recording_api):
+    api = recording_api
     builder.push_to_hub(built, "me/codecfake-plus", api=api)
     assert api.calls[0] == ("create_repo", "me/codecfake-plus", {"repo_type": "dataset", "private": False,
                                                                    "exist_ok": True})
@@ -349,6 +337,6 @@ def test_push_uploads_the_complete_folder(built):
             pq.read_metadata(built / pattern)
 
 
-def test_push_refuses_an_unfinished_folder(tmp_path):
+def test_push_refuses_an_unfinished_folder(tmp_path, recording_api):
     with pytest.raises(builder.BuildError, match="not a finished build"):
-        builder.push_to_hub(tmp_path, "me/x", api=RecordingApi())
+        builder.push_to_hub(tmp_path, "me/x", api=recording_api)

@@ -23,21 +23,6 @@ def model_dir(tmp_path_factory):
     return folder
 
 
-class RecordingApi:
-    def __init__(self):
-        self.calls = []
-
-    def create_repo(self, repo_id, **kwargs):
-        self.calls.append(("create_repo", repo_id, kwargs))
-
-    def upload_folder(self, **kwargs):
-        self.calls.append(("upload_folder", kwargs))
-        return f"https://hub/{kwargs['repo_id']}/commit"
-
-    def add_space_variable(self, repo_id, key, value):
-        self.calls.append(("add_space_variable", repo_id, key, value))
-
-
 def test_staged_space_model_and_dataset_are_complete_and_load(model_dir, built, tmp_path):
     plan = publish.prepare(model_dir, "me/tiny", built, "me/data", "me/space", stage_dir=tmp_path)
     space = plan.space_dir
@@ -54,9 +39,11 @@ def test_staged_space_model_and_dataset_are_complete_and_load(model_dir, built, 
     assert load_dataset(str(built), "cosg_eval", split="test", cache_dir=str(tmp_path / "c")).num_rows == 24
 
 
-def test_upload_sends_model_dataset_and_space_with_the_model_variable(model_dir, built, tmp_path):
+def test_upload_sends_model_dataset_and_space_with_the_model_variable(
+    model_dir, built, tmp_path, recording_api
+):
     plan = publish.prepare(model_dir, "me/tiny", built, "me/data", "me/space", stage_dir=tmp_path)
-    api = RecordingApi()
+    api = recording_api
     urls = publish.upload(plan, api=api)
     assert set(urls) == {"model", "dataset", "space"}
     kinds = [(c[0], c[1] if c[0] != "upload_folder" else c[1].get("repo_type", "model")) for c in api.calls]

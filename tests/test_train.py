@@ -141,22 +141,10 @@ def test_two_process_ddp_run_completes_and_its_model_reloads(built, tmp_path):
     assert metrics["overall"]["bin"]["count"] == 20  # every row evaluated once across the two processes
 
 
-class RecordingApi:
-    def __init__(self):
-        self.calls = []
-
-    def create_repo(self, repo_id, **kwargs):
-        self.calls.append(("create_repo", repo_id))
-
-    def upload_folder(self, **kwargs):
-        self.calls.append(("upload_folder", kwargs))
-        return "commit-url"
-
-
-def test_push_uploads_the_model_folder_without_checkpoints(trained):
+def test_push_uploads_the_model_folder_without_checkpoints(trained, recording_api):
     output_dir, _ = trained
-    api = RecordingApi()
-    assert train.push_output(str(output_dir), "me/codectrace-demo", None, False, None, api=api) == "commit-url"
+    api = recording_api
+    assert train.push_output(str(output_dir), "me/codectrace-demo", None, False, None, api=api).endswith("/commit/0")
     upload = api.calls[1][1]
     assert upload["folder_path"] == str(output_dir) and "checkpoint-*" in upload["ignore_patterns"]
     # What would be uploaded loads as a model with its card.
