@@ -194,16 +194,15 @@ def with_windows(ds, tasks, chunk_samples: int, crop: str = "first", augment: st
 def build_model(model_args: ModelArguments) -> mc.CodecTraceForSourceTracing:
     from modeling_codectrace.testing import TINY_AASIST
 
+    aasist = TINY_AASIST if model_args.aasist_size == "tiny" else {}
+    common = dict(variant=model_args.variant, chunk_samples=model_args.chunk_samples,
+                  task_weighting=model_args.task_weighting, **aasist)
     if model_args.model_name_or_path:
         model = mc.CodecTraceForSourceTracing.from_pretrained(
             model_args.model_name_or_path, revision=model_args.model_revision)
         if model.config.variant != model_args.variant:
             logger.warning("continuing a %s model; --variant %s is ignored", model.config.variant, model_args.variant)
-        return model
-    aasist = TINY_AASIST if model_args.aasist_size == "tiny" else {}
-    common = dict(variant=model_args.variant, chunk_samples=model_args.chunk_samples,
-                  task_weighting=model_args.task_weighting, **aasist)
-    if model_args.backbone:
+    elif model_args.backbone:
         model = mc.CodecTraceForSourceTracing.from_backbone(model_args.backbone, **common)
     else:
         backbone = xlsr_300m_backbone_config(**BACKBONE_SIZES[model_args.backbone_size])

@@ -164,3 +164,10 @@ def test_presets_fill_defaults_and_flags_win():
 def test_bad_arguments_are_refused():
     with pytest.raises(SystemExit):
         train.parse_arguments(["--variant", "M3"])
+
+
+def test_continuing_a_codectrace_model_keeps_its_heads_and_applies_freezing(trained):
+    model_args = train.ModelArguments(variant="S_BIN", model_name_or_path=str(trained[0]), freeze_backbone=True)
+    model = train.build_model(model_args)
+    assert model.config.tasks == ["bin", "vq", "aux", "dec"]
+    assert not any(p.requires_grad for p in model.wav2vec2.parameters())
