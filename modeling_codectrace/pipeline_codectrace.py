@@ -89,6 +89,13 @@ class CodecSourceTracingPipeline(Pipeline):
     without a BIN head score spoofing as 1 - P(real), averaged over their taxonomy heads.
     """
 
+    # Only the feature extractor: asking for a processor or tokenizer would make transformers prompt about
+    # remote code for the folder's preprocessor auto_map.
+    _load_processor = False
+    _load_image_processor = False
+    _load_feature_extractor = True
+    _load_tokenizer = False
+
     def __init__(self, *args, precision: str = "auto", **kwargs):
         super().__init__(*args, **kwargs)
         if precision not in PRECISIONS:

@@ -116,8 +116,13 @@ def test_saving_never_writes_a_quantised_model(model_dir):
     assert all(t.dtype == torch.float32 for t in tensors.values() if t.is_floating_point())
 
 
-def test_pipeline_task_resolves_by_name_after_install(model_dir, speechlike):
-    tracer = pipeline("codec-source-tracing", model=str(model_dir), trust_remote_code=False)
+def test_pipeline_task_resolves_by_name_after_install_without_a_remote_code_prompt(model_dir, speechlike,
+                                                                                  monkeypatch):
+    def no_prompt(*args):
+        raise AssertionError("transformers asked whether to run remote code")
+
+    monkeypatch.setattr("builtins.input", no_prompt)
+    tracer = pipeline("codec-source-tracing", model=str(model_dir))
     assert isinstance(tracer, mc.CodecSourceTracingPipeline)
     assert tracer(speechlike, sampling_rate=16000)["decision"] in ("spoof", "bonafide")
 
