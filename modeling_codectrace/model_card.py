@@ -124,7 +124,8 @@ def render_model_card(
         "from transformers import AutoFeatureExtractor, AutoModel",
         f'model = AutoModel.from_pretrained("{repo_id}", trust_remote_code=True, revision="main")',
         f'extractor = AutoFeatureExtractor.from_pretrained("{repo_id}", trust_remote_code=True, revision="main")',
-        "inputs = extractor(waveform_16k_mono, sampling_rate=16000)  # first 4.04 s, repeat-padded",
+        f"inputs = extractor(waveform_16k_mono, sampling_rate=16000)  # first "
+        f"{config.chunk_samples / config.sampling_rate:.2f} s, repeat-padded",
         "outputs = model(**inputs)  # outputs.bin_logits, outputs.vq_logits, ...",
         "```",
         "",
