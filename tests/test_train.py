@@ -171,3 +171,17 @@ def test_continuing_a_codectrace_model_keeps_its_heads_and_applies_freezing(trai
     model = train.build_model(model_args)
     assert model.config.tasks == ["bin", "vq", "aux", "dec"]
     assert not any(p.requires_grad for p in model.wav2vec2.parameters())
+
+
+def test_the_official_preset_trains_with_torch_adam_and_l2_weight_decay(built, tmp_path):
+    args = ["--preset", "official", "--dataset", str(built), "--backbone_size", "tiny", "--aasist_size", "tiny",
+            "--chunk_samples", "16000", "--output_dir", str(tmp_path / "official"), "--max_steps", "2",
+            "--dataloader_num_workers", "0", "--eval_strategy", "no", "--save_strategy", "no",
+            "--load_best_model_at_end", "False", "--eval_configs", "cosg_seen", "--disable_tqdm", "True"]
+    train.main(args)
+    optimizer = train.LAST_TRAINER.optimizer
+    optimizer = getattr(optimizer, "optimizer", optimizer)  # accelerate wraps it
+    assert type(optimizer) is torch.optim.Adam
+    assert optimizer.defaults["lr"] == 1e-6 and optimizer.defaults["weight_decay"] == 1e-4
+    assert train.LAST_TRAINER.args.lr_scheduler_type == "constant"
+    assert train.LAST_TRAINER.train_dataset._format_kwargs["transform"].augment == "rawboost5"
