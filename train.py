@@ -184,8 +184,8 @@ def load_split(dataset: str, config: str, split: str, revision: str | None, limi
 
 
 def with_windows(ds, tasks, chunk_samples: int, crop: str = "first", augment: str = "none", seed: int = 1234):
-    ds = ds.with_transform(WaveformTransform(tuple(tasks), chunk_samples, crop, augment, seed))
-    return ds
+    """Decodes and windows rows on access (in DataLoader workers); augmentation only where asked."""
+    return ds.with_transform(WaveformTransform(tuple(tasks), chunk_samples, crop, augment, seed))
 
 
 # -- model -----------------------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -144,10 +143,9 @@ def split_logits(predictions, tasks) -> dict[str, np.ndarray]:
 
 
 def labels_by_task(dataset, tasks) -> dict[str, np.ndarray]:
-    grouped = defaultdict(list)
-    for task in tasks:
-        grouped[task] = np.asarray(dataset[task]) if task in dataset.column_names else np.full(len(dataset), -100)
-    return dict(grouped)
+    """Task -> label indices of a dataset (-100 where the dataset has no column for the task)."""
+    return {task: np.asarray(dataset[task]) if task in dataset.column_names else np.full(len(dataset), -100)
+            for task in tasks}
 
 
 def run_evaluation_sets(trainer, tasks, chunk_samples: int, sets: dict, output_dir: Path) -> dict[str, dict]:
