@@ -177,7 +177,12 @@ def ensure_demo_dataset(utterances: int) -> str:
 
 
 def load_split(dataset: str, config: str, split: str, revision: str | None, limit: int | None):
-    ds = load_dataset(dataset, config, split=split, revision=revision)
+    try:
+        ds = load_dataset(dataset, config, split=split, revision=revision)
+    except FileNotFoundError as error:
+        raise ValueError(f"cannot load config {config!r} split {split!r} of dataset {dataset!r} ({error}). Give a "
+                         "folder built by `python -m dataset_scripts.build_codecfake_plus build` or a Hub dataset "
+                         "id.") from None
     if limit is not None:
         ds = ds.select(range(min(limit, len(ds))))
     return ds.cast_column("audio", Audio(decode=False))
@@ -335,6 +340,13 @@ def main(argv: list[str] | None = None) -> dict:
         with training_args.main_process_first(desc="demo corpus"):
             data_args.dataset = ensure_demo_dataset(data_args.demo_utterances)
 
+    train = load_split(data_args.dataset, data_args.dataset_config, "train", data_args.dataset_revision,
+                       data_args.max_train_samples)
+    validation = load_split(data_args.dataset, data_args.dataset_config, "validation", data_args.dataset_revision,
+                            data_args.max_eval_samples)
+    test = load_split(data_args.dataset, data_args.dataset_config, "test", data_args.dataset_revision,
+                      data_args.max_eval_samples)
+
     model = build_model(model_args)
     tasks = model.config.tasks
     training_args.label_names = label_columns(tasks)
@@ -342,13 +354,6 @@ def main(argv: list[str] | None = None) -> dict:
                                                       chunk_samples=model.config.chunk_samples)
     logger.info("model %s: %.1f M parameters, tasks %s", model.config.variant,
                 sum(p.numel() for p in model.parameters()) / 1e6, tasks)
-
-    train = load_split(data_args.dataset, data_args.dataset_config, "train", data_args.dataset_revision,
-                       data_args.max_train_samples)
-    validation = load_split(data_args.dataset, data_args.dataset_config, "validation", data_args.dataset_revision,
-                            data_args.max_eval_samples)
-    test = load_split(data_args.dataset, data_args.dataset_config, "test", data_args.dataset_revision,
-                      data_args.max_eval_samples)
 
     trainer = CodecTraceTrainer(
         model=model,
@@ -391,4 +396,8 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ValueError as error:  # bad arguments or data: say what, without a traceback
+        logger.error("%s", error)
+        sys.exit(2)

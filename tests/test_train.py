@@ -185,3 +185,8 @@ def test_the_official_preset_trains_with_torch_adam_and_l2_weight_decay(built, t
     assert optimizer.defaults["lr"] == 1e-6 and optimizer.defaults["weight_decay"] == 1e-4
     assert train.LAST_TRAINER.args.lr_scheduler_type == "constant"
     assert train.LAST_TRAINER.train_dataset._format_kwargs["transform"].augment == "rawboost5"
+
+
+def test_a_missing_dataset_is_refused_with_what_to_give(tmp_path):
+    with pytest.raises(ValueError, match="cannot load config 'aux' split 'train'.*build_codecfake_plus build"):
+        train.main(["--preset", "demo", "--dataset", str(tmp_path / "nothing"), "--output_dir", str(tmp_path / "o")])
