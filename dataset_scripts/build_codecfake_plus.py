@@ -342,29 +342,23 @@ def build(
         raise BuildError(_summary("unreadable", corrupt, "Fix or remove those files, or pass --allow-corrupt to "
                                   f"skip them. Finished shards are kept in {partial_dir} for the next run."))
 
-    written = Counter()
-    skipped_ids = Counter((s["config"], s["split"]) for s in report.skipped)
+    skipped_ids: dict[tuple[str, str], set[str]] = {}
+    for s in report.skipped:
+        skipped_ids.setdefault((s["config"], s["split"]), set()).add(s["utt_id"])
+    counts: dict[str, dict] = {}
     for config, splits in rows_by_config.items():
-        report.rows[config] = {}
+        report.rows[config], counts[config] = {}, {}
         for split, rows in splits.items():
-            report.rows[config][split] = len(rows) - skipped_ids[(config, split)]
-            written[config] += report.rows[config][split]
-
-    counts = {
-        config: {split: class_counts([r for r in rows if (r.utt_id not in _skipped_set(report, config, split))])
-                 for split, rows in splits.items()}
-        for config, splits in rows_by_config.items()
-    }
+            skipped = skipped_ids.get((config, split), set())
+            kept = [r for r in rows if r.utt_id not in skipped]
+            report.rows[config][split] = len(kept)
+            counts[config][split] = class_counts(kept)
     card = render_card(report.rows, counts, dataset_features(), build_id=fingerprint[:8])
     (partial_dir / "README.md").write_text(card)
     _write_json(partial_dir / REPORT_NAME, asdict(report))
     shutil.rmtree(partial_dir / ".shards", ignore_errors=True)
     _replace_dir(partial_dir, output_dir)
     return report
-
-
-def _skipped_set(report: BuildReport, config: str, split: str) -> set[str]:
-    return {s["utt_id"] for s in report.skipped if s["config"] == config and s["split"] == split}
 
 
 def _replace_dir(new: Path, target: Path) -> None:
