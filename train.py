@@ -35,7 +35,7 @@ import modeling_codectrace as mc
 from modeling_codectrace.configuration_codectrace import BACKBONE_SIZES, xlsr_300m_backbone_config
 from modeling_codectrace.data import AUGMENTATIONS, CROP_MODES, WaveformTransform, collate, label_columns
 from modeling_codectrace.evaluation import EVAL_CONFIGS, results_table, run_evaluation_sets, split_logits
-from modeling_codectrace.hub import save_model_folder
+from modeling_codectrace.hub import push_model_folder, save_model_folder
 from modeling_codectrace.metrics import selection_score, task_metrics
 from modeling_codectrace.model_card import render_model_card
 
@@ -312,19 +312,6 @@ def write_outputs(trainer, model, feature_extractor, model_args, data_args, trai
     return table
 
 
-def push_output(output_dir: str, repo_id: str, token: str | None, private: bool | None, revision: str | None,
-                api=None) -> str:
-    """Uploads the model folder (weights, config, feature extractor, code files, card, results); no checkpoints."""
-    from huggingface_hub import HfApi
-
-    api = api or HfApi(token=token)
-    api.create_repo(repo_id, private=private, exist_ok=True)
-    commit = api.upload_folder(folder_path=output_dir, repo_id=repo_id, revision=revision,
-                               ignore_patterns=["checkpoint-*", "checkpoint-*/**", "runs/**", "*.tmp"],
-                               commit_message="Upload CodecTrace model trained with codectrace/train.py")
-    return str(commit)
-
-
 def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else argv
     model_args, data_args, training_args = parse_arguments(argv)
@@ -333,7 +320,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not argv:
         logger.info("no arguments: running the demo preset (see python train.py --help)")
     set_seed(training_args.seed)
-    # train.py pushes the finished folder itself (push_output); the Trainer must not push checkpoints.
+    # train.py pushes the finished folder itself (push_model_folder); the Trainer must not push checkpoints.
     push, training_args.push_to_hub = training_args.push_to_hub, False
 
     if data_args.dataset is None:
@@ -389,8 +376,8 @@ def main(argv: list[str] | None = None) -> dict:
         if push:
             if not training_args.hub_model_id:
                 raise ValueError("--push_to_hub needs --hub_model_id USER/NAME")
-            url = push_output(training_args.output_dir, training_args.hub_model_id, training_args.hub_token,
-                              training_args.hub_private_repo, training_args.hub_revision)
+            url = push_model_folder(training_args.output_dir, training_args.hub_model_id, training_args.hub_token,
+                                    training_args.hub_private_repo, training_args.hub_revision)
             print(f"pushed to {url}")
     return {"train": train_metrics, "results": results, "table": table}
 

@@ -174,19 +174,20 @@ def _encode_row_audio(path: str) -> tuple[bytes, str, bool, bool]:
     """Original bytes when already 16 kHz mono; otherwise resampled/downmixed and stored as 16-bit FLAC."""
     data = Path(path).read_bytes()
     try:
-        info = sf.info(io.BytesIO(data))
-        sf.read(io.BytesIO(data), frames=-1, dtype="float32")  # decode fully: catches truncated bodies
+        # Decode fully (catches truncated bodies); the samples are reused if they need converting.
+        samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except Exception as error:  # noqa: BLE001 - libsndfile raises several types
         raise ValueError(f"unreadable audio ({error})") from None
-    if info.frames == 0:
+    if samples.shape[0] == 0:
         raise ValueError("audio contains no samples")
-    if info.samplerate == SAMPLING_RATE and info.channels == 1:
+    channels = samples.shape[1]
+    if rate == SAMPLING_RATE and channels == 1:
         return data, os.path.basename(path), False, False
-    waveform = load_audio(data)
+    waveform = load_audio(samples.T, rate)
     buffer = io.BytesIO()
     sf.write(buffer, waveform, SAMPLING_RATE, format="FLAC", subtype="PCM_16")
     name = os.path.splitext(os.path.basename(path))[0] + ".flac"
-    return buffer.getvalue(), name, info.samplerate != SAMPLING_RATE, info.channels > 1
+    return buffer.getvalue(), name, rate != SAMPLING_RATE, channels > 1
 
 
 def build_shard(task: ShardTask, partial_dir: str, allow_missing: bool, allow_corrupt: bool) -> dict:

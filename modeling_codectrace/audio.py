@@ -51,8 +51,22 @@ class AudioInfo:
         return self.original_channels > 1
 
 
-def _refuse(problem: str) -> ValueError:
-    return ValueError(f"{problem}. load_audio accepts {ACCEPTED_INPUTS}.")
+class AudioError(ValueError):
+    """Audio that `load_audio` refuses. `str()` says the problem and what is accepted; `.problem` is the
+    problem alone, for one-line reports (CLI rows, the Space)."""
+
+    def __init__(self, problem: str):
+        super().__init__(f"{problem}. load_audio accepts {ACCEPTED_INPUTS}.")
+        self.problem = problem
+
+
+def short_message(error: Exception) -> str:
+    """The problem part of an error, without the list of accepted inputs."""
+    return getattr(error, "problem", str(error))
+
+
+def _refuse(problem: str) -> AudioError:
+    return AudioError(problem)
 
 
 def _to_float(samples: np.ndarray) -> np.ndarray:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .audio import is_audio_file
+from .audio import is_audio_file, short_message
 from .configuration_codectrace import TASK_LABELS
+from .evaluation import score_line
 
 
 def collect_audio_files(paths: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -87,11 +88,7 @@ class ScoreWriter:
 
     def write(self, utt: str, result: dict) -> None:
         for task, handle in self.handles.items():
-            probabilities = result[task]
-            if task == "bin":
-                handle.write(f"{utt} {probabilities['bonafide']:.6f}\n")
-            else:
-                handle.write(f"{utt} " + " ".join(f"{probabilities[n]:.6f}" for n in TASK_LABELS[task]) + "\n")
+            handle.write(score_line(task, utt, [result[task][name] for name in TASK_LABELS[task]]))
             handle.flush()
 
     def close(self) -> None:
@@ -120,8 +117,8 @@ def run_trace(args) -> int:
                             max_seconds=args.max_seconds)
         except (ValueError, RuntimeError, OSError) as error:
             failures += 1
-            rows.write({"path": str(path), "status": "error", "error": str(error).split(". load_audio accepts")[0]})
-            tqdm.write(f"error: {str(error).split('. load_audio accepts')[0]}", file=sys.stderr)
+            rows.write({"path": str(path), "status": "error", "error": short_message(error)})
+            tqdm.write(f"error: {short_message(error)}", file=sys.stderr)
             continue
         row = {"path": str(path), "status": "ok", "error": "",
                **{k: result[k] for k in ("spoof_score", "decision", "num_windows", "duration_seconds")}}

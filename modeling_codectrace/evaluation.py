@@ -42,19 +42,22 @@ def evaluate_predictions(tasks, logits: dict[str, np.ndarray], labels: dict[str,
     return result
 
 
+def score_line(task: str, utt: str, probabilities) -> str:
+    """One line of an official score file, from the task's probabilities in label order:
+    BIN `utt P(bonafide)`, taxonomy tasks `utt p0 p1 ...`."""
+    if task == "bin":
+        return f"{utt} {probabilities[TASK_LABELS['bin'].index('bonafide')]:.6f}\n"
+    return f"{utt} " + " ".join(f"{p:.6f}" for p in probabilities) + "\n"
+
+
 def write_score_files(folder: Path, utt_ids, logits: dict[str, np.ndarray]) -> list[Path]:
-    """Official layout: BIN `utt score` (score = P(bonafide)); taxonomy tasks `utt s0 s1 ...` (probabilities)."""
+    """Score files in the official layout (see `score_line`), one per task, from logits."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for task, values in logits.items():
-        probabilities = softmax(values)
         path = folder / f"scores_{task}.txt"
         with open(path, "w") as handle:
-            for utt, row in zip(utt_ids, probabilities):
-                if task == "bin":
-                    handle.write(f"{utt} {row[1]:.6f}\n")
-                else:
-                    handle.write(f"{utt} " + " ".join(f"{p:.6f}" for p in row) + "\n")
+            handle.writelines(score_line(task, utt, row) for utt, row in zip(utt_ids, softmax(values)))
         written.append(path)
     return written
 

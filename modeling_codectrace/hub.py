@@ -37,3 +37,17 @@ def save_model_folder(model, feature_extractor, folder: str | Path) -> Path:
     tracer = pipeline("codec-source-tracing", model=model, feature_extractor=feature_extractor, precision="fp32")
     tracer.save_pretrained(str(folder))
     return folder
+
+
+def push_model_folder(folder: str | Path, repo_id: str, token: str | None = None, private: bool | None = None,
+                      revision: str | None = None, api=None) -> str:
+    """Uploads a model folder (weights, config, feature extractor, code files, card, results), never its
+    training checkpoints; returns the commit URL."""
+    from huggingface_hub import HfApi
+
+    api = api or HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, revision=revision,
+                               ignore_patterns=["checkpoint-*", "checkpoint-*/**", "runs/**", "*.tmp"],
+                               commit_message="Upload CodecTrace model")
+    return str(commit)

@@ -96,17 +96,14 @@ def prepare(model_dir, model_repo, dataset_dir=None, dataset_repo=None, space_re
 def upload(plan: Plan, private: bool = False, api=None) -> dict[str, str]:
     from huggingface_hub import HfApi
 
+    from .hub import push_model_folder
+
     api = api or HfApi()
-    urls = {}
-    api.create_repo(plan.model_repo, private=private, exist_ok=True)
-    urls["model"] = str(api.upload_folder(folder_path=str(plan.model_dir), repo_id=plan.model_repo,
-                                          ignore_patterns=["checkpoint-*", "checkpoint-*/**", "runs/**"],
-                                          commit_message="Upload CodecTrace model"))
+    urls = {"model": push_model_folder(plan.model_dir, plan.model_repo, private=private, api=api)}
     if plan.dataset_dir:
-        api.create_repo(plan.dataset_repo, repo_type="dataset", private=private, exist_ok=True)
-        urls["dataset"] = str(api.upload_folder(folder_path=str(plan.dataset_dir), repo_id=plan.dataset_repo,
-                                                repo_type="dataset", allow_patterns=plan.dataset_files,
-                                                commit_message="Upload CodecFake+ build"))
+        from dataset_scripts.build_codecfake_plus import push_to_hub  # the builder owns its upload
+
+        urls["dataset"] = push_to_hub(plan.dataset_dir, plan.dataset_repo, private=private, api=api)
     if plan.space_dir:
         api.create_repo(plan.space_repo, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
         api.add_space_variable(plan.space_repo, "CODECTRACE_MODEL", plan.model_repo)

@@ -19,6 +19,7 @@ import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
+from modeling_codectrace.audio import short_message  # noqa: E402
 from modeling_codectrace.configuration_codectrace import (  # noqa: E402
     LABEL_DESCRIPTIONS,
     TASK_DESCRIPTIONS,
@@ -138,7 +139,7 @@ def make_handler(loaded: LoadedModel):
         try:
             result = loaded.tracer(path, return_windows=True, max_seconds=MAX_SECONDS)
         except ValueError as error:
-            raise gr.Error(str(error).split(". load_audio accepts")[0] + ".") from None
+            raise gr.Error(short_message(error) + ".") from None
         verdict = "Spoof (codec-generated)" if result["decision"] == "spoof" else "Bona fide"
         summary = (f"## {verdict}\nSpoof score **{result['spoof_score']:.3f}** (threshold 0.5), "
                    f"{result['duration_seconds']:.1f} s of audio in {result['num_windows']} window(s).")

@@ -144,7 +144,7 @@ def test_two_process_ddp_run_completes_and_its_model_reloads(built, tmp_path):
 def test_push_uploads_the_model_folder_without_checkpoints(trained, recording_api):
     output_dir, _ = trained
     api = recording_api
-    assert train.push_output(str(output_dir), "me/codectrace-demo", None, False, None, api=api).endswith("/commit/0")
+    assert train.push_model_folder(str(output_dir), "me/codectrace-demo", api=api).endswith("/commit/0")
     upload = api.calls[1][1]
     assert upload["folder_path"] == str(output_dir) and "checkpoint-*" in upload["ignore_patterns"]
     # What would be uploaded loads as a model with its card.
