@@ -1,6 +1,6 @@
 """Fine-tune CodecTrace (Wav2Vec2 + AASIST) on CodecFake+ with the Hugging Face Trainer.
 
-    python train.py                      # the demo job: builds the offline demo corpus, trains, evaluates
+    python train.py                      # the demo job: builds CodecFake-mini if missing, trains, evaluates
     python train.py --preset official --dataset PATH_OR_HUB_ID --backbone facebook/wav2vec2-xls-r-300m
     torchrun --nproc_per_node 4 train.py --preset official ...   # many GPUs (DDP); or accelerate launch
     python train.py --help               # every option (model, data and TrainingArguments)
@@ -8,7 +8,7 @@
 Presets fill defaults; any flag given on the command line wins. `official` is the paper's recipe (XLS-R 300M,
 Adam lr 1e-6 with L2 weight decay 1e-4, batch 8, 20 epochs, seed 1234, first 64600 samples repeat-padded,
 RawBoost algo 5 on training audio, class-weighted cross-entropy per task, the plain mean of the task losses).
-`demo` (the default with no arguments) trains a small model from scratch on CPU in minutes.
+`demo` (the default with no arguments) trains a small model from scratch on CodecFake-mini on CPU in minutes.
 
 Writes to --output_dir: the best model (safetensors, config, feature extractor, code files), model_card.md and
 README.md, all_results.json, eval/<set>/ (metrics, per-source tables, score files, confusion plots), and
@@ -21,7 +21,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,10 +40,10 @@ from modeling_codectrace.model_card import render_model_card
 
 logger = logging.getLogger("codectrace.train")
 
-DEMO_DATASET_DIR = Path("data/demo/dataset")
+DEMO_DATASET_DIR = Path("data/codecfake-mini/dataset")
 EXTRA_CALLBACKS: list = []  # tests add callbacks here (e.g. to simulate a killed run)
 LAST_TRAINER = None  # the Trainer of the last main() call, for tests and notebooks
-DEMO_RELEASE_DIR = Path("data/demo/release")
+DEMO_RELEASE_DIR = Path("data/codecfake-mini/release")
 
 
 @dataclass
@@ -68,7 +67,7 @@ class ModelArguments:
 @dataclass
 class DataArguments:
     dataset: str | None = field(
-        default=None, metadata={"help": "built CodecFake+ folder or hub id; default: the offline demo corpus"})
+        default=None, metadata={"help": "built CodecFake+ folder or hub id; default: CodecFake-mini (built offline)"})
     dataset_config: str = field(default="aux", metadata={"help": "training sampling: aux | vq | dec"})
     dataset_revision: str | None = field(default=None)
     eval_configs: list[str] = field(default_factory=lambda: list(EVAL_CONFIGS),
@@ -77,7 +76,7 @@ class DataArguments:
     augment: str = field(default="rawboost5", metadata={"help": f"training augmentation: {AUGMENTATIONS}"})
     max_train_samples: int | None = field(default=None)
     max_eval_samples: int | None = field(default=None)
-    demo_utterances: int = field(default=12, metadata={"help": "utterances per speaker of the demo corpus"})
+    demo_utterances: int = field(default=30, metadata={"help": "utterances per speaker of CodecFake-mini (demo)"})
 
 
 @dataclass
@@ -116,11 +115,11 @@ class CodecTraceTrainingArguments(TrainingArguments):
 PRESETS: dict[str, dict] = {
     "official": {},
     "demo": dict(
-        backbone_size="small", aasist_size="tiny", chunk_samples=32000, augment="none",
+        backbone_size="small", aasist_size="tiny", chunk_samples=32000, augment="none", crop="random",
         output_dir="outputs/demo-M1", optimizer_recipe="trainer", optim="adamw_torch", learning_rate=1e-3,
         weight_decay=1e-2, lr_scheduler_type="cosine", warmup_steps=20, per_device_train_batch_size=16,
-        per_device_eval_batch_size=32, num_train_epochs=15, logging_steps=10, dataloader_num_workers=1,
-        demo_utterances=40,
+        per_device_eval_batch_size=32, num_train_epochs=10, logging_steps=10, dataloader_num_workers=1,
+        demo_utterances=30,
     ),
 }
 
@@ -160,17 +159,14 @@ def _validate(model_args: ModelArguments, data_args: DataArguments, parser) -> N
 
 
 def ensure_demo_dataset(utterances: int) -> str:
-    """Builds the offline demo corpus once (synthetic speech + taxonomy-shaped codec stand-ins)."""
+    """Builds CodecFake-mini once (synthetic speakers re-synthesised by the shipped codec zoo)."""
     from dataset_scripts import build_codecfake_plus as builder
-    from dataset_scripts.fixture import write_fixture
+    from dataset_scripts.build_codecfake_mini import write_codecfake_mini
 
     if not (DEMO_DATASET_DIR / builder.REPORT_NAME).exists():
-        logger.info("building the demo corpus in %s (first run only)", DEMO_DATASET_DIR)
+        logger.info("building CodecFake-mini in %s (first run only)", DEMO_DATASET_DIR)
         if not (DEMO_RELEASE_DIR / "protocols").exists():
-            staging = DEMO_RELEASE_DIR.with_name(DEMO_RELEASE_DIR.name + ".partial")
-            shutil.rmtree(staging, ignore_errors=True)
-            write_fixture(staging, utterances=utterances, seed=0)
-            os.replace(staging, DEMO_RELEASE_DIR)  # complete or absent, never half-written
+            write_codecfake_mini(DEMO_RELEASE_DIR, utterances=utterances, seed=0)  # complete or absent
         builder.build(DEMO_RELEASE_DIR, DEMO_RELEASE_DIR / "protocols", DEMO_DATASET_DIR, shard_rows=500,
                       overwrite=True)
     return str(DEMO_DATASET_DIR)
@@ -293,11 +289,12 @@ def write_outputs(trainer, model, feature_extractor, model_args, data_args, trai
     variant = model.config.variant or "custom"
     table = results_table(variant, model.config.tasks, results) if results else None
     hub_id = training_args.hub_model_id or f"USER/{output_dir.name}"
-    dataset_id = data_args.dataset if data_args.dataset != str(DEMO_DATASET_DIR) else "codectrace-demo-corpus"
+    dataset_id = data_args.dataset if data_args.dataset != str(DEMO_DATASET_DIR) else "codecfake-mini"
     status = None
     if data_args.dataset == str(DEMO_DATASET_DIR):
-        status = ("Demo model: trained from scratch on the offline demo corpus (synthetic speech and codec "
-                  "stand-ins), for trying the tools. It has not seen real codecs; do not use it on real audio.")
+        status = ("Demo model: trained from scratch on CodecFake-mini (synthesizer speech re-synthesised by the "
+                  "project's 14 small neural codecs), for trying the tools. It has never heard real speech or real "
+                  "codecs; do not use it to judge real audio.")
     card = render_model_card(model.config, model_name=output_dir.name,
                              base_model=model_args.backbone if model_args.backbone else None, dataset_id=dataset_id,
                              recipe=recipe_table(model_args, data_args, training_args, model), results=results,

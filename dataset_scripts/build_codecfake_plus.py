@@ -229,6 +229,23 @@ def build_shard(task: ShardTask, partial_dir: str, allow_missing: bool, allow_co
             "resampled": resampled, "downmixed": downmixed}
 
 
+def mini_card_text(audio_root: Path) -> dict:
+    """Card title and introduction for a CodecFake-mini release (its `codecfake_mini.json` marks it)."""
+    if not (audio_root / "codecfake_mini.json").is_file():
+        return {}
+    meta = json.loads((audio_root / "codecfake_mini.json").read_text())
+    heldout = ", ".join(c["name"] for c in meta["codecs"] if c["heldout"])
+    return {"pretty_name": "CodecFake-mini (source tracing)", "intro": (
+        "CodecFake-mini, an offline, taxonomy-controlled replica of CodecFake+ made by codectrace: bona fide speech "
+        f"({meta['speech']}) re-synthesised by {len(meta['codecs'])} small neural audio codecs trained for it "
+        f"(`dataset_scripts/codec_zoo`). The held-out codecs ({heldout}) form the out-of-domain set in place of "
+        "CoSG. Same configs, columns and label indices as CodecFake+; nothing here is real speech from people or "
+        "output of a public codec.\n"),
+        "sources": ("Bona fide speech from the speech synthesizers espeak-ng (GPL-3.0) and festival with the kal "
+                    "diphone voice, or the recordings named in `codecfake_mini.json`; codecs and re-syntheses made "
+                    "by codectrace (Apache-2.0). For research on deepfake detection and source tracing.\n")}
+
+
 def _write_json(path: Path, data) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(path.suffix + ".tmp")
@@ -354,7 +371,8 @@ def build(
             kept = [r for r in rows if r.utt_id not in skipped]
             report.rows[config][split] = len(kept)
             counts[config][split] = class_counts(kept)
-    card = render_card(report.rows, counts, dataset_features(), build_id=fingerprint[:8])
+    card = render_card(report.rows, counts, dataset_features(), build_id=fingerprint[:8],
+                       **mini_card_text(audio_root))
     (partial_dir / "README.md").write_text(card)
     _write_json(partial_dir / REPORT_NAME, asdict(report))
     shutil.rmtree(partial_dir / ".shards", ignore_errors=True)

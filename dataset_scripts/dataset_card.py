@@ -67,6 +67,7 @@ def render_card(
     build_id: str,
     pretty_name: str = "CodecFake+ (source tracing)",
     intro: str | None = None,
+    sources: str | None = None,
 ) -> str:
     """README.md text: YAML (configs, features) + counts per split and class + sources + citation.
 
@@ -111,11 +112,11 @@ def render_card(
             cells = " | ".join("/".join(str(per_task[t][n]) for n in names) for t, names in TASK_LABELS.items())
             parts.append(f"| {config} | {split} | {rows[config][split]} | {cells} |\n")
     parts.append(
-        "\n## Sources and licence\n\n"
+        "\n## Sources and licence\n\n" + (sources or
         "Bona fide speech is from VCTK (CC BY 4.0); the spoofed clips are re-syntheses by 31 open neural audio codecs "
         "(CoRS) and samples from 17 codec-based speech generators' demo pages (CoSG), released by the CodecFake+ "
         "authors. Check the CodecFake+ release for its licence and terms of use before redistributing; this card "
-        "marks the licence `other` for that reason. Intended for research on deepfake detection and source tracing.\n"
-        "\n## Citation\n\n" + CITATION + "\n"
+        "marks the licence `other` for that reason. Intended for research on deepfake detection and source tracing.\n")
+        + "\n## Citation\n\n" + CITATION + "\n"
     )
     return "".join(parts)

@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -75,8 +76,16 @@ def make_speakers(count: int, seed: int) -> list[Speaker]:
     return speakers
 
 
-def synthesize(speaker: Speaker, text: str, path: Path) -> None:
-    """Writes one utterance as 16 kHz mono WAV; raises RuntimeError when the synthesizer is missing or fails."""
+NOISE_FLOOR = 1e-3  # std of the added recording noise, about -60 dBFS
+
+
+def synthesize(speaker: Speaker, text: str, path: Path, noise_floor: float = NOISE_FLOOR) -> None:
+    """Writes one utterance as 16 kHz mono WAV; raises RuntimeError when the synthesizer is missing or fails.
+
+    The peak is set to 0.7 and a Gaussian noise floor (std `noise_floor`, deterministic per speaker and text)
+    is added, as in any microphone recording: synthesizers write exact digital silence, which would let a
+    tracer recognise bona fide speech by its zeros and would dominate log-mel distances.
+    """
     with tempfile.TemporaryDirectory() as work:
         raw = Path(work) / "raw.wav"
         if speaker.engine == "espeak-ng":
@@ -93,7 +102,11 @@ def synthesize(speaker: Speaker, text: str, path: Path) -> None:
             raise RuntimeError(f"{speaker.engine} failed for {speaker.speaker_id}: {run.stderr.strip()[:200]}")
         waveform = load_audio(raw)
         peak = np.abs(waveform).max()
-        sf.write(path, (0.7 * waveform / peak) if peak > 0 else waveform, 16000, subtype="PCM_16")
+        waveform = (0.7 * waveform / peak) if peak > 0 else waveform
+        if noise_floor > 0:
+            rng = np.random.default_rng(zlib.crc32(f"{speaker.speaker_id}|{text}".encode()))
+            waveform = waveform + noise_floor * rng.standard_normal(len(waveform))
+        sf.write(path, np.clip(waveform, -1, 1), 16000, subtype="PCM_16")
 
 
 def split_speakers(speakers: list[Speaker], validation: int = 3, test: int = 3) -> dict[str, list[str]]:
@@ -101,12 +114,13 @@ def split_speakers(speakers: list[Speaker], validation: int = 3, test: int = 3) 
     ids = [s.speaker_id for s in speakers]
     if len(ids) < validation + test + 1:
         raise ValueError(f"{len(ids)} speakers cannot fill {validation} validation and {test} test speakers.")
-    return {"train": ids[: len(ids) - validation - test], "validation": ids[len(ids) - validation - test : -test],
-            "test": ids[-test:]}
+    first_test = len(ids) - test
+    return {"train": ids[: first_test - validation], "validation": ids[first_test - validation : first_test],
+            "test": ids[first_test:]}
 
 
 def write_corpus(out: str | Path, speakers: int = 24, utterances: int = 20, seed: int = 0, validation: int = 3,
-                 test: int = 3) -> Path:
+                 test: int = 3, noise_floor: float = NOISE_FLOOR) -> Path:
     """Writes the corpus into `out` (via a partial folder renamed at the end)."""
     missing = [tool for tool in ("espeak-ng", "festival") if shutil.which(tool) is None]
     if missing:
@@ -125,10 +139,11 @@ def write_corpus(out: str | Path, speakers: int = 24, utterances: int = 20, seed
             folder = partial / speaker.speaker_id
             folder.mkdir(parents=True)
             for number, text in enumerate(sentences(rng, utterances), start=1):
-                synthesize(speaker, text, folder / f"{speaker.speaker_id}_{number:03d}.wav")
+                synthesize(speaker, text, folder / f"{speaker.speaker_id}_{number:03d}.wav", noise_floor)
                 (folder / f"{speaker.speaker_id}_{number:03d}.txt").write_text(text + "\n")
                 bar.update()
-    meta = {"seed": seed, "speakers": [asdict(s) for s in roster], "splits": split_speakers(roster, validation, test)}
+    meta = {"seed": seed, "noise_floor": noise_floor, "speakers": [asdict(s) for s in roster],
+            "splits": split_speakers(roster, validation, test)}
     (partial / "speakers.json").write_text(json.dumps(meta, indent=2))
     if out.exists():
         shutil.rmtree(out)

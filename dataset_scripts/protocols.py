@@ -5,6 +5,9 @@ Formats (see the protocol README distributed with the official baseline):
 - `CoRS_ALL.txt`: `SPEAKER UTT_ID - - LABEL` (5 columns; taxonomy from the codec suffix of UTT_ID);
 - `CoSG_ALL.txt`: `SYSTEM KEY - [-] LABEL` (4 or 5 columns; taxonomy per system);
 - `CoSG_SEEN.txt`: `SYSTEM KEY - VQ LABEL` (5 columns).
+
+Systems beyond the official 17 CoSG systems (e.g. CodecFake-mini's held-out codecs) are declared in an optional
+`CoSG_systems.txt` beside the evaluation protocols: `SYSTEM AUX DEC VQ` per line, in protocol spelling.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ CONFIGS: tuple[str, ...] = tuple(CONFIG_FILES)
 TRAINING_FILES: tuple[str, ...] = tuple(name for c in SAMPLING_SUFFIX for name in CONFIG_FILES[c].values())
 
 BONAFIDE_SOURCE = "bonafide"
+COSG_SYSTEMS_FILE = "CoSG_systems.txt"
 
 
 class ProtocolError(ValueError):
@@ -196,19 +200,39 @@ def read_cors_protocol(path: str | Path, table: dict[str, tuple[str, str, str]])
     return rows
 
 
-def read_cosg_protocol(path: str | Path, seen: bool = False) -> list[ProtocolRow]:
-    """Reads CoSG_ALL (`SYS KEY - [-] LABEL`) or, with `seen`, CoSG_SEEN (`SYS KEY - VQ LABEL`)."""
+def read_cosg_systems(path: str | Path) -> dict[str, tuple[str, str, str]]:
+    """Reads a `CoSG_systems.txt` (`SYSTEM AUX DEC VQ` per line) into system -> (aux, dec, vq)."""
     path = Path(path)
+    table = {}
+    for line_number, line in _lines(path):
+        system, aux, dec, vq = _fields(path, line_number, line, (4,))
+        for task, value in (("aux", aux), ("dec", dec), ("vq", vq)):
+            _check_code(path, line_number, task, value)
+            if value == "REAL":
+                raise ProtocolError(f"{path}:{line_number}: a generator system cannot be REAL: {line.strip()!r}")
+        table[system] = (aux, dec, vq)
+    return table
+
+
+def read_cosg_protocol(path: str | Path, seen: bool = False,
+                       systems: dict[str, tuple[str, str, str]] | None = None) -> list[ProtocolRow]:
+    """Reads CoSG_ALL (`SYS KEY - [-] LABEL`) or, with `seen`, CoSG_SEEN (`SYS KEY - VQ LABEL`).
+
+    `systems` adds (or overrides) system taxonomies beyond the official table.
+    """
+    path = Path(path)
+    known = {**COSG_SYSTEMS, **(systems or {})}
     rows = []
     for line_number, line in _lines(path):
         parts = _fields(path, line_number, line, (5,) if seen else (4, 5))
         system, key, label = parts[0], parts[1], parts[-1]
-        if system not in COSG_SYSTEMS:
+        if system not in known:
             raise ProtocolError(
-                f"{path}:{line_number}: unknown CoSG system {system!r}; known: {', '.join(sorted(COSG_SYSTEMS))}."
+                f"{path}:{line_number}: unknown CoSG system {system!r}; known: {', '.join(sorted(known))} "
+                f"(declare others in {COSG_SYSTEMS_FILE})."
             )
         bin_name = _bin_label(path, line_number, label)
-        taxonomy = COSG_SYSTEMS[system] if bin_name == "spoof" else ("REAL", "REAL", "REAL")
+        taxonomy = known[system] if bin_name == "spoof" else ("REAL", "REAL", "REAL")
         if seen:
             _check_code(path, line_number, "vq", parts[3])
             if parts[3] != taxonomy[2]:
@@ -257,7 +281,9 @@ def read_config_rows(
                 table = codec_table([find_protocol_file(protocol_dir, n) for n in TRAINING_FILES], parsed)
                 rows = read_cors_protocol(path, table)
             else:
-                rows = read_cosg_protocol(path, seen=config == "cosg_seen")
+                declared = path.parent / COSG_SYSTEMS_FILE
+                systems = read_cosg_systems(declared) if declared.is_file() else None
+                rows = read_cosg_protocol(path, seen=config == "cosg_seen", systems=systems)
             result[config][split] = rows
     return {config: result[config] for config in configs}
 

@@ -153,16 +153,34 @@ def make_handler(loaded: LoadedModel):
     return analyse
 
 
+EXAMPLE_SENTENCE = "The evening news described a map of the coast before the storm arrived."
+EXAMPLE_CODEC = "SVQ4096_F100"  # a CodecFake-mini held-out codec: the demo model never trained on it
+
+
 def example_clips(folder: Path) -> list[str]:
-    """Two short clips made by the project itself: a synthetic voice and its codec-style re-synthesis."""
-    from dataset_scripts.fixture import FIXTURE_CODECS, _voice, imitate_codec
+    """Two clips made by the project itself: synthesizer speech and its re-synthesis by a zoo codec.
+
+    Speech comes from espeak-ng when it is installed, else a synthetic harmonic voice.
+    """
+    import torch
+
+    from dataset_scripts.codec_zoo.store import load_codec
 
     folder.mkdir(parents=True, exist_ok=True)
     bona_fide, spoof = folder / "example_bonafide.wav", folder / "example_codec_resynthesis.wav"
     if not bona_fide.exists() or not spoof.exists():
-        voice = _voice(np.random.default_rng(7), 3.0)
-        sf.write(bona_fide, voice, 16000)
-        sf.write(spoof, imitate_codec(voice, FIXTURE_CODECS["vocos_encodec_6"], 7), 16000)
+        try:
+            from dataset_scripts.mini_speech import Speaker, synthesize
+
+            synthesize(Speaker("example", "espeak-ng", "en-gb+f3", pitch=55, rate=150), EXAMPLE_SENTENCE, bona_fide)
+            voice, _ = sf.read(bona_fide, dtype="float32")
+        except (RuntimeError, OSError):
+            from dataset_scripts.fixture import _voice
+
+            voice = _voice(np.random.default_rng(7), 3.0)
+            sf.write(bona_fide, voice, 16000)
+        coded = load_codec(EXAMPLE_CODEC).resynthesize(torch.from_numpy(voice)).numpy()
+        sf.write(spoof, coded, 16000)
     return [str(bona_fide), str(spoof)]
 
 

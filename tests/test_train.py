@@ -190,3 +190,18 @@ def test_the_official_preset_trains_with_torch_adam_and_l2_weight_decay(built, t
 def test_a_missing_dataset_is_refused_with_what_to_give(tmp_path):
     with pytest.raises(ValueError, match="cannot load config 'aux' split 'train'.*build_codecfake_plus build"):
         train.main(["--preset", "demo", "--dataset", str(tmp_path / "nothing"), "--output_dir", str(tmp_path / "o")])
+
+
+@pytest.mark.skipif(not Path("/usr/bin/espeak-ng").exists() and not Path("/usr/local/bin/espeak-ng").exists(),
+                    reason="espeak-ng not installed (scripts/setup.sh installs it)")
+def test_the_demo_job_builds_codecfake_mini_when_no_dataset_is_given(tmp_path, monkeypatch):
+    from datasets import load_dataset
+
+    monkeypatch.setattr(train, "DEMO_RELEASE_DIR", tmp_path / "release")
+    monkeypatch.setattr(train, "DEMO_DATASET_DIR", tmp_path / "dataset")
+    folder = train.ensure_demo_dataset(utterances=1)
+    assert folder == str(tmp_path / "dataset")
+    assert "# CodecFake-mini" in (tmp_path / "dataset" / "README.md").read_text()
+    cosg = load_dataset(folder, "cosg_eval", split="test")
+    assert len(cosg) > 0 and (tmp_path / "release" / "codecfake_mini.json").is_file()
+    assert train.ensure_demo_dataset(utterances=1) == folder  # built once, then reused

@@ -1,0 +1,235 @@
+"""CodecFake-mini: bona fide speech re-synthesised by the codec zoo, in exactly the CodecFake+ layout.
+
+    python -m dataset_scripts.build_codecfake_mini OUT_DIR [--speakers 24] [--utterances 30] [--seed 0]
+        [--speech-dir FOLDER_OF_SPEAKER_FOLDERS] [--jobs 2]
+
+Writes, like the official release:
+- `all_data_16k/<spk>_<NNN>.wav` (bona fide) and `all_data_16k/<spk>_<NNN>_<codec>.wav` (training codecs, CoRS);
+- `SLMdemos_16k/<SYSTEM>/<key>.wav`: the held-out codecs (never trained on), as CoSG, with bona fide references;
+- `protocols/training/{train,dev,test}_mult_learn{,_bal_vq,_bal_dec}.txt` (`SPK UTT - AUX DEC VQ LABEL`, one
+  codec version per bona fide utterance, each sampling balanced over its task's classes);
+- `protocols/evaluation/CoRS_ALL.txt`, `CoSG_ALL.txt`, `CoSG_SEEN.txt`, and `CoSG_systems.txt` (the held-out
+  systems' taxonomy, which the official code hard-codes for the real CoSG systems);
+- `codecfake_mini.json`: the codecs (taxonomy, held out or not), speakers and splits.
+
+Bona fide speech comes from `mini_speech` (speech synthesizers; deterministic per seed) or, with
+`--speech-dir`, from a folder of real recordings laid out as `<speaker>/<audio files>` (e.g. VCTK).
+Re-synthesis never trains anything: the codecs' weights ship in `codec_zoo/weights/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import shutil
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from .codec_zoo.specs import ZOO, CodecSpec
+from .codec_zoo.store import WEIGHTS_DIR, shipped_codecs
+from .protocols import COSG_SYSTEMS_FILE, SAMPLING_SUFFIX, TRAINING_SPLITS
+
+SAMPLING_RATE = 16000
+
+
+def _write_wav(path: Path, audio: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.clip(audio, -1.0, 1.0), SAMPLING_RATE, subtype="PCM_16")
+
+
+def _resynthesize_group(job: tuple[str, str, list[tuple[str, str]]]) -> tuple[str, list[str]]:
+    """Worker: loads one codec and re-synthesises (source, destination) pairs; returns failures."""
+    import torch
+
+    from modeling_codectrace.audio import load_audio
+
+    from .codec_zoo.store import load_codec
+
+    name, weights_dir, pairs = job
+    torch.set_num_threads(1)
+    codec = load_codec(name, weights_dir)
+    failures = []
+    for source, destination in pairs:
+        try:
+            waveform = torch.from_numpy(load_audio(source).astype(np.float32))
+            _write_wav(Path(destination), codec.resynthesize(waveform).numpy())
+        except Exception as error:  # one bad file must not stop the corpus; it is reported
+            failures.append(f"{source} -> {name}: {error}")
+    return name, failures
+
+
+def bona_fide_speech(work: Path, speakers: int, utterances: int, seed: int,
+                     speech_dir: Path | None) -> tuple[dict[str, list[Path]], dict[str, list[str]]]:
+    """Speaker -> utterance files (at most `utterances` each) and the train/validation/test speaker split."""
+    from . import mini_speech
+
+    if speech_dir is None:
+        corpus = mini_speech.write_corpus(work / "speech", speakers, utterances, seed)
+        meta = json.loads((corpus / "speakers.json").read_text())
+        files = {s: sorted((corpus / s).glob("*.wav")) for split in meta["splits"].values() for s in split}
+        return files, meta["splits"]
+    found = mini_speech.real_corpus_utterances(speech_dir)
+    bad = [s for s in found if "_" in s or not s.strip()]
+    if bad:
+        raise ValueError(f"speaker folder names must not contain '_' (ids are <speaker>_<NNN>): {bad[:5]}")
+    names = sorted(found)
+    if len(names) < 7:
+        raise ValueError(f"{speech_dir} has {len(names)} speakers; CodecFake-mini needs at least 7 "
+                         "(3 validation, 3 test, the rest training).")
+    splits = {"train": names[:-6], "validation": names[-6:-3], "test": names[-3:]}
+    return {s: found[s][:utterances] for s in names}, splits
+
+
+def balanced_assignment(task: str, codecs: list[CodecSpec], count: int) -> list[CodecSpec]:
+    """`count` codecs cycling over the task's classes, then over the codecs of each class."""
+    by_class: dict[str, list[CodecSpec]] = defaultdict(list)
+    for spec in sorted(codecs, key=lambda s: s.name):
+        by_class[getattr(spec, task)].append(spec)
+    classes = sorted(by_class)
+    return [by_class[classes[k % len(classes)]][(k // len(classes)) % len(by_class[classes[k % len(classes)]])]
+            for k in range(count)]
+
+
+def write_codecfake_mini(out: str | Path, speakers: int = 24, utterances: int = 30, seed: int = 0,
+                         speech_dir: str | Path | None = None, jobs: int = 2,
+                         weights_dir: str | Path = WEIGHTS_DIR) -> Path:
+    """Writes CodecFake-mini into `out` (built in `out.partial`, renamed when complete)."""
+    out = Path(out)
+    weights_dir = Path(weights_dir)
+    missing = sorted({s.name for s in ZOO} - set(shipped_codecs(weights_dir)))
+    if missing:
+        raise FileNotFoundError(f"codec weights missing in {weights_dir}: {', '.join(missing)}. They ship with the "
+                                "project; retrain with `python -m dataset_scripts.codec_zoo.train_zoo`.")
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        _write_release(partial, speakers, utterances, seed, speech_dir, jobs, weights_dir)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)  # never leave a half-written corpus behind
+        raise
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(partial, out)
+    return out
+
+
+def _write_release(partial: Path, speakers: int, utterances: int, seed: int, speech_dir: str | Path | None,
+                   jobs: int, weights_dir: Path) -> None:
+    files, splits = bona_fide_speech(partial / "_work", speakers, utterances, seed,
+                                     Path(speech_dir) if speech_dir else None)
+    training = [s for s in ZOO if not s.heldout]
+    heldout = [s for s in ZOO if s.heldout]
+    audio_dir = partial / "all_data_16k"
+    from tqdm.auto import tqdm
+
+    from modeling_codectrace.audio import load_audio
+
+    # bona fide copies, with official-style ids
+    utterance_ids: dict[str, list[tuple[str, str, Path]]] = {}
+    for split, split_speakers in splits.items():
+        utterance_ids[split] = []
+        for speaker in split_speakers:
+            for number, source in enumerate(files[speaker], start=1):
+                utt = f"{speaker}_{number:03d}"
+                _write_wav(audio_dir / f"{utt}.wav", load_audio(source))
+                utterance_ids[split].append((speaker, utt, audio_dir / f"{utt}.wav"))
+
+    # which codec re-synthesises what: the three samplings, then CoRS (all test x training codecs)
+    work: dict[str, dict[str, str]] = defaultdict(dict)
+    protocol_lines: dict[str, list[str]] = {}
+    for sampling, suffix in SAMPLING_SUFFIX.items():
+        for split, prefix in TRAINING_SPLITS.items():
+            rows = utterance_ids[split]
+            lines = []
+            for (speaker, utt, path), spec in zip(rows, balanced_assignment(sampling, training, len(rows))):
+                aux, dec, vq = spec.protocol_taxonomy()
+                lines += [f"{speaker} {utt} - REAL REAL REAL bonafide",
+                          f"{speaker} {utt}_{spec.name} - {aux} {dec} {vq} spoof"]
+                work[spec.name][str(path)] = str(audio_dir / f"{utt}_{spec.name}.wav")
+            protocol_lines[f"training/{prefix}_mult_learn{suffix}.txt"] = lines
+    cors = []
+    for speaker, utt, path in utterance_ids["test"]:
+        cors.append(f"{speaker} {utt} - - bonafide")
+        for spec in training:
+            cors.append(f"{speaker} {utt}_{spec.name} - - spoof")
+            work[spec.name][str(path)] = str(audio_dir / f"{utt}_{spec.name}.wav")
+    protocol_lines["evaluation/CoRS_ALL.txt"] = cors
+
+    # held-out codecs: every test utterance, plus a share of bona fide references per system
+    cosg, cosg_seen = [], []
+    demos = partial / "SLMdemos_16k"
+    for index, spec in enumerate(heldout):
+        aux, dec, vq = spec.protocol_taxonomy()
+        for k, (_, utt, path) in enumerate(utterance_ids["test"]):
+            key = f"{spec.name.lower()}_{utt}"
+            work[spec.name][str(path)] = str(demos / spec.name / f"{key}.wav")
+            cosg.append(f"{spec.name} {key} - spoof")
+            cosg_seen.append(f"{spec.name} {key} - {vq} spoof")
+            if k % len(heldout) == index:
+                reference = demos / spec.name / f"{key}_reference.wav"
+                reference.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, reference)
+                cosg.append(f"{spec.name} {key}_reference - bonafide")
+                cosg_seen.append(f"{spec.name} {key}_reference - REAL bonafide")
+    protocol_lines["evaluation/CoSG_ALL.txt"] = cosg
+    protocol_lines["evaluation/CoSG_SEEN.txt"] = cosg_seen
+    protocol_lines[f"evaluation/{COSG_SYSTEMS_FILE}"] = [f"{s.name} {' '.join(s.protocol_taxonomy())}" for s in heldout]
+
+    # re-synthesis, in parallel over codecs (chunks keep both workers busy to the end)
+    groups = []
+    for name, pairs in work.items():
+        items = sorted(pairs.items())
+        step = max(1, -(-len(items) // 4))
+        groups += [(name, str(weights_dir), items[i : i + step]) for i in range(0, len(items), step)]
+    failures: list[str] = []
+    pool = multiprocessing.get_context("spawn").Pool(jobs) if jobs > 1 else None
+    try:
+        results = pool.imap(_resynthesize_group, groups) if pool else map(_resynthesize_group, groups)
+        with tqdm(total=sum(len(g[2]) for g in groups), desc="re-synthesising", unit="clip") as bar:
+            for (_, failed), group in zip(results, groups):
+                failures += failed
+                bar.update(len(group[2]))
+    finally:
+        if pool:
+            pool.close()
+            pool.join()
+    if failures:
+        raise RuntimeError(f"{len(failures)} re-syntheses failed; first: {failures[0]}")
+
+    for name, lines in protocol_lines.items():
+        path = partial / "protocols" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines) + "\n")
+    meta = {
+        "seed": seed, "speakers": speakers, "utterances_per_speaker": utterances,
+        "speech": str(speech_dir) if speech_dir else "mini_speech (espeak-ng + festival)", "splits": splits,
+        "codecs": [{"name": s.name, "heldout": s.heldout, "vq": s.vq, "aux": s.aux, "dec": s.dec,
+                    "frame_rate": round(s.frame_rate, 2), "bitrate": round(s.bitrate)} for s in ZOO],
+    }
+    (partial / "codecfake_mini.json").write_text(json.dumps(meta, indent=2))
+    shutil.rmtree(partial / "_work", ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--speakers", type=int, default=24, help="synthetic speakers (default 24)")
+    parser.add_argument("--utterances", type=int, default=30, help="utterances per speaker (default 30)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--speech-dir", type=Path, help="real recordings as <speaker>/<audio files> instead")
+    parser.add_argument("--jobs", type=int, default=2, help="re-synthesis processes (default 2)")
+    parser.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    write_codecfake_mini(args.out_dir, args.speakers, args.utterances, args.seed, args.speech_dir, args.jobs,
+                         args.weights_dir)
+    print(f"CodecFake-mini written to {args.out_dir}")
+
+
+if __name__ == "__main__":
+    main()
