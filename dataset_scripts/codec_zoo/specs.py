@@ -38,6 +38,8 @@ class CodecSpec:
     decoder_channels / decoder_blocks (`int`): decoder (head) width and depth.
     n_fft / istft_upsample (`int`): inverse-STFT size and the frame-rate increase before it (freq decoders).
     steps (`int`): training steps (batch of `batch_size` one-second crops).
+    noise_augment (`float`): when > 0, each crop gets a Gaussian noise floor of std uniform in [0, value] (input
+        and target), with the trunk run live on it; used to fine-tune a codec that failed on noisy speech.
     """
 
     name: str
@@ -59,6 +61,7 @@ class CodecSpec:
     steps: int = 1200
     batch_size: int = 8
     learning_rate: float = 2e-3
+    noise_augment: float = 0.0
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -113,7 +116,8 @@ ZOO: tuple[CodecSpec, ...] = (
     CodecSpec("svq4096_sem_t100", "svq", "semantic", "time", seed=2, codebook_size=4096,
               decoder_body="a", decoder_channels=128, steps=TIME_STEPS, batch_size=6),
     CodecSpec("fsq6_dis_t67", "sq", "disentangle", "time", seed=3, head_stride=3, fsq_levels=(8, 8, 8, 5, 5, 5),
-              decoder_body="a", decoder_channels=144, steps=1000, batch_size=6),  # 500 were not enough
+              decoder_body="a", decoder_channels=144, steps=1300, batch_size=6, noise_augment=2e-3),
+    # ^ 500 then 1000 clean steps still failed on speech with a noise floor; steps 1000-1300 add noise
     CodecSpec("rvq6x256_sem_f67", "mvq", "semantic", "freq", seed=4, head_stride=3, levels=6, codebook_size=256,
               n_fft=480, istft_upsample=2, steps=FREQ_STEPS),
     CodecSpec("rvq8x128_dis_f50", "mvq", "disentangle", "freq", seed=5, head_stride=4, levels=8, codebook_size=128,

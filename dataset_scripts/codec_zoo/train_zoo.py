@@ -128,6 +128,10 @@ def train_codec(spec: CodecSpec, utterances: list[Utterance], num_speakers: int,
         step = record["step"]
         audio, speakers, phones, features_batch = sampler.batch(spec.batch_size, model.hop,
                                                                 0.5 if spec.aux == "semantic" else 0.0)
+        if spec.noise_augment > 0:  # recording-noise floor; the trunk then runs on the noisy input itself
+            levels = torch.from_numpy(sampler.rng.uniform(0, spec.noise_augment, (len(audio), 1))).float()
+            audio = audio + levels * torch.from_numpy(sampler.rng.standard_normal(audio.shape)).float()
+            features_batch = None
         out = model(audio, reversal_weight=min(1.0, step / (0.3 * spec.steps)), trunk_features=features_batch)
         loss = reconstruction(out["audio"], audio) + out["commit_loss"]
         if "phone_logits" in out:
