@@ -69,7 +69,9 @@ def test_every_codec_ships_small_fp16_weights_that_resynthesise():
         codec = load_codec(spec.name)
         assert codec.spec == spec
         y = codec.resynthesize(x)
-        assert y.shape == x.shape and torch.isfinite(y).all() and y.abs().max() <= 1
+        assert y.shape == x.shape and torch.isfinite(y).all()
+        if spec.dec == "time":  # tanh output; inverse-STFT output is clipped when written (build_codecfake_mini)
+            assert y.abs().max() <= 1
 
 
 def test_saved_codec_reloads_with_the_same_output(tmp_path):
