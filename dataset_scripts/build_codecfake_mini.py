@@ -42,6 +42,13 @@ def _write_wav(path: Path, audio: np.ndarray) -> None:
     sf.write(path, np.clip(audio, -1.0, 1.0), SAMPLING_RATE, subtype="PCM_16")
 
 
+def _one_thread() -> None:
+    """Pool initializer: each worker uses one thread (the workers already use every core between them)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def _resynthesize_group(job: tuple[str, str, list[tuple[str, str]]]) -> tuple[str, list[str]]:
     """Worker: loads one codec and re-synthesises (source, destination) pairs; returns failures."""
     import torch
@@ -51,7 +58,6 @@ def _resynthesize_group(job: tuple[str, str, list[tuple[str, str]]]) -> tuple[st
     from .codec_zoo.store import load_codec
 
     name, weights_dir, pairs = job
-    torch.set_num_threads(1)
     codec = load_codec(name, weights_dir)
     failures = []
     for source, destination in pairs:
@@ -188,7 +194,7 @@ def _write_release(partial: Path, speakers: int, utterances: int, seed: int, spe
         step = max(1, -(-len(items) // 4))
         groups += [(name, str(weights_dir), items[i : i + step]) for i in range(0, len(items), step)]
     failures: list[str] = []
-    pool = multiprocessing.get_context("spawn").Pool(jobs) if jobs > 1 else None
+    pool = multiprocessing.get_context("spawn").Pool(jobs, initializer=_one_thread) if jobs > 1 else None
     try:
         results = pool.imap(_resynthesize_group, groups) if pool else map(_resynthesize_group, groups)
         with tqdm(total=sum(len(g[2]) for g in groups), desc="re-synthesising", unit="clip") as bar:

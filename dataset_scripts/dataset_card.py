@@ -98,7 +98,7 @@ def render_card(
         "\n## Columns\n\n"
         "- `audio`: 16 kHz mono (clips not at 16 kHz or not mono were resampled / downmixed at build time);\n"
         "- `utt_id`: the protocol's utterance id (`SYSTEM/KEY` for CoSG clips);\n"
-        "- `speaker`: VCTK speaker id; for CoSG clips the generator system (the protocol names no speaker);\n"
+        "- `speaker`: speaker id (VCTK in CodecFake+); for CoSG clips the generator system (the protocol names none);\n"
         "- `source`: codec name (CoRS), generator system (CoSG spoofs) or `bonafide`;\n"
     )
     for task, names in TASK_LABELS.items():

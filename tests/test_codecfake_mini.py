@@ -113,7 +113,7 @@ def test_the_dataset_builder_reads_codecfake_mini_unchanged(mini_root, tmp_path)
     cosg = load_dataset(str(tmp_path / "built"), "cosg_eval", split="test")
     assert set(cosg["source"]) == {"bonafide"} | {s.name for s in HELDOUT}
     card = (tmp_path / "built" / "README.md").read_text()
-    assert "# CodecFake-mini (source tracing)" in card and "VCTK" not in card
+    assert "# CodecFake-mini (source tracing)" in card and "Bona fide speech is from VCTK" not in card
     assert out.rows["cosg_eval"]["test"] == len(cosg)
 
 

@@ -41,7 +41,6 @@ def held_out_speech(utterances: int = 8, seed: int = 0, noise_floor: float | Non
 def measure(speech: list[np.ndarray], weights_dir: Path = WEIGHTS_DIR,
             clean_speech: list[np.ndarray] | None = None) -> dict:
     """Codec name -> quality and facts; plus the mu-law baselines. `clean_speech` adds `log_mel_l1_clean`."""
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
     results = {}
     for bits in (4, 8):
         results[f"mu-law {bits}-bit"] = {"log_mel_l1": float(np.mean([log_mel_l1(mu_law_roundtrip(x, bits), x)
