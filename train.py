@@ -58,6 +58,10 @@ class ModelArguments:
         default=None, metadata={"help": "continue from a CodecTrace model (folder or hub id) instead"})
     model_revision: str | None = field(default=None, metadata={"help": "revision of --model_name_or_path"})
     aasist_size: str = field(default="official", metadata={"help": "AASIST widths: official | tiny"})
+    head_type: str = field(default="aasist", metadata={"help": "aasist (the paper) | stats_pooling (frame mean/std "
+                                                                "+ a linear layer per task; the CPU demo)"})
+    use_weighted_layer_sum: bool = field(
+        default=False, metadata={"help": "heads read a learned mix of all backbone layers (paper: the last layer)"})
     freeze_feature_encoder: bool = field(default=False, metadata={"help": "freeze the backbone's CNN"})
     freeze_backbone: bool = field(default=False, metadata={"help": "freeze the whole backbone"})
     task_weighting: str = field(default="fixed", metadata={"help": "fixed (official mean) | uncertainty (learned)"})
@@ -115,11 +119,11 @@ class CodecTraceTrainingArguments(TrainingArguments):
 PRESETS: dict[str, dict] = {
     "official": {},
     "demo": dict(
-        backbone_size="small", aasist_size="tiny", chunk_samples=32000, augment="none", crop="random",
-        output_dir="outputs/demo-M1", optimizer_recipe="trainer", optim="adamw_torch", learning_rate=1e-3,
-        weight_decay=1e-2, lr_scheduler_type="cosine", warmup_steps=20, per_device_train_batch_size=16,
-        per_device_eval_batch_size=32, num_train_epochs=10, logging_steps=10, dataloader_num_workers=1,
-        demo_utterances=30,
+        backbone_size="filterbank-tiny", head_type="stats_pooling", use_weighted_layer_sum=True, chunk_samples=32000,
+        augment="none", crop="random", output_dir="outputs/demo-M1", optimizer_recipe="trainer", optim="adamw_torch",
+        learning_rate=1e-3, weight_decay=1e-2, lr_scheduler_type="cosine", warmup_steps=20,
+        per_device_train_batch_size=16, per_device_eval_batch_size=32, num_train_epochs=60, logging_steps=20,
+        dataloader_num_workers=1, demo_utterances=30,
     ),
 }
 
@@ -149,6 +153,8 @@ def _validate(model_args: ModelArguments, data_args: DataArguments, parser) -> N
         parser.error(f"--backbone_size must be one of {list(BACKBONE_SIZES)}")
     if model_args.aasist_size not in ("official", "tiny"):
         parser.error("--aasist_size must be official or tiny")
+    if model_args.head_type not in mc.HEAD_TYPES:
+        parser.error(f"--head_type must be one of {list(mc.HEAD_TYPES)}")
     if data_args.crop not in CROP_MODES or data_args.augment not in AUGMENTATIONS:
         parser.error(f"--crop must be one of {CROP_MODES} and --augment one of {AUGMENTATIONS}")
     if data_args.dataset_config not in ("aux", "vq", "dec"):
@@ -197,7 +203,8 @@ def build_model(model_args: ModelArguments) -> mc.CodecTraceForSourceTracing:
 
     aasist = TINY_AASIST if model_args.aasist_size == "tiny" else {}
     common = dict(variant=model_args.variant, chunk_samples=model_args.chunk_samples,
-                  task_weighting=model_args.task_weighting, **aasist)
+                  task_weighting=model_args.task_weighting, head_type=model_args.head_type,
+                  use_weighted_layer_sum=model_args.use_weighted_layer_sum, **aasist)
     if model_args.model_name_or_path:
         model = mc.CodecTraceForSourceTracing.from_pretrained(
             model_args.model_name_or_path, revision=model_args.model_revision)
@@ -262,6 +269,13 @@ def evaluate_sets(trainer, model, data_args, training_args, test_split) -> dict[
                                Path(training_args.output_dir))
 
 
+def heads_description(config) -> str:
+    heads = ("AASIST trunk + graph branches, as the paper" if config.head_type == "aasist"
+             else "frame mean/std pooling + one linear layer per task (not the paper)")
+    layers = "a learned mix of all backbone layers" if config.use_weighted_layer_sum else "the last backbone layer"
+    return f"{heads}, on {layers}"
+
+
 def recipe_table(model_args, data_args, training_args, model) -> dict:
     optimizer = ("Adam (L2 weight decay), as the paper" if training_args.optimizer_recipe == "official_adam"
                  else f"{training_args.optim}, {training_args.lr_scheduler_type} schedule")
@@ -270,6 +284,7 @@ def recipe_table(model_args, data_args, training_args, model) -> dict:
         "variant": model.config.variant,
         "backbone": model_args.backbone or model_args.model_name_or_path or f"random init ({model_args.backbone_size})",
         "dataset": f"{data_args.dataset} (config `{data_args.dataset_config}`)",
+        "heads": heads_description(model.config),
         "window": f"{model.config.chunk_samples} samples, crop `{data_args.crop}`, repeat-padded",
         "augmentation": data_args.augment,
         "optimizer": optimizer,

@@ -8,6 +8,7 @@ from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelF
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_codectrace import (
+    HEAD_TYPES,
     LABEL_DESCRIPTIONS,
     TASK_DESCRIPTIONS,
     TASK_LABELS,
@@ -36,6 +37,7 @@ CodecTraceForSourceTracing.register_for_auto_class("AutoModel")
 CodecTraceFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
 
 __all__ = [
+    "HEAD_TYPES",
     "LABEL_DESCRIPTIONS",
     "TASK_DESCRIPTIONS",
     "TASK_LABELS",

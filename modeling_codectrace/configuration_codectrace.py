@@ -61,6 +61,9 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "M2": ("vq", "aux", "dec"),
 }
 
+# Classifier heads: the paper's AASIST graph branches, or statistics pooling + one linear layer per task.
+HEAD_TYPES = ("aasist", "stats_pooling")
+
 # Official weighted cross-entropy class weights (REAL / bona fide gets the small weight).
 OFFICIAL_CLASS_WEIGHTS: dict[str, tuple[float, ...]] = {
     "bin": (0.1, 0.9),
@@ -112,6 +115,15 @@ BACKBONE_SIZES: dict[str, dict] = {
     "tiny": dict(
         hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
         conv_dim=(16, 16, 16, 16), conv_kernel=(10, 8, 4, 4), conv_stride=(5, 4, 4, 4),
+        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
+        hidden_dropout=0.0, attention_dropout=0.0, feat_proj_dropout=0.0,
+    ),
+    # The CPU demo's backbone: a learned 25-ms filterbank (400-tap conv, 10-ms hop) and a 2x conv to 50 Hz frames
+    # instead of the 7-layer waveform stack, under a 2-layer, 32-wide transformer. Measured in
+    # benchmarks/demo_front_end.py: it learns the codec classes of CodecFake-mini several times faster on CPU.
+    "filterbank-tiny": dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        conv_dim=(128, 128), conv_kernel=(400, 2), conv_stride=(160, 2),
         num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
         hidden_dropout=0.0, attention_dropout=0.0, feat_proj_dropout=0.0,
     ),
@@ -183,6 +195,15 @@ class CodecTraceConfig(PretrainedConfig):
         task_weighting (`str`, *optional*, defaults to `"fixed"`):
             `"fixed"` uses `task_weights` (official: the plain mean). `"uncertainty"` learns one log-variance
             per task (Kendall et al., 2018): loss = mean over tasks of exp(-s_t) * L_t + s_t. Not in the paper.
+        head_type (`str`, *optional*, defaults to `"aasist"`):
+            `"aasist"`: the paper's shared AASIST trunk and one graph-attention branch per task. `"stats_pooling"`:
+            the mean and standard deviation of the backbone features over frames, then one linear layer per task
+            (not in the paper; the CPU demo uses it because AASIST learns too slowly from scratch there, see
+            docs/codecfake_mini.md). The AASIST arguments above are ignored with it.
+        use_weighted_layer_sum (`bool`, *optional*, defaults to `False`):
+            Feed the heads a learned softmax-weighted sum of all backbone hidden states (the projected
+            convolutional features and every transformer layer), as `Wav2Vec2ForSequenceClassification` can.
+            Off in the paper, which uses the last layer.
         sampling_rate (`int`, *optional*, defaults to 16000):
             Sampling rate the model expects.
         chunk_samples (`int`, *optional*, defaults to 64600):
@@ -207,6 +228,8 @@ class CodecTraceConfig(PretrainedConfig):
         class_weights: dict[str, list[float]] | None = None,
         task_weights: dict[str, float] | None = None,
         task_weighting: str = "fixed",
+        head_type: str = "aasist",
+        use_weighted_layer_sum: bool = False,
         sampling_rate: int = 16000,
         chunk_samples: int = 64600,
         **kwargs,
@@ -259,6 +282,10 @@ class CodecTraceConfig(PretrainedConfig):
         if task_weighting not in ("fixed", "uncertainty"):
             raise ValueError(f"task_weighting must be 'fixed' or 'uncertainty', got {task_weighting!r}.")
         self.task_weighting = task_weighting
+        if head_type not in HEAD_TYPES:
+            raise ValueError(f"head_type must be one of {list(HEAD_TYPES)}, got {head_type!r}.")
+        self.head_type = head_type
+        self.use_weighted_layer_sum = bool(use_weighted_layer_sum)
 
         if sampling_rate <= 0 or chunk_samples <= 0:
             raise ValueError("sampling_rate and chunk_samples must be positive.")

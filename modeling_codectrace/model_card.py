@@ -64,6 +64,12 @@ def model_index(model_name: str, dataset_id: str, results: dict[str, dict]) -> l
     return [{"name": model_name, "results": entries}] if entries else []
 
 
+HEAD_NOTES = {
+    "aasist": "AASIST graph attention (the paper's)",
+    "stats_pooling": "statistics pooling + linear (not the paper's AASIST; it trains far faster from scratch on a CPU)",
+}
+
+
 def render_model_card(
     config,
     model_name: str,
@@ -83,8 +89,8 @@ def render_model_card(
         "pipeline_tag": "audio-classification",
         "license": "apache-2.0",
         "language": ["en"],
-        "tags": ["audio-deepfake-detection", "anti-spoofing", "source-tracing", "codecfake", "wav2vec2", "aasist",
-                 "custom_code"],
+        "tags": ["audio-deepfake-detection", "anti-spoofing", "source-tracing", "codecfake", "wav2vec2"]
+        + (["aasist"] if config.head_type == "aasist" else []) + ["custom_code"],
         "metrics": ["eer", "f1"],
     }
     if base_model:
@@ -97,15 +103,23 @@ def render_model_card(
     lines = ["---", yaml.safe_dump(metadata, sort_keys=False).strip(), "---", "", f"# {model_name}", ""]
     if status_note:
         lines += [f"> {status_note}", ""]
+    if config.head_type == "aasist":
+        design = ("Wav2Vec2 (XLS-R layout) feeding a shared AASIST trunk and one AASIST graph-attention head per "
+                  "task, as in")
+    else:
+        design = ("Wav2Vec2 (XLS-R layout) with frame mean/std pooling and one linear layer per task, after the "
+                  "tasks of")
     lines += [
-        "A **codec-based deepfake source tracer**: Wav2Vec2 (XLS-R layout) feeding a shared AASIST trunk and one "
-        "AASIST graph-attention head per task, as in *Codec-Based Deepfake Source Tracing via Neural Audio Codec "
-        "Taxonomy* (Chen et al., Interspeech 2025). For one clip it says whether speech is bona fide or spoofed and, "
-        "for spoofs, which *kind* of neural audio codec made it.",
+        f"A **codec-based deepfake source tracer**: {design} *Codec-Based Deepfake Source Tracing via Neural Audio "
+        "Codec Taxonomy* (Chen et al., Interspeech 2025). For one clip it says whether speech is bona fide or "
+        "spoofed and, for spoofs, which *kind* of neural audio codec made it.",
         "",
         f"- Variant: **{config.variant or 'custom'}** (heads: {', '.join(t.upper() for t in config.tasks)})",
         f"- Backbone: {config.backbone_config.num_hidden_layers} layers, "
-        f"hidden size {config.backbone_config.hidden_size}",
+        f"hidden size {config.backbone_config.hidden_size}, conv kernels {list(config.backbone_config.conv_kernel)} "
+        f"strides {list(config.backbone_config.conv_stride)}",
+        f"- Heads: {HEAD_NOTES[config.head_type]}, reading "
+        + ("a learned mix of all backbone layers" if config.use_weighted_layer_sum else "the last backbone layer"),
         f"- Input: {config.sampling_rate} Hz mono; one window of {config.chunk_samples} samples "
         f"({config.chunk_samples / config.sampling_rate:.2f} s)",
     ]

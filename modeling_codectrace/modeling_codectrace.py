@@ -23,6 +23,29 @@ BRANCH_NAMES: dict[str, str] = {
 }
 
 
+class StatsPoolingHead(nn.Module):
+    """One task head of `head_type="stats_pooling"`: a linear layer over pooled (mean, std) features."""
+
+    def __init__(self, hidden_size: int, num_classes: int):
+        super().__init__()
+        self.classifier = nn.Linear(2 * hidden_size, num_classes)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.classifier(pooled)
+
+
+def masked_mean_std(hidden: torch.Tensor, frame_mask: torch.Tensor | None) -> torch.Tensor:
+    """(batch, frames, hidden) -> (batch, 2 * hidden): mean and (population) std over the unmasked frames."""
+    if frame_mask is None:
+        frame_mask = hidden.new_ones(hidden.shape[:2])
+    weights = frame_mask.to(hidden.dtype).unsqueeze(-1)
+    count = weights.sum(1).clamp_min(1.0)
+    mean = (hidden * weights).sum(1) / count
+    variance = (((hidden - mean.unsqueeze(1)) ** 2) * weights).sum(1) / count
+    # The floor keeps the gradient finite where a feature is constant over the frames (e.g. a single frame).
+    return torch.cat([mean, variance.clamp_min(1e-10).sqrt()], dim=-1)
+
+
 @dataclass
 class SourceTracingOutput(ModelOutput):
     """
@@ -40,7 +63,9 @@ class SourceTracingOutput(ModelOutput):
         dec_logits (`torch.FloatTensor` of shape `(batch_size, 3)`, *optional*):
             Decoder-domain logits, labels `[real, time, freq]`.
         embeddings (`dict[str, torch.FloatTensor]`, *optional*):
-            Per head, the pooled graph embedding of shape `(batch_size, 5 * gat_dims[1])` (before dropout).
+            Per head, the pooled embedding the head classifies: with AASIST heads the graph embedding of shape
+            `(batch_size, 5 * gat_dims[1])` (before dropout); with `stats_pooling` the frame mean and standard
+            deviation, `(batch_size, 2 * hidden_size)`, shared by all heads.
         task_losses (`dict[str, torch.FloatTensor]`, *optional*):
             Unweighted loss of every task whose labels were given.
         logits (`torch.FloatTensor` of shape `(batch_size, 2)`, *optional*):
@@ -84,32 +109,45 @@ class CodecTracePreTrainedModel(PreTrainedModel):
                 init.xavier_normal_(weight)
         elif isinstance(module, (nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d)):
             module.reset_parameters()  # PyTorch defaults, as in the official code
-        if isinstance(module, CodecTraceForSourceTracing) and hasattr(module, "task_log_vars"):
-            init.zeros_(module.task_log_vars)
+        if isinstance(module, CodecTraceForSourceTracing):
+            if hasattr(module, "task_log_vars"):
+                init.zeros_(module.task_log_vars)
+            if hasattr(module, "layer_weights"):
+                init.zeros_(module.layer_weights)  # softmax of zeros: the plain mean of all layers
 
 
 class CodecTraceForSourceTracing(CodecTracePreTrainedModel):
     """
     Wav2Vec2 backbone (last hidden state) -> shared AASIST trunk -> one AASIST graph-attention branch
-    per task -> logits. Tasks and label names come from the config (`config.tasks`,
-    `config.label_names`).
+    per task -> logits, as in the paper. Tasks and label names come from the config (`config.tasks`,
+    `config.label_names`); `config.use_weighted_layer_sum` feeds a learned mix of all backbone layers instead,
+    and `config.head_type="stats_pooling"` replaces the AASIST parts by frame mean/std pooling and one linear
+    layer per task.
     """
 
     def __init__(self, config: CodecTraceConfig):
         super().__init__(config)
         self.wav2vec2 = Wav2Vec2Model(config.backbone_config)
-        self.trunk = AasistTrunk(config.hidden_size, config.projection_dim, config.encoder_filters)
-        channels = config.encoder_filters[-1][-1]
-        for task in config.tasks:
-            branch = GraphBranch(
-                channels=channels,
-                spectral_nodes=config.projection_dim // 3,
-                gat_dims=config.gat_dims,
-                pool_ratios=config.pool_ratios,
-                temperatures=config.temperatures,
-                num_classes=len(TASK_LABELS[task]),
+        if config.use_weighted_layer_sum:
+            # Softmax weights over the projected conv features and every transformer layer.
+            self.layer_weights = nn.Parameter(torch.zeros(config.backbone_config.num_hidden_layers + 1))
+        if config.head_type == "aasist":
+            self.trunk = AasistTrunk(config.hidden_size, config.projection_dim, config.encoder_filters)
+            channels = config.encoder_filters[-1][-1]
+            for task in config.tasks:
+                branch = GraphBranch(
+                    channels=channels,
+                    spectral_nodes=config.projection_dim // 3,
+                    gat_dims=config.gat_dims,
+                    pool_ratios=config.pool_ratios,
+                    temperatures=config.temperatures,
+                    num_classes=len(TASK_LABELS[task]),
+                )
+                self.add_module(BRANCH_NAMES[task], branch)
+        else:
+            self.heads = nn.ModuleDict(
+                {task: StatsPoolingHead(config.hidden_size, len(TASK_LABELS[task])) for task in config.tasks}
             )
-            self.add_module(BRANCH_NAMES[task], branch)
         if config.task_weighting == "uncertainty":
             # One learned log-variance per task, in config.tasks order.
             self.task_log_vars = nn.Parameter(torch.zeros(len(config.tasks)))
@@ -165,13 +203,17 @@ class CodecTraceForSourceTracing(CodecTracePreTrainedModel):
             parameter.requires_grad = False
 
     def branch(self, task: str) -> GraphBranch:
+        if self.config.head_type != "aasist":
+            raise ValueError(
+                f"branch() is the AASIST graph branch; this model's head_type is {self.config.head_type!r}."
+            )
         return getattr(self, BRANCH_NAMES[task])
 
     @property
     def min_input_samples(self) -> int:
-        """Shortest input giving the 3 backbone frames that the trunk's 3x3 max-pool needs."""
+        """Shortest input giving the backbone frames the heads need (3 for AASIST's 3x3 max-pool, else 1)."""
         backbone = self.config.backbone_config
-        samples = 3
+        samples = 3 if self.config.head_type == "aasist" else 1
         for kernel, stride in reversed(list(zip(backbone.conv_kernel, backbone.conv_stride))):
             samples = (samples - 1) * stride + kernel
         return samples
@@ -218,13 +260,29 @@ class CodecTraceForSourceTracing(CodecTracePreTrainedModel):
                 f"labels given for task(s) {stray} but this model only has heads for {self.config.tasks}."
             )
 
-        hidden = self.wav2vec2(input_values, attention_mask=attention_mask).last_hidden_state
-        features, attention = self.trunk(hidden)
+        backbone_output = self.wav2vec2(
+            input_values, attention_mask=attention_mask, output_hidden_states=self.config.use_weighted_layer_sum
+        )
+        if self.config.use_weighted_layer_sum:
+            stacked = torch.stack(backbone_output.hidden_states, dim=0)
+            weights = F.softmax(self.layer_weights, dim=0).to(stacked.dtype)
+            hidden = (stacked * weights.view(-1, 1, 1, 1)).sum(dim=0)
+        else:
+            hidden = backbone_output.last_hidden_state
 
         logits: dict[str, torch.Tensor] = {}
         embeddings: dict[str, torch.Tensor] = {}
-        for task in self.config.tasks:
-            logits[task], embeddings[task] = self.branch(task)(features, attention)
+        if self.config.head_type == "aasist":
+            features, attention = self.trunk(hidden)
+            for task in self.config.tasks:
+                logits[task], embeddings[task] = self.branch(task)(features, attention)
+        else:
+            frame_mask = None
+            if attention_mask is not None:
+                frame_mask = self.wav2vec2._get_feature_vector_attention_mask(hidden.shape[1], attention_mask)
+            pooled = masked_mean_std(hidden, frame_mask)
+            for task in self.config.tasks:
+                logits[task], embeddings[task] = self.heads[task](pooled), pooled
 
         loss = None
         task_losses: dict[str, torch.Tensor] = {}

@@ -16,7 +16,7 @@ from modeling_codectrace.convert_official import (
     ours_to_official,
 )
 from modeling_codectrace.modeling_codectrace import CodecTraceForSourceTracing
-from modeling_codectrace.testing import TINY_AASIST
+from modeling_codectrace.testing import TINY_AASIST, tiny_config
 
 # A tiny backbone whose conv kernels follow wav2vec 2.0 (10 / 3 / 2), so strides are inferable.
 TINY_OFFICIAL_BACKBONE = dict(
@@ -170,3 +170,9 @@ def test_a_variant_that_disagrees_with_the_branches_is_refused(tmp_path):
 def test_cli_reports_conversion_errors_with_exit_status_2(tmp_path, capsys):
     assert cli_main(["convert-official", str(tmp_path / "missing.pth"), "--out", str(tmp_path / "o")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_a_stats_pooling_model_has_no_official_form():
+    model = CodecTraceForSourceTracing(tiny_config(head_type="stats_pooling"))
+    with pytest.raises(ConversionError, match="not part of the official model"):
+        ours_to_official(model.state_dict())

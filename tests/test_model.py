@@ -5,7 +5,7 @@ import torch
 
 import modeling_codectrace as mc
 from modeling_codectrace.configuration_codectrace import TASK_LABELS, VARIANTS
-from modeling_codectrace.modeling_codectrace import BRANCH_NAMES
+from modeling_codectrace.modeling_codectrace import BRANCH_NAMES, masked_mean_std
 from modeling_codectrace.testing import tiny_config
 
 
@@ -191,6 +191,7 @@ def test_paper_sized_model_has_the_official_parameter_layout():
         ({"variant": "M1", "tasks": ["bin"]}, "disagree"),
         ({"class_weights": {"vq": [1.0, 2.0]}}, "one weight per label"),
         ({"encoder_filters": [[1, 8], [16, 16]]}, "chain"),
+        ({"head_type": "mlp"}, "head_type must be one of"),
     ],
 )
 def test_bad_config_values_are_refused_clearly(kwargs, message):
@@ -218,3 +219,99 @@ def test_uncertainty_task_weighting_learns_one_log_variance_per_task(tiny_model_
     assert torch.allclose(out.loss, (out.task_losses["bin"] + out.task_losses["aux"]) / 2)
     out.loss.backward()
     assert model.task_log_vars.grad is not None and model.task_log_vars.grad.abs().sum() > 0
+
+
+# -- options beside the paper: statistics-pooling heads, weighted layer sum ---------------------------------
+
+
+def test_the_paper_heads_and_last_layer_are_the_default():
+    config = mc.CodecTraceConfig()
+    assert config.head_type == "aasist" and config.use_weighted_layer_sum is False
+
+
+def test_stats_pooling_heads_replace_the_aasist_parts(tiny_model_factory, waveforms):
+    model = tiny_model_factory(head_type="stats_pooling")
+    names = {n for n, _ in model.named_parameters()}
+    assert not any(n.startswith(("trunk.", "binary_branch.", "multiclass_branch")) for n in names)
+    hidden = model.config.hidden_size
+    output = model(waveforms)
+    for task in model.config.tasks:
+        assert output.logits_for(task).shape == (3, len(TASK_LABELS[task]))
+        assert output.embeddings[task].shape == (3, 2 * hidden)
+    with pytest.raises(ValueError, match="head_type is 'stats_pooling'"):
+        model.branch("bin")
+
+
+def test_stats_pooling_needs_only_one_backbone_frame(tiny_model_factory):
+    aasist, pooled = tiny_model_factory(), tiny_model_factory(head_type="stats_pooling")
+    assert pooled.min_input_samples < aasist.min_input_samples
+    assert pooled(torch.zeros(1, pooled.min_input_samples)).vq_logits.shape == (1, 4)
+
+
+def test_stats_pooling_ignores_padded_frames_given_an_attention_mask(tiny_model_factory, waveforms):
+    model = tiny_model_factory(head_type="stats_pooling")
+    mask = torch.ones(2, 16000, dtype=torch.long)
+    mask[1, 9600:] = 0
+    with torch.no_grad():
+        padded = model(waveforms[:2], attention_mask=mask).dec_logits[1]
+        alone = model(waveforms[1:2, :9600]).dec_logits[0]
+    assert torch.allclose(padded, alone, atol=1e-5)
+
+
+def test_weighted_layer_sum_starts_as_the_plain_mean_of_all_layers(tiny_model_factory, waveforms):
+    model = tiny_model_factory(head_type="stats_pooling", use_weighted_layer_sum=True)
+    layers = model.config.backbone_config.num_hidden_layers + 1
+    assert torch.equal(model.layer_weights, torch.zeros(layers))
+    with torch.no_grad():
+        states = model.wav2vec2(waveforms, output_hidden_states=True).hidden_states
+        expected = model.heads["vq"](masked_mean_std(torch.stack(states).mean(0), None))
+        assert torch.allclose(model(waveforms).vq_logits, expected, atol=1e-5)
+
+
+def test_layer_weights_are_learned(tiny_model_factory, waveforms):
+    model = tiny_model_factory(use_weighted_layer_sum=True).train()
+    model(waveforms, vq_labels=torch.tensor([0, 1, 2])).loss.backward()
+    assert model.layer_weights.grad is not None and model.layer_weights.grad.abs().sum() > 0
+
+
+def test_weighted_layer_sum_works_with_the_aasist_heads(tiny_model_factory, waveforms):
+    model = tiny_model_factory(use_weighted_layer_sum=True)
+    assert model.trunk is not None and model(waveforms).bin_logits.shape == (3, 2)
+
+
+def test_stats_pooling_models_save_and_reload_with_their_options(tiny_model_factory, waveforms, tmp_path):
+    model = tiny_model_factory(head_type="stats_pooling", use_weighted_layer_sum=True)
+    with torch.no_grad():
+        model.layer_weights.copy_(torch.tensor([0.5, -1.0, 2.0]))
+    model.save_pretrained(tmp_path)
+    reloaded = mc.CodecTraceForSourceTracing.from_pretrained(tmp_path)
+    assert reloaded.config.head_type == "stats_pooling" and reloaded.config.use_weighted_layer_sum
+    with torch.no_grad():
+        assert torch.allclose(reloaded(waveforms).aux_logits, model(waveforms).aux_logits, atol=1e-6)
+
+
+def test_the_filterbank_backbone_keeps_the_50_hz_frame_rate():
+    from modeling_codectrace.configuration_codectrace import BACKBONE_SIZES, xlsr_300m_backbone_config
+
+    backbone = xlsr_300m_backbone_config(**BACKBONE_SIZES["filterbank-tiny"])
+    model = mc.CodecTraceForSourceTracing(mc.CodecTraceConfig(backbone_config=backbone, head_type="stats_pooling"))
+    frames = model.wav2vec2(torch.zeros(1, 32000)).last_hidden_state.shape[1]
+    assert frames == 99  # (32000 - 400) // 160 + 1 = 198 filterbank frames, halved
+
+
+def test_the_model_card_names_the_heads_it_has():
+    from modeling_codectrace.model_card import render_model_card
+
+    paper = render_model_card(tiny_config(), model_name="m")
+    pooled = render_model_card(tiny_config(head_type="stats_pooling", use_weighted_layer_sum=True), model_name="m")
+    assert "shared AASIST trunk" in paper and "- aasist" in paper
+    assert "statistics pooling + linear" in pooled and "learned mix of all backbone layers" in pooled
+    assert "- aasist" not in pooled
+
+
+def test_stats_pooling_gradients_stay_finite_on_a_single_frame(tiny_model_factory):
+    model = tiny_model_factory(head_type="stats_pooling").train()
+    model(torch.randn(2, model.min_input_samples), dec_labels=torch.tensor([1, 2])).loss.backward()
+    for name, parameter in model.named_parameters():
+        if parameter.grad is not None:
+            assert torch.isfinite(parameter.grad).all(), name

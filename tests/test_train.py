@@ -157,13 +157,25 @@ def test_presets_fill_defaults_and_flags_win():
     assert (training_args.per_device_train_batch_size, training_args.seed) == (8, 1234)
     assert training_args.optimizer_recipe == "official_adam" and data_args.augment == "rawboost5"
     assert model_args.chunk_samples == 64600 and data_args.crop == "first"
+    assert model_args.head_type == "aasist" and not model_args.use_weighted_layer_sum
     _, _, demo = train.parse_arguments(["--preset", "demo", "--learning_rate", "0.01"])
     assert demo.learning_rate == 0.01 and demo.optimizer_recipe == "trainer"
+
+
+def test_the_demo_preset_uses_the_measured_cpu_model():
+    model_args, _, training_args = train.parse_arguments([])
+    assert training_args.preset == "demo"
+    assert (model_args.backbone_size, model_args.head_type) == ("filterbank-tiny", "stats_pooling")
+    assert model_args.use_weighted_layer_sum
+    model = train.build_model(model_args)
+    assert model.config.head_type == "stats_pooling" and model.config.use_weighted_layer_sum
 
 
 def test_bad_arguments_are_refused():
     with pytest.raises(SystemExit):
         train.parse_arguments(["--variant", "M3"])
+    with pytest.raises(SystemExit):
+        train.parse_arguments(["--head_type", "mlp"])
 
 
 def test_continuing_a_codectrace_model_keeps_its_heads_and_applies_freezing(trained):

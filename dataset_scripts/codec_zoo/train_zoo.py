@@ -85,8 +85,10 @@ def trunk_features(trunk_state: dict, utterances: list[Utterance]) -> list[torch
 def train_codec(spec: CodecSpec, utterances: list[Utterance], num_speakers: int, work: Path,
                 trunk_state: dict | None = None, features: list[torch.Tensor] | None = None,
                 body_state: dict | None = None, model: torch.nn.Module | None = None
-                ) -> tuple[NeuralCodec, dict]:
+                ) -> tuple[torch.nn.Module, dict]:
     """Trains one codec (resuming from work/<name>/checkpoint.pt); returns the model and its training record.
+
+    The model is a `NeuralCodec`, or the module given as `model` (a decoder-body pre-trainer).
 
     With `trunk_state` the shared trunk is loaded and frozen, and `features` (its output on every utterance)
     stand in for running it. `body_state` initialises a time-domain decoder's body. `model` trains another
