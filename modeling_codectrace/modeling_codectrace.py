@@ -198,7 +198,7 @@ class CodecTraceForSourceTracing(CodecTracePreTrainedModel):
         self.wav2vec2.freeze_feature_encoder()
 
     def freeze_backbone(self) -> None:
-        """Stops gradients into the whole Wav2Vec2 backbone (only the AASIST parts train)."""
+        """Stops gradients into the whole Wav2Vec2 backbone (only the heads, and layer weights if any, train)."""
         for parameter in self.wav2vec2.parameters():
             parameter.requires_grad = False
 

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def tiny_args(built, output_dir, *extra):
     return [
-        "--preset", "demo", "--dataset", str(built), "--backbone_size", "tiny", "--aasist_size", "tiny",
+        "--preset", "demo", "--dataset", str(built), "--backbone_size", "filterbank-tiny", "--aasist_size", "tiny",
         "--chunk_samples", "16000", "--output_dir", str(output_dir), "--dataloader_num_workers", "0",
         "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "16", "--logging_steps", "1",
         "--disable_tqdm", "True", *extra,
@@ -79,7 +79,7 @@ def test_the_best_checkpoint_is_the_one_saved(trained):
 
 
 def test_loss_decreases_on_the_easy_fixture(built, tmp_path):
-    result = train.main(tiny_args(built, tmp_path / "m", "--num_train_epochs", "6", "--learning_rate", "3e-3",
+    result = train.main(tiny_args(built, tmp_path / "m", "--num_train_epochs", "15", "--learning_rate", "3e-3",
                                   "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end",
                                   "False", "--eval_configs", "cosg_seen"))
     losses = [entry["loss"] for entry in train.LAST_TRAINER.state.log_history if "loss" in entry]
