@@ -269,13 +269,6 @@ def evaluate_sets(trainer, model, data_args, training_args, test_split) -> dict[
                                Path(training_args.output_dir))
 
 
-def heads_description(config) -> str:
-    heads = ("AASIST trunk + graph branches, as the paper" if config.head_type == "aasist"
-             else "frame mean/std pooling + one linear layer per task (not the paper)")
-    layers = "a learned mix of all backbone layers" if config.use_weighted_layer_sum else "the last backbone layer"
-    return f"{heads}, on {layers}"
-
-
 def recipe_table(model_args, data_args, training_args, model) -> dict:
     optimizer = ("Adam (L2 weight decay), as the paper" if training_args.optimizer_recipe == "official_adam"
                  else f"{training_args.optim}, {training_args.lr_scheduler_type} schedule")
@@ -284,7 +277,6 @@ def recipe_table(model_args, data_args, training_args, model) -> dict:
         "variant": model.config.variant,
         "backbone": model_args.backbone or model_args.model_name_or_path or f"random init ({model_args.backbone_size})",
         "dataset": f"{data_args.dataset} (config `{data_args.dataset_config}`)",
-        "heads": heads_description(model.config),
         "window": f"{model.config.chunk_samples} samples, crop `{data_args.crop}`, repeat-padded",
         "augmentation": data_args.augment,
         "optimizer": optimizer,

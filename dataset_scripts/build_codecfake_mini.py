@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import shutil
 from collections import defaultdict
 from pathlib import Path
@@ -33,6 +32,7 @@ import soundfile as sf
 from .codec_zoo.specs import ZOO, CodecSpec
 from .codec_zoo.store import WEIGHTS_DIR, shipped_codecs
 from .protocols import COSG_SYSTEMS_FILE, SAMPLING_SUFFIX, TRAINING_SPLITS
+from .staging import staged_folder
 
 SAMPLING_RATE = 16000
 
@@ -111,17 +111,8 @@ def write_codecfake_mini(out: str | Path, speakers: int = 24, utterances: int = 
     if missing:
         raise FileNotFoundError(f"codec weights missing in {weights_dir}: {', '.join(missing)}. They ship with the "
                                 "project; retrain with `python -m dataset_scripts.codec_zoo.train_zoo`.")
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    try:
+    with staged_folder(out) as partial:
         _write_release(partial, speakers, utterances, seed, speech_dir, jobs, weights_dir)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)  # never leave a half-written corpus behind
-        raise
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(partial, out)
     return out
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -27,6 +26,8 @@ import numpy as np
 import soundfile as sf
 
 from modeling_codectrace.audio import load_audio
+
+from .staging import staged_folder
 
 ESPEAK_VOICES = ("en-gb", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029")
 ESPEAK_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5")
@@ -127,14 +128,13 @@ def write_corpus(out: str | Path, speakers: int = 24, utterances: int = 20, seed
         raise RuntimeError(f"{', '.join(missing)} not installed; run scripts/setup.sh (apt-get install espeak-ng "
                            "festival festvox-kallpc16k).")
     out = Path(out)
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
     roster = make_speakers(speakers, seed)
     split_speakers(roster, validation, test)  # fail before synthesising anything
     rng = np.random.default_rng(seed + 1)
     from tqdm.auto import tqdm
 
-    with tqdm(total=speakers * utterances, desc="synthesising speakers", unit="utt") as bar:
+    with staged_folder(out) as partial, tqdm(total=speakers * utterances, desc="synthesising speakers",
+                                             unit="utt") as bar:
         for speaker in roster:
             folder = partial / speaker.speaker_id
             folder.mkdir(parents=True)
@@ -142,12 +142,9 @@ def write_corpus(out: str | Path, speakers: int = 24, utterances: int = 20, seed
                 synthesize(speaker, text, folder / f"{speaker.speaker_id}_{number:03d}.wav", noise_floor)
                 (folder / f"{speaker.speaker_id}_{number:03d}.txt").write_text(text + "\n")
                 bar.update()
-    meta = {"seed": seed, "noise_floor": noise_floor, "speakers": [asdict(s) for s in roster],
-            "splits": split_speakers(roster, validation, test)}
-    (partial / "speakers.json").write_text(json.dumps(meta, indent=2))
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(partial, out)
+        meta = {"seed": seed, "noise_floor": noise_floor, "speakers": [asdict(s) for s in roster],
+                "splits": split_speakers(roster, validation, test)}
+        (partial / "speakers.json").write_text(json.dumps(meta, indent=2))
     return out
 
 

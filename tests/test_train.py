@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def tiny_args(built, output_dir, *extra):
     return [
-        "--preset", "demo", "--dataset", str(built), "--backbone_size", "filterbank-tiny", "--aasist_size", "tiny",
+        "--preset", "demo", "--dataset", str(built), "--backbone_size", "filterbank-tiny",
         "--chunk_samples", "16000", "--output_dir", str(output_dir), "--dataloader_num_workers", "0",
         "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "16", "--logging_steps", "1",
         "--disable_tqdm", "True", *extra,

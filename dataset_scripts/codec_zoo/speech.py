@@ -8,8 +8,6 @@ festival's kal voice (espeak-ng prints phonemes without timing), so the semantic
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -19,6 +17,7 @@ import numpy as np
 import soundfile as sf
 
 from .. import mini_speech
+from ..staging import staged_folder
 
 # Festival's radio phone set (kal voice); anything else maps to the last index.
 PHONES = ("pau", "aa", "ae", "ah", "ao", "aw", "ax", "axr", "ay", "b", "ch", "d", "dh", "eh", "el", "em", "en", "er",
@@ -64,21 +63,16 @@ def phone_track(segs_path: Path, num_samples: int) -> np.ndarray:
 def write_training_speech(out: str | Path, speakers: int = 24, utterances: int = 16, phone_utterances: int = 80,
                           seed: int = TRAINING_SEED) -> Path:
     """Writes OUT/corpus (mini_speech layout) and OUT/phones (festival wav + segs); partial folder renamed."""
-    out = Path(out)
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    mini_speech.write_corpus(partial / "corpus", speakers, utterances, seed, validation=0, test=0)
-    rng = np.random.default_rng(seed + 7)
-    phones = partial / "phones"
-    phones.mkdir()
-    for number, text in enumerate(mini_speech.sentences(rng, phone_utterances)):
-        stretch = round(float(rng.uniform(0.85, 1.25)), 2)
-        wav, segs = phones / f"kal_{number:03d}.wav", phones / f"kal_{number:03d}.segs"
-        festival_with_phones(text, stretch, wav, segs)
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(partial, out)
-    return out
+    with staged_folder(out) as partial:
+        mini_speech.write_corpus(partial / "corpus", speakers, utterances, seed, validation=0, test=0)
+        rng = np.random.default_rng(seed + 7)
+        phones = partial / "phones"
+        phones.mkdir()
+        for number, text in enumerate(mini_speech.sentences(rng, phone_utterances)):
+            stretch = round(float(rng.uniform(0.85, 1.25)), 2)
+            wav, segs = phones / f"kal_{number:03d}.wav", phones / f"kal_{number:03d}.segs"
+            festival_with_phones(text, stretch, wav, segs)
+    return Path(out)
 
 
 def load_training_speech(folder: str | Path) -> tuple[list[Utterance], list[str]]:

@@ -88,8 +88,6 @@ def train_codec(spec: CodecSpec, utterances: list[Utterance], num_speakers: int,
                 ) -> tuple[torch.nn.Module, dict]:
     """Trains one codec (resuming from work/<name>/checkpoint.pt); returns the model and its training record.
 
-    The model is a `NeuralCodec`, or the module given as `model` (a decoder-body pre-trainer).
-
     With `trunk_state` the shared trunk is loaded and frozen, and `features` (its output on every utterance)
     stand in for running it. `body_state` initialises a time-domain decoder's body. `model` trains another
     module with the same loop (the body pre-training).
@@ -170,12 +168,12 @@ def scaled(spec: CodecSpec, steps_scale: float) -> CodecSpec:
 
 
 def trained_trunk(work: Path, utterances: list[Utterance], num_speakers: int, steps_scale: float = 1.0) -> dict:
-    """The shared encoder trunk: pre-trained once, then read from work/trunk.pt."""
+    """The shared encoder trunk, pre-trained once, then read from work/trunk.pt: {"trunk": state, "record": ...}."""
     path = work / "trunk.pt"
     if not path.exists():
         model, record = train_codec(scaled(TRUNK_SPEC, steps_scale), utterances, num_speakers, work)
         _atomic_save({"trunk": model.trunk.state_dict(), "record": record}, path)
-    return torch.load(path, weights_only=False)["trunk"]
+    return torch.load(path, weights_only=False)
 
 
 def body_spec(body: str, steps_scale: float = 1.0) -> CodecSpec:
@@ -209,10 +207,9 @@ def _train_one(args: tuple[str, str, str, float]) -> str:
     features = torch.load(work_path / "trunk_features.pt", weights_only=False)
     spec = scaled(zoo_by_name()[name], steps_scale)
     body = torch.load(work_path / f"body_{spec.decoder_body}.pt", weights_only=False) if spec.dec == "time" else None
-    model, record = train_codec(spec, utterances, len(speakers), work_path, trunk, features,
+    model, record = train_codec(spec, utterances, len(speakers), work_path, trunk["trunk"], features,
                                 body["body"] if body else None)
-    trunk_record = torch.load(work_path / "trunk.pt", weights_only=False)["record"]
-    shared = {"shared_trunk_cpu_seconds": round(trunk_record["cpu_seconds"], 1)}
+    shared = {"shared_trunk_cpu_seconds": round(trunk["record"]["cpu_seconds"], 1)}
     if body:
         shared[f"shared_body_{spec.decoder_body}_cpu_seconds"] = round(body["record"]["cpu_seconds"], 1)
     save_codec(model, Path(weights_dir) / f"{name}.safetensors",
@@ -248,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     torch.set_num_threads(1)
     utterances, speakers = load_training_speech(args.work / "speech")
-    trunk = trained_trunk(args.work, utterances, len(speakers), args.steps_scale)
+    trunk = trained_trunk(args.work, utterances, len(speakers), args.steps_scale)["trunk"]
     if not (args.work / "trunk_features.pt").exists():
         _atomic_save(trunk_features(trunk, utterances), args.work / "trunk_features.pt")
     bodies = sorted({zoo_by_name()[n].decoder_body for n in todo if zoo_by_name()[n].dec == "time"})
