@@ -62,6 +62,13 @@ class ModelArguments:
                                                                 "+ a linear layer per task; the CPU demo)"})
     use_weighted_layer_sum: bool = field(
         default=False, metadata={"help": "heads read a learned mix of all backbone layers (paper: the last layer)"})
+    feature_encoder: str = field(
+        default="conv", metadata={"help": "conv (the paper: Wav2Vec2's CNN) | stft_phase (fixed STFT log power + "
+                                          "phase-advance deviation, one learned conv; needs a 2-conv backbone "
+                                          "such as stft-tiny; the CPU demo)"})
+    stft_features: list[str] = field(
+        default_factory=lambda: ["log_power", "phase_deviation"],
+        metadata={"help": "with --feature_encoder stft_phase: log_power and/or phase_deviation"})
     freeze_feature_encoder: bool = field(default=False, metadata={"help": "freeze the backbone's CNN"})
     freeze_backbone: bool = field(default=False, metadata={"help": "freeze the whole backbone"})
     task_weighting: str = field(default="fixed", metadata={"help": "fixed (official mean) | uncertainty (learned)"})
@@ -119,7 +126,10 @@ class CodecTraceTrainingArguments(TrainingArguments):
 PRESETS: dict[str, dict] = {
     "official": {},
     "demo": dict(
-        backbone_size="filterbank-tiny", head_type="stats_pooling", use_weighted_layer_sum=True, chunk_samples=32000,
+        backbone_size="stft-tiny", feature_encoder="stft_phase",
+        stft_features=["phase_deviation", "weighted_phase_deviation"],
+        head_type="stats_pooling",
+        use_weighted_layer_sum=True, chunk_samples=32000,
         augment="none", crop="random", output_dir="outputs/demo-M1", optimizer_recipe="trainer", optim="adamw_torch",
         learning_rate=1e-3, weight_decay=1e-2, lr_scheduler_type="cosine", warmup_steps=20,
         per_device_train_batch_size=16, per_device_eval_batch_size=32, num_train_epochs=60, logging_steps=20,
@@ -155,6 +165,13 @@ def _validate(model_args: ModelArguments, data_args: DataArguments, parser) -> N
         parser.error("--aasist_size must be official or tiny")
     if model_args.head_type not in mc.HEAD_TYPES:
         parser.error(f"--head_type must be one of {list(mc.HEAD_TYPES)}")
+    if not model_args.stft_features or not set(model_args.stft_features) <= set(mc.STFT_FEATURES):
+        parser.error(f"--stft_features must be one or more of {list(mc.STFT_FEATURES)}")
+    if model_args.feature_encoder not in mc.FEATURE_ENCODERS:
+        parser.error(f"--feature_encoder must be one of {list(mc.FEATURE_ENCODERS)}")
+    if model_args.feature_encoder == "stft_phase" and len(BACKBONE_SIZES[model_args.backbone_size]
+                                                          .get("conv_kernel", (0,) * 7)) != 2:
+        parser.error("--feature_encoder stft_phase needs a two-conv backbone: --backbone_size stft-tiny")
     if data_args.crop not in CROP_MODES or data_args.augment not in AUGMENTATIONS:
         parser.error(f"--crop must be one of {CROP_MODES} and --augment one of {AUGMENTATIONS}")
     if data_args.dataset_config not in ("aux", "vq", "dec"):
@@ -204,7 +221,8 @@ def build_model(model_args: ModelArguments) -> mc.CodecTraceForSourceTracing:
     aasist = TINY_AASIST if model_args.aasist_size == "tiny" else {}
     common = dict(variant=model_args.variant, chunk_samples=model_args.chunk_samples,
                   task_weighting=model_args.task_weighting, head_type=model_args.head_type,
-                  use_weighted_layer_sum=model_args.use_weighted_layer_sum, **aasist)
+                  use_weighted_layer_sum=model_args.use_weighted_layer_sum,
+                  feature_encoder=model_args.feature_encoder, stft_features=model_args.stft_features, **aasist)
     if model_args.model_name_or_path:
         model = mc.CodecTraceForSourceTracing.from_pretrained(
             model_args.model_name_or_path, revision=model_args.model_revision)
@@ -300,7 +318,7 @@ def write_outputs(trainer, model, feature_extractor, model_args, data_args, trai
     status = None
     if data_args.dataset == str(DEMO_DATASET_DIR):
         status = ("Demo model: trained from scratch on CodecFake-mini (synthesizer speech re-synthesised by the "
-                  "project's 14 small neural codecs), for trying the tools. It has never heard real speech or real "
+                  "project's 15 small neural codecs), for trying the tools. It has never heard real speech or real "
                   "codecs; do not use it to judge real audio.")
     card = render_model_card(model.config, model_name=output_dir.name,
                              base_model=model_args.backbone if model_args.backbone else None, dataset_id=dataset_id,

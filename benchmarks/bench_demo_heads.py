@@ -1,12 +1,15 @@
 """Which backbone front end and which heads learn CodecFake-mini's codec classes within a CPU budget?
 
-    python benchmarks/bench_demo_heads.py                # 4 configurations x 150 s each, 2 threads
+    python benchmarks/bench_demo_heads.py                # 6 configurations x 150 s each, 2 threads
+    python benchmarks/bench_demo_heads.py --only filterbank stft     # the three stats-pooling front ends
     python benchmarks/bench_demo_heads.py --seconds 300 --out benchmarks/demo_heads.json
 
 Each configuration is a `CodecTraceForSourceTracing` (M1) trained from scratch with the demo recipe (AdamW 1e-3,
 batch 16, random 2-s windows of the `aux` training sampling) for the same wall-clock budget, then scored on the
 validation split (first 2-s window). It reports steps per second and validation macro-F1 per task, so the demo
-preset's choice (`filterbank-tiny` backbone, statistics-pooling heads on a weighted layer sum) is a measured one.
+preset's choice (statistics-pooling heads on a weighted layer sum, over a small front end) is a measured one.
+Validation holds the training codecs only: which front end carries the decoder domain over to *unseen* codecs is
+measured by benchmarks/demo_seeds.py and benchmarks/decoder_domain_cues.py.
 Needs the demo corpus: run `python train.py` once (or `python -m dataset_scripts.build_codecfake_mini`).
 """
 
@@ -36,8 +39,12 @@ CONFIGURATIONS = {
     "small waveform conv + tiny AASIST (previous demo)": dict(backbone="small", head_type="aasist", wls=False),
     "filterbank-tiny + tiny AASIST": dict(backbone="filterbank-tiny", head_type="aasist", wls=False),
     "small waveform conv + stats pooling, layer sum": dict(backbone="small", head_type="stats_pooling", wls=True),
-    "filterbank-tiny + stats pooling, layer sum (demo)": dict(
+    "filterbank-tiny + stats pooling, layer sum (second demo)": dict(
         backbone="filterbank-tiny", head_type="stats_pooling", wls=True),
+    "stft-tiny, log power + phase deviation + stats pooling, layer sum": dict(
+        backbone="stft-tiny", head_type="stats_pooling", wls=True, stft_features=("log_power", "phase_deviation")),
+    "stft-tiny, phase deviation + stats pooling, layer sum (demo)": dict(
+        backbone="stft-tiny", head_type="stats_pooling", wls=True, stft_features=("phase_deviation",)),
 }
 
 
@@ -49,11 +56,13 @@ def load_rows(dataset: str, config: str, split: str) -> tuple[list[np.ndarray], 
     return waveforms, {task: np.asarray(rows[task]) for task in TASKS}
 
 
-def build(backbone: str, head_type: str, wls: bool, chunk: int) -> mc.CodecTraceForSourceTracing:
+def build(backbone: str, head_type: str, wls: bool, chunk: int,
+          stft_features: tuple[str, ...] | None = None) -> mc.CodecTraceForSourceTracing:
     aasist = TINY_AASIST if head_type == "aasist" else {}
+    front_end = dict(feature_encoder="stft_phase", stft_features=list(stft_features)) if stft_features else {}
     config = mc.CodecTraceConfig(
         backbone_config=xlsr_300m_backbone_config(**BACKBONE_SIZES[backbone]), variant="M1", chunk_samples=chunk,
-        head_type=head_type, use_weighted_layer_sum=wls, **aasist)
+        head_type=head_type, use_weighted_layer_sum=wls, **front_end, **aasist)
     return mc.CodecTraceForSourceTracing(config)
 
 
@@ -95,7 +104,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunk", type=int, default=32000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON")
+    parser.add_argument("--only", nargs="+", metavar="TEXT",
+                        help="run only the configurations whose name contains one of these texts")
     args = parser.parse_args(argv)
+    chosen = {name: settings for name, settings in CONFIGURATIONS.items()
+              if not args.only or any(text in name for text in args.only)}
+    if not chosen:
+        parser.error(f"--only matches none of: {'; '.join(CONFIGURATIONS)}")
     if not Path(args.dataset).exists():
         parser.error(f"{args.dataset} does not exist; build the demo corpus first (python train.py)")
     torch.set_num_threads(args.threads)
@@ -105,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     val_inputs = torch.from_numpy(np.stack([crop_window(w, args.chunk, "first") for w in val_waveforms]))
 
     results = []
-    for name, settings in CONFIGURATIONS.items():
+    for name, settings in chosen.items():
         torch.manual_seed(args.seed)
         model = build(chunk=args.chunk, **settings)
         steps = train_for(model, train_waveforms, train_labels, args.seconds, args.chunk, args.seed)

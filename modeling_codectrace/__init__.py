@@ -8,8 +8,10 @@ from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelF
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_codectrace import (
+    FEATURE_ENCODERS,
     HEAD_TYPES,
     LABEL_DESCRIPTIONS,
+    STFT_FEATURES,
     TASK_DESCRIPTIONS,
     TASK_LABELS,
     TASKS,
@@ -37,6 +39,8 @@ CodecTraceForSourceTracing.register_for_auto_class("AutoModel")
 CodecTraceFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
 
 __all__ = [
+    "FEATURE_ENCODERS",
+    "STFT_FEATURES",
     "HEAD_TYPES",
     "LABEL_DESCRIPTIONS",
     "TASK_DESCRIPTIONS",

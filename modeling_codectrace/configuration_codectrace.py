@@ -64,6 +64,10 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 # Classifier heads: the paper's AASIST graph branches, or statistics pooling + one linear layer per task.
 HEAD_TYPES = ("aasist", "stats_pooling")
 
+# Front ends of the backbone: Wav2Vec2's convolutional feature encoder, or a fixed STFT exposing phase.
+FEATURE_ENCODERS = ("conv", "stft_phase")
+STFT_FEATURES = ("log_power", "phase_deviation", "weighted_phase_deviation")
+
 # Official weighted cross-entropy class weights (REAL / bona fide gets the small weight).
 OFFICIAL_CLASS_WEIGHTS: dict[str, tuple[float, ...]] = {
     "bin": (0.1, 0.9),
@@ -118,12 +122,21 @@ BACKBONE_SIZES: dict[str, dict] = {
         num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
         hidden_dropout=0.0, attention_dropout=0.0, feat_proj_dropout=0.0,
     ),
-    # The CPU demo's backbone: a learned 25-ms filterbank (400-tap conv, 10-ms hop) and a 2x conv to 50 Hz frames
-    # instead of the 7-layer waveform stack, under a 2-layer, 32-wide transformer. benchmarks/bench_demo_heads.py:
-    # with statistics-pooling heads it runs ~9x the steps of `small` per CPU-second and separates the codec classes.
+    # The second CPU demo's backbone: a learned 25-ms filterbank (400-tap conv, 10-ms hop) and a 2x conv to 50 Hz
+    # frames instead of the 7-layer waveform stack, under a 2-layer, 32-wide transformer. bench_demo_heads.py: with
+    # statistics-pooling heads it runs ~9x the steps of `small` per CPU-second and separates the codec classes.
     "filterbank-tiny": dict(
         hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
         conv_dim=(128, 128), conv_kernel=(400, 2), conv_stride=(160, 2),
+        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
+        hidden_dropout=0.0, attention_dropout=0.0, feat_proj_dropout=0.0,
+    ),
+    # For `feature_encoder="stft_phase"` (the CPU demo): a 512-point STFT at a 10-ms hop (conv_kernel[0] /
+    # conv_stride[0]), a learned 2x convolution to 50 Hz frames, then the same 2-layer, 32-wide transformer.
+    # docs/codecfake_mini.md: its phase features carry the decoder domain over to unseen codecs.
+    "stft-tiny": dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        conv_dim=(128, 128), conv_kernel=(512, 2), conv_stride=(160, 2),
         num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
         hidden_dropout=0.0, attention_dropout=0.0, feat_proj_dropout=0.0,
     ),
@@ -204,6 +217,19 @@ class CodecTraceConfig(PretrainedConfig):
             Feed the heads a learned softmax-weighted sum of all backbone hidden states (the projected
             convolutional features and every transformer layer), as `Wav2Vec2ForSequenceClassification` can.
             Off in the paper, which uses the last layer.
+        feature_encoder (`str`, *optional*, defaults to `"conv"`):
+            `"conv"`: the backbone's own convolutional feature encoder (the paper's). `"stft_phase"`: a fixed
+            STFT instead of its first convolution (`n_fft = conv_kernel[0]`, hop `conv_stride[0]`, Hann window)
+            giving, per frequency bin and frame, the log power and the phase-advance deviation (how far the
+            phase moved from what a steady sinusoid at the bin's frequency would do), then one learned
+            convolution (`conv_kernel[1]`, `conv_stride[1]`) to `conv_dim[-1]` channels; the backbone must have
+            exactly two conv layers (e.g. `BACKBONE_SIZES["stft-tiny"]`). Not in the paper: the CPU demo uses it
+            because the decoder domain of unseen codecs shows in the phase (docs/codecfake_mini.md).
+        stft_features (`list[str]`, *optional*, defaults to `["log_power", "phase_deviation"]`):
+            Which per-bin features the `stft_phase` encoder gives its convolution: a non-empty subset of
+            `log_power`, `phase_deviation` and `weighted_phase_deviation` (the deviation times the bin's share of
+            the frame's energy, so that bins holding only noise, whose phase is random, count little). Ignored
+            with `feature_encoder="conv"`.
         sampling_rate (`int`, *optional*, defaults to 16000):
             Sampling rate the model expects.
         chunk_samples (`int`, *optional*, defaults to 64600):
@@ -230,6 +256,8 @@ class CodecTraceConfig(PretrainedConfig):
         task_weighting: str = "fixed",
         head_type: str = "aasist",
         use_weighted_layer_sum: bool = False,
+        feature_encoder: str = "conv",
+        stft_features: list[str] | None = None,
         sampling_rate: int = 16000,
         chunk_samples: int = 64600,
         **kwargs,
@@ -286,6 +314,21 @@ class CodecTraceConfig(PretrainedConfig):
             raise ValueError(f"head_type must be one of {list(HEAD_TYPES)}, got {head_type!r}.")
         self.head_type = head_type
         self.use_weighted_layer_sum = bool(use_weighted_layer_sum)
+        if feature_encoder not in FEATURE_ENCODERS:
+            raise ValueError(f"feature_encoder must be one of {list(FEATURE_ENCODERS)}, got {feature_encoder!r}.")
+        if feature_encoder == "stft_phase" and len(backbone_config.conv_kernel) != 2:
+            raise ValueError(
+                "feature_encoder='stft_phase' needs a backbone with exactly two conv layers (the STFT, then one "
+                "learned convolution), e.g. BACKBONE_SIZES['stft-tiny']; "
+                f"got conv_kernel={backbone_config.conv_kernel}."
+            )
+        self.feature_encoder = feature_encoder
+        stft_features = ["log_power", "phase_deviation"] if stft_features is None else list(stft_features)
+        if not stft_features or not set(stft_features) <= set(STFT_FEATURES) or len(set(stft_features)) < len(
+                stft_features):
+            raise ValueError(
+                f"stft_features must be a non-empty subset of {list(STFT_FEATURES)}, got {stft_features!r}.")
+        self.stft_features = [f for f in STFT_FEATURES if f in stft_features]
 
         if sampling_rate <= 0 or chunk_samples <= 0:
             raise ValueError("sampling_rate and chunk_samples must be positive.")

@@ -6,7 +6,6 @@ RawBoost augmentation applies to training rows only.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -56,13 +55,16 @@ class WaveformTransform:
         if self.augment not in AUGMENTATIONS:
             raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {self.augment!r}.")
         self._rng: np.random.Generator | None = None
-        self._pid: int | None = None
+        self._torch_seed: int | None = None
 
     def _generator(self) -> np.random.Generator:
-        # One generator per process: DataLoader workers get distinct PyTorch seeds per worker and epoch.
-        if self._rng is None or self._pid != os.getpid():
-            self._rng = np.random.default_rng([self.seed, torch.initial_seed() % 2**32, os.getpid()])
-            self._pid = os.getpid()
+        # Keyed on PyTorch's seed, which DataLoader workers draw per worker and epoch from the seeded main
+        # process: windows differ between workers and epochs, yet a rerun with the same seed repeats them.
+        # (The process id must not enter: it made every run different.)
+        torch_seed = torch.initial_seed()
+        if self._rng is None or self._torch_seed != torch_seed:
+            self._rng = np.random.default_rng([self.seed, torch_seed % 2**32])
+            self._torch_seed = torch_seed
         return self._rng
 
     def window(self, audio_value) -> np.ndarray:

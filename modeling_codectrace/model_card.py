@@ -70,6 +70,12 @@ HEAD_NOTES = {
 }
 
 
+def _stft_feature_names(config) -> str:
+    names = {"log_power": "log power", "phase_deviation": "phase-advance deviation",
+             "weighted_phase_deviation": "energy-weighted phase-advance deviation"}
+    return " and ".join(names[f] for f in config.stft_features)
+
+
 def render_model_card(
     config,
     model_name: str,
@@ -117,7 +123,9 @@ def render_model_card(
         f"- Variant: **{config.variant or 'custom'}** (heads: {', '.join(t.upper() for t in config.tasks)})",
         f"- Backbone: {config.backbone_config.num_hidden_layers} layers, "
         f"hidden size {config.backbone_config.hidden_size}, conv kernels {list(config.backbone_config.conv_kernel)} "
-        f"strides {list(config.backbone_config.conv_stride)}",
+        f"strides {list(config.backbone_config.conv_stride)}"
+        + (f", the first a fixed STFT giving {_stft_feature_names(config)} per bin (`feature_encoder=\"stft_phase\"`, "
+           "not the paper's)" if getattr(config, "feature_encoder", "conv") == "stft_phase" else ""),
         f"- Heads: {HEAD_NOTES[config.head_type]}, reading "
         + ("a learned mix of all backbone layers" if config.use_weighted_layer_sum else "the last backbone layer"),
         f"- Input: {config.sampling_rate} Hz mono; one window of {config.chunk_samples} samples "

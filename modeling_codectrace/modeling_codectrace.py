@@ -34,6 +34,59 @@ class StatsPoolingHead(nn.Module):
         return self.classifier(pooled)
 
 
+class StftPhaseFeatureEncoder(nn.Module):
+    """`feature_encoder="stft_phase"`: the backbone's feature encoder with a fixed STFT as its first layer.
+
+    Waveform (batch, samples) -> (batch, conv_dim[-1], frames): Hann-window STFT (`n_fft = conv_kernel[0]`, hop
+    `conv_stride[0]`, no centring, so the frame count is that of the convolution it replaces) -> per bin, as
+    `features` lists them, `log_power` = `0.1 * log(power + 1e-8)` and `phase_deviation` = `|angle(S_t *
+    conj(S_t-1) * exp(-2j pi k hop / n_fft))| / pi` in [0, 1] (0 in the first frame) and
+    `weighted_phase_deviation` = that deviation times `|S_t S_t-1|` over its mean across the frame's bins ->
+    one learned convolution -> GELU. The STFT features are computed without gradient (nothing in them is learned).
+    """
+
+    def __init__(self, backbone_config, features: list[str] | tuple[str, ...] = ("log_power", "phase_deviation")):
+        super().__init__()
+        self.n_fft, self.hop = backbone_config.conv_kernel[0], backbone_config.conv_stride[0]
+        self.features = tuple(features)
+        bins = self.n_fft // 2 + 1
+        self.projection = nn.Conv1d(len(self.features) * bins, backbone_config.conv_dim[-1],
+                                    backbone_config.conv_kernel[1],
+                                    stride=backbone_config.conv_stride[1], bias=backbone_config.conv_bias)
+        self._requires_grad = True
+
+    def _freeze_parameters(self) -> None:  # Wav2Vec2Model.freeze_feature_encoder calls this
+        for parameter in self.parameters():
+            parameter.requires_grad = False
+        self._requires_grad = False
+
+    def stft_features(self, input_values: torch.Tensor) -> torch.Tensor:
+        """(batch, samples) -> (batch, len(features) * (n_fft // 2 + 1), frames), features in `self.features` order."""
+        with torch.no_grad():
+            window = torch.hann_window(self.n_fft, device=input_values.device, dtype=torch.float32)
+            spectrum = torch.stft(input_values.float(), self.n_fft, self.hop, window=window, center=False,
+                                  return_complex=True)  # (batch, bins, frames)
+            parts = []
+            if "log_power" in self.features:
+                parts.append(0.1 * torch.log(spectrum.real**2 + spectrum.imag**2 + 1e-8))
+            if "phase_deviation" in self.features or "weighted_phase_deviation" in self.features:
+                bins = torch.arange(spectrum.shape[1], device=spectrum.device)
+                phase_step = -2 * torch.pi * bins * self.hop / self.n_fft  # a steady sinusoid's advance per hop
+                steady = torch.polar(torch.ones_like(phase_step, dtype=torch.float32), phase_step.float())
+                advance = spectrum[..., 1:] * spectrum[..., :-1].conj() * steady[:, None]
+                deviation = advance.angle().abs() / torch.pi
+                if "phase_deviation" in self.features:
+                    parts.append(F.pad(deviation, (1, 0)))
+                if "weighted_phase_deviation" in self.features:
+                    energy = advance.abs()  # |S_t| |S_t-1|; relative to the frame's mean bin
+                    share = energy / (energy.mean(dim=1, keepdim=True) + 1e-12)
+                    parts.append(F.pad(deviation * share, (1, 0)))
+            return torch.cat(parts, dim=1).to(input_values.dtype)
+
+    def forward(self, input_values: torch.Tensor) -> torch.Tensor:
+        return F.gelu(self.projection(self.stft_features(input_values)))
+
+
 def masked_mean_std(hidden: torch.Tensor, frame_mask: torch.Tensor | None) -> torch.Tensor:
     """(batch, frames, hidden) -> (batch, 2 * hidden): mean and (population) std over the unmasked frames."""
     if frame_mask is None:
@@ -109,6 +162,8 @@ class CodecTracePreTrainedModel(PreTrainedModel):
                 init.xavier_normal_(weight)
         elif isinstance(module, (nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d)):
             module.reset_parameters()  # PyTorch defaults, as in the official code
+        elif isinstance(module, StftPhaseFeatureEncoder):
+            module.projection.reset_parameters()
         if isinstance(module, CodecTraceForSourceTracing):
             if hasattr(module, "task_log_vars"):
                 init.zeros_(module.task_log_vars)
@@ -128,6 +183,8 @@ class CodecTraceForSourceTracing(CodecTracePreTrainedModel):
     def __init__(self, config: CodecTraceConfig):
         super().__init__(config)
         self.wav2vec2 = Wav2Vec2Model(config.backbone_config)
+        if config.feature_encoder == "stft_phase":
+            self.wav2vec2.feature_extractor = StftPhaseFeatureEncoder(config.backbone_config, config.stft_features)
         if config.use_weighted_layer_sum:
             # Softmax weights over the projected conv features and every transformer layer.
             self.layer_weights = nn.Parameter(torch.zeros(config.backbone_config.num_hidden_layers + 1))

@@ -169,6 +169,12 @@ def test_held_out_time_codecs_never_share_a_decoder_body_with_training_codecs():
     assert training and heldout and not training & heldout
 
 
+def test_training_time_codecs_span_two_decoder_bodies_with_two_codecs_each():
+    # one shared body would let a tracer learn that body's traits as "time-domain"
+    bodies = Counter(s.decoder_body for s in ZOO if s.dec == "time" and not s.heldout)
+    assert len(bodies) >= 2 and min(bodies.values()) >= 2, bodies
+
+
 def test_a_time_codec_starts_from_its_pretrained_body(tmp_path):
     from dataset_scripts.codec_zoo.modules import BodyPretrainer
 

@@ -176,3 +176,12 @@ def test_a_stats_pooling_model_has_no_official_form():
     model = CodecTraceForSourceTracing(tiny_config(head_type="stats_pooling"))
     with pytest.raises(ConversionError, match="not part of the official model"):
         ours_to_official(model.state_dict())
+
+
+def test_a_model_with_the_stft_front_end_has_no_official_form():
+    from modeling_codectrace.configuration_codectrace import BACKBONE_SIZES, xlsr_300m_backbone_config
+
+    backbone = xlsr_300m_backbone_config(**BACKBONE_SIZES["stft-tiny"])
+    model = CodecTraceForSourceTracing(tiny_config(backbone_config=backbone, feature_encoder="stft_phase"))
+    with pytest.raises(ConversionError, match="feature_extractor.projection"):
+        ours_to_official(model.state_dict())

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def tiny_args(built, output_dir, *extra):
     return [
-        "--preset", "demo", "--dataset", str(built), "--backbone_size", "filterbank-tiny",
+        "--preset", "demo", "--dataset", str(built), "--backbone_size", "stft-tiny",
         "--chunk_samples", "16000", "--output_dir", str(output_dir), "--dataloader_num_workers", "0",
         "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "16", "--logging_steps", "1",
         "--disable_tqdm", "True", *extra,
@@ -165,10 +165,13 @@ def test_presets_fill_defaults_and_flags_win():
 def test_the_demo_preset_uses_the_measured_cpu_model():
     model_args, _, training_args = train.parse_arguments([])
     assert training_args.preset == "demo"
-    assert (model_args.backbone_size, model_args.head_type) == ("filterbank-tiny", "stats_pooling")
-    assert model_args.use_weighted_layer_sum
+    assert (model_args.backbone_size, model_args.head_type) == ("stft-tiny", "stats_pooling")
+    assert model_args.use_weighted_layer_sum and model_args.feature_encoder == "stft_phase"
+    assert model_args.stft_features == ["phase_deviation", "weighted_phase_deviation"]
     model = train.build_model(model_args)
     assert model.config.head_type == "stats_pooling" and model.config.use_weighted_layer_sum
+    assert model.config.feature_encoder == "stft_phase"
+    assert model.config.stft_features == ["phase_deviation", "weighted_phase_deviation"]
 
 
 def test_bad_arguments_are_refused():
@@ -176,6 +179,12 @@ def test_bad_arguments_are_refused():
         train.parse_arguments(["--variant", "M3"])
     with pytest.raises(SystemExit):
         train.parse_arguments(["--head_type", "mlp"])
+    with pytest.raises(SystemExit):
+        train.parse_arguments(["--feature_encoder", "mfcc"])
+    with pytest.raises(SystemExit):
+        train.parse_arguments(["--stft_features", "phase"])
+    with pytest.raises(SystemExit):  # the STFT front end needs a two-conv backbone
+        train.parse_arguments(["--preset", "demo", "--backbone_size", "small"])
 
 
 def test_continuing_a_codectrace_model_keeps_its_heads_and_applies_freezing(trained):
@@ -217,3 +226,26 @@ def test_the_demo_job_builds_codecfake_mini_when_no_dataset_is_given(tmp_path, m
     cosg = load_dataset(folder, "cosg_eval", split="test")
     assert len(cosg) > 0 and (tmp_path / "release" / "codecfake_mini.json").is_file()
     assert train.ensure_demo_dataset(utterances=1) == folder  # built once, then reused
+
+
+def test_the_seed_sweep_tabulates_finished_runs_and_reuses_them(trained, tmp_path, capsys):
+    import shutil
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import demo_seeds
+
+    for seed in (1, 2):
+        shutil.copytree(trained[0], tmp_path / f"seed-{seed}", ignore=shutil.ignore_patterns("checkpoint-*"))
+    out = tmp_path / "table.md"
+    demo_seeds.main(["--seeds", "1", "2", "--runs", str(tmp_path), "--out", str(out)])  # nothing to train
+    table = out.read_text()
+    assert "| held-out | 2 |" in table and "| in-domain | **worst seed** |" in table
+    assert "| held-out codec | seed 1 | seed 2 |" in table and "seed 1: done" not in capsys.readouterr().out
+
+
+def test_the_seed_sweep_records_a_failed_seed_and_goes_on(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import demo_seeds
+
+    assert demo_seeds.run_seed(3, tmp_path, 1, ["--variant", "NOT_A_VARIANT"]) is None
+    assert "--variant must be one of" in (tmp_path / "seed-3" / "train.log").read_text()

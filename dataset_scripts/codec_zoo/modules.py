@@ -131,12 +131,13 @@ class Quantizer(nn.Module):
 
 
 # Time-domain decoder bodies (200 Hz -> 16 kHz). Each is pre-trained once as an auto-encoder on the shared
-# trunk's features and then fine-tuned inside every codec that uses it: body "a" serves the training codecs,
-# body "b" (other strides, width and seed) the held-out ones, so no held-out codec shares weights with a
-# training codec's decoder.
+# trunk's features and then fine-tuned inside every codec that uses it. Bodies "a" and "c" serve the training
+# codecs (two of them, so a tracer cannot take one body's traits for "time-domain"); body "b" (other strides,
+# width and seed) serves the held-out ones, so no held-out codec shares weights with a training codec's decoder.
 TIME_BODIES: dict[str, dict] = {
     "a": {"strides": (5, 4, 4), "channels": 128, "seed": 101},
     "b": {"strides": (8, 5, 2), "channels": 112, "seed": 202},
+    "c": {"strides": (4, 4, 5), "channels": 96, "seed": 303},
 }
 
 

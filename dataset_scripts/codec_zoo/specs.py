@@ -114,10 +114,12 @@ ZOO: tuple[CodecSpec, ...] = (
     CodecSpec("rvq4x512_t100", "mvq", "none", "time", seed=1, levels=4, codebook_size=512,
               decoder_body="a", decoder_channels=160, steps=TIME_STEPS, batch_size=6),
     CodecSpec("svq4096_sem_t100", "svq", "semantic", "time", seed=2, codebook_size=4096,
-              decoder_body="a", decoder_channels=128, steps=TIME_STEPS, batch_size=6),
+              decoder_body="c", decoder_channels=128, steps=TIME_STEPS, batch_size=6),
     CodecSpec("fsq6_dis_t67", "sq", "disentangle", "time", seed=3, head_stride=3, fsq_levels=(8, 8, 8, 5, 5, 5),
               decoder_body="a", decoder_channels=144, steps=1300, batch_size=6, noise_augment=2e-3),
     # ^ 500 then 1000 clean steps still failed on speech with a noise floor; steps 1000-1300 add noise
+    CodecSpec("rvq3x1024_sem_t67", "mvq", "semantic", "time", seed=15, head_stride=3, levels=3, codebook_size=1024,
+              decoder_body="c", decoder_channels=144, steps=TIME_STEPS, batch_size=6),
     CodecSpec("rvq6x256_sem_f67", "mvq", "semantic", "freq", seed=4, head_stride=3, levels=6, codebook_size=256,
               n_fft=480, istft_upsample=2, steps=FREQ_STEPS),
     CodecSpec("rvq8x128_dis_f50", "mvq", "disentangle", "freq", seed=5, head_stride=4, levels=8, codebook_size=128,
