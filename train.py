@@ -63,12 +63,13 @@ class ModelArguments:
     use_weighted_layer_sum: bool = field(
         default=False, metadata={"help": "heads read a learned mix of all backbone layers (paper: the last layer)"})
     feature_encoder: str = field(
-        default="conv", metadata={"help": "conv (the paper: Wav2Vec2's CNN) | stft_phase (fixed STFT log power + "
-                                          "phase-advance deviation, one learned conv; needs a 2-conv backbone "
-                                          "such as stft-tiny; the CPU demo)"})
+        default="conv", metadata={"help": "conv (the paper: Wav2Vec2's CNN) | stft_phase (fixed STFT features, see "
+                                          "--stft_features, then one learned conv; needs a 2-conv backbone such as "
+                                          "stft-tiny; the CPU demo)"})
     stft_features: list[str] = field(
         default_factory=lambda: ["log_power", "phase_deviation"],
-        metadata={"help": "with --feature_encoder stft_phase: log_power and/or phase_deviation"})
+        metadata={"help": "with --feature_encoder stft_phase, one or more of: log_power phase_deviation "
+                          "weighted_phase_deviation"})
     freeze_feature_encoder: bool = field(default=False, metadata={"help": "freeze the backbone's CNN"})
     freeze_backbone: bool = field(default=False, metadata={"help": "freeze the whole backbone"})
     task_weighting: str = field(default="fixed", metadata={"help": "fixed (official mean) | uncertainty (learned)"})
@@ -127,8 +128,7 @@ PRESETS: dict[str, dict] = {
     "official": {},
     "demo": dict(
         backbone_size="stft-tiny", feature_encoder="stft_phase",
-        stft_features=["phase_deviation", "weighted_phase_deviation"],
-        head_type="stats_pooling",
+        stft_features=["phase_deviation", "weighted_phase_deviation"], head_type="stats_pooling",
         use_weighted_layer_sum=True, chunk_samples=32000,
         augment="none", crop="random", output_dir="outputs/demo-M1", optimizer_recipe="trainer", optim="adamw_torch",
         learning_rate=1e-3, weight_decay=1e-2, lr_scheduler_type="cosine", warmup_steps=20,

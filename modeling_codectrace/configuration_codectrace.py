@@ -220,11 +220,11 @@ class CodecTraceConfig(PretrainedConfig):
         feature_encoder (`str`, *optional*, defaults to `"conv"`):
             `"conv"`: the backbone's own convolutional feature encoder (the paper's). `"stft_phase"`: a fixed
             STFT instead of its first convolution (`n_fft = conv_kernel[0]`, hop `conv_stride[0]`, Hann window)
-            giving, per frequency bin and frame, the log power and the phase-advance deviation (how far the
-            phase moved from what a steady sinusoid at the bin's frequency would do), then one learned
-            convolution (`conv_kernel[1]`, `conv_stride[1]`) to `conv_dim[-1]` channels; the backbone must have
-            exactly two conv layers (e.g. `BACKBONE_SIZES["stft-tiny"]`). Not in the paper: the CPU demo uses it
-            because the decoder domain of unseen codecs shows in the phase (docs/codecfake_mini.md).
+            giving, per frequency bin and frame, the features `stft_features` names (log power; phase-advance
+            deviation: how far the phase moved from what a steady sinusoid at the bin's frequency would do), then
+            one learned convolution (`conv_kernel[1]`, `conv_stride[1]`) to `conv_dim[-1]` channels; the backbone
+            must have exactly two conv layers (e.g. `BACKBONE_SIZES["stft-tiny"]`). Not in the paper: the CPU demo
+            uses it because the decoder domain of unseen codecs shows in the phase (docs/codecfake_mini.md).
         stft_features (`list[str]`, *optional*, defaults to `["log_power", "phase_deviation"]`):
             Which per-bin features the `stft_phase` encoder gives its convolution: a non-empty subset of
             `log_power`, `phase_deviation` and `weighted_phase_deviation` (the deviation times the bin's share of

@@ -53,12 +53,10 @@ class StftPhaseFeatureEncoder(nn.Module):
         self.projection = nn.Conv1d(len(self.features) * bins, backbone_config.conv_dim[-1],
                                     backbone_config.conv_kernel[1],
                                     stride=backbone_config.conv_stride[1], bias=backbone_config.conv_bias)
-        self._requires_grad = True
 
     def _freeze_parameters(self) -> None:  # Wav2Vec2Model.freeze_feature_encoder calls this
         for parameter in self.parameters():
             parameter.requires_grad = False
-        self._requires_grad = False
 
     def stft_features(self, input_values: torch.Tensor) -> torch.Tensor:
         """(batch, samples) -> (batch, len(features) * (n_fft // 2 + 1), frames), features in `self.features` order."""
