@@ -23,6 +23,7 @@ import argparse
 import json
 import multiprocessing
 import shutil
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -150,6 +151,11 @@ def _write_release(partial: Path, speakers: int, utterances: int, seed: int, spe
                           f"{speaker} {utt}_{spec.name} - {aux} {dec} {vq} spoof"]
                 work[spec.name][str(path)] = str(audio_dir / f"{utt}_{spec.name}.wav")
             protocol_lines[f"training/{prefix}_mult_learn{suffix}.txt"] = lines
+    unlabelled = sorted({s.name for s in training} - set(work))
+    if unlabelled:  # CoRS takes each codec's taxonomy from the training protocols, as in CodecFake+
+        warnings.warn(f"training codecs {unlabelled} appear in no training protocol of this small corpus "
+                      f"({utterances} utterances per speaker), so the CoRS evaluation cannot label their rows; "
+                      "use more utterances per speaker (3 suffice with 8 speakers).", stacklevel=3)
     cors = []
     for speaker, utt, path in utterance_ids["test"]:
         cors.append(f"{speaker} {utt} - - bonafide")
