@@ -169,8 +169,8 @@ def _validate(model_args: ModelArguments, data_args: DataArguments, parser) -> N
         parser.error(f"--stft_features must be one or more of {list(mc.STFT_FEATURES)}")
     if model_args.feature_encoder not in mc.FEATURE_ENCODERS:
         parser.error(f"--feature_encoder must be one of {list(mc.FEATURE_ENCODERS)}")
-    if model_args.feature_encoder == "stft_phase" and len(BACKBONE_SIZES[model_args.backbone_size]
-                                                          .get("conv_kernel", (0,) * 7)) != 2:
+    backbone = xlsr_300m_backbone_config(**BACKBONE_SIZES[model_args.backbone_size])
+    if model_args.feature_encoder == "stft_phase" and len(backbone.conv_kernel) != 2:
         parser.error("--feature_encoder stft_phase needs a two-conv backbone: --backbone_size stft-tiny")
     if data_args.crop not in CROP_MODES or data_args.augment not in AUGMENTATIONS:
         parser.error(f"--crop must be one of {CROP_MODES} and --augment one of {AUGMENTATIONS}")
