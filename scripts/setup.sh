@@ -26,9 +26,20 @@ if [ ! -x .venv/bin/python ]; then
     echo "[setup] creating .venv"
     python3 -m venv .venv
 fi
+# torch 2.14.1 + torchaudio 2.11.0 are CUDA builds (the only pair that works together here, also on CPU):
+# the environment takes about 6.6 GiB. Say so up front rather than let pip fail half-way with ENOSPC.
+needed_gib=7
+if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
+    free_kib=$(df -Pk .venv | awk 'NR == 2 {print $4}')
+    if [ "$free_kib" -lt $((needed_gib * 1024 * 1024)) ]; then
+        echo "[setup] error: installing the environment needs about ${needed_gib} GiB of free disk in $(pwd)/.venv;" \
+             "only $((free_kib / 1024 / 1024)) GiB are free there. Free some space and run this again." >&2
+        exit 1
+    fi
+fi
 echo "[setup] pip install (torch 2.14.1 + torchaudio 2.11.0 + torchcodec 0.17.0, then the project)"
 quiet_pip() {  # this machine's pip config lists absent mirror folders: drop that noise, keep real messages
-    .venv/bin/pip install -q --disable-pip-version-check "$@" 2> >(grep -v "is ignored: it is neither" >&2)
+    .venv/bin/pip install -q --disable-pip-version-check --no-cache-dir "$@" 2> >(grep -v "is ignored: it is neither" >&2)
 }
 quiet_pip torch==2.14.1 torchaudio==2.11.0 torchcodec==0.17.0
 quiet_pip -e ".${extra}"
