@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 from datasets import Audio, load_dataset
-from transformers import HfArgumentParser, Trainer, TrainingArguments, set_seed
+from transformers import EarlyStoppingCallback, HfArgumentParser, Trainer, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 import modeling_codectrace as mc
@@ -118,6 +118,10 @@ class CodecTraceTrainingArguments(TrainingArguments):
         metadata={"help": "selection_score = mean over the model's tasks of (1 - BIN EER) and macro F1"})
     greater_is_better: bool = field(default=True)
     save_total_limit: int = field(default=2)
+    early_stopping_patience: int | None = field(
+        default=None,
+        metadata={"help": "stop after this many evaluations without a better metric_for_best_model; 0 or unset: "
+                          "train every epoch (the paper). The best checkpoint is the model either way"})
     remove_unused_columns: bool = field(default=False)
     dataloader_num_workers: int = field(default=2)
     dataloader_pin_memory: bool = field(default=torch.cuda.is_available())
@@ -133,7 +137,7 @@ PRESETS: dict[str, dict] = {
         augment="none", crop="random", output_dir="outputs/demo-M1", optimizer_recipe="trainer", optim="adamw_torch",
         learning_rate=1e-3, weight_decay=1e-2, lr_scheduler_type="cosine", warmup_steps=20,
         per_device_train_batch_size=16, per_device_eval_batch_size=32, num_train_epochs=60, logging_steps=20,
-        dataloader_num_workers=1, demo_utterances=30,
+        early_stopping_patience=5, dataloader_num_workers=1, demo_utterances=30,
     ),
 }
 
@@ -151,6 +155,10 @@ def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DataArguments, Cod
     parser.set_defaults(preset=preset, **PRESETS[preset])
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     _validate(model_args, data_args, parser)
+    patience = training_args.early_stopping_patience
+    if patience and (patience < 0 or training_args.eval_strategy == "no" or not training_args.load_best_model_at_end):
+        parser.error(f"--early_stopping_patience counts evaluations (0 = off, got {patience}) and needs evaluation "
+                     "(--eval_strategy epoch or steps) with --load_best_model_at_end True")
     training_args.label_names = label_columns(mc.CodecTraceConfig(variant=model_args.variant).tasks)
     return model_args, data_args, training_args
 
@@ -255,6 +263,11 @@ class CodecTraceTrainer(Trainer):
         return super().create_optimizer(model) if model is not None else super().create_optimizer()
 
 
+def early_stopping(training_args) -> list[EarlyStoppingCallback]:
+    patience = training_args.early_stopping_patience
+    return [EarlyStoppingCallback(early_stopping_patience=patience)] if patience else []
+
+
 def make_compute_metrics(tasks):
     def compute_metrics(prediction) -> dict[str, float]:
         logits = split_logits(prediction.predictions, tasks)
@@ -300,7 +313,9 @@ def recipe_table(model_args, data_args, training_args, model) -> dict:
         "optimizer": optimizer,
         "learning rate / weight decay": f"{training_args.learning_rate:g} / {training_args.weight_decay:g}",
         "batch size x devices": f"{training_args.per_device_train_batch_size} x {training_args.world_size}",
-        "epochs": f"{training_args.num_train_epochs:g}",
+        "epochs": f"{training_args.num_train_epochs:g}" + (
+            f", early stopping after {training_args.early_stopping_patience} evaluations without improvement"
+            if training_args.early_stopping_patience else ""),
         "seed": training_args.seed,
         "loss": f"class-weighted cross-entropy per task, {model.config.task_weighting} task weighting",
         "model selection": f"{training_args.metric_for_best_model} on the validation split",
@@ -373,7 +388,7 @@ def main(argv: list[str] | None = None) -> dict:
         data_collator=collate,
         processing_class=feature_extractor,
         compute_metrics=make_compute_metrics(tasks),
-        callbacks=list(EXTRA_CALLBACKS),
+        callbacks=list(EXTRA_CALLBACKS) + early_stopping(training_args),
     )
     global LAST_TRAINER
     LAST_TRAINER = trainer

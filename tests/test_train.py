@@ -88,6 +88,35 @@ def test_loss_decreases_on_the_easy_fixture(built, tmp_path):
     assert result["results"]["cosg_seen"]
 
 
+def test_early_stopping_ends_training_after_patience_evaluations_without_improvement(built, tmp_path):
+    # A zero learning rate keeps the validation score flat: epoch 1 sets the best, epochs 2 and 3 do not beat it.
+    output_dir = tmp_path / "m"
+    train.main(tiny_args(built, output_dir, "--num_train_epochs", "8", "--learning_rate", "0",
+                         "--early_stopping_patience", "2", "--eval_configs", "cosg_seen"))
+    state = train.LAST_TRAINER.state
+    assert state.epoch == 3
+    assert state.best_model_checkpoint.endswith(f"checkpoint-{state.global_step // 3}")
+    assert "early stopping after 2 evaluations" in (output_dir / "model_card.md").read_text()
+
+
+def test_early_stopping_is_off_in_the_paper_recipe_and_on_in_the_demo():
+    _, _, official = train.parse_arguments(["--preset", "official", "--dataset", "x"])
+    _, _, demo = train.parse_arguments([])
+    assert train.early_stopping(official) == []
+    assert [c.early_stopping_patience for c in train.early_stopping(demo)] == [5]
+    _, _, switched_off = train.parse_arguments(["--preset", "demo", "--early_stopping_patience", "0"])
+    assert train.early_stopping(switched_off) == []
+
+
+def test_early_stopping_without_best_model_selection_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        train.parse_arguments(["--preset", "demo", "--early_stopping_patience", "3", "--load_best_model_at_end",
+                               "False"])
+    assert "needs evaluation" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train.parse_arguments(["--preset", "demo", "--early_stopping_patience", "-1"])
+
+
 class StopAt(TrainerCallback):
     def __init__(self, step):
         self.step = step
