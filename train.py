@@ -118,10 +118,13 @@ class CodecTraceTrainingArguments(TrainingArguments):
         metadata={"help": "selection_score = mean over the model's tasks of (1 - BIN EER) and macro F1"})
     greater_is_better: bool = field(default=True)
     save_total_limit: int = field(default=2)
+    # A resumed run keeps its early-stopping count, so it stops where an uninterrupted one would.
+    restore_callback_states_from_checkpoint: bool = field(default=True)
     early_stopping_patience: int | None = field(
         default=None,
         metadata={"help": "stop after this many evaluations without a better metric_for_best_model; 0 or unset: "
-                          "train every epoch (the paper). The best checkpoint is the model either way"})
+                          "train every epoch (the paper). The best checkpoint is the model either way; a resumed "
+                          "run keeps its checkpoint's count and patience"})
     remove_unused_columns: bool = field(default=False)
     dataloader_num_workers: int = field(default=2)
     dataloader_pin_memory: bool = field(default=torch.cuda.is_available())

@@ -1,7 +1,7 @@
 """Which backbone front end and which heads learn CodecFake-mini's codec classes within a CPU budget?
 
-    python benchmarks/bench_demo_heads.py                # 6 configurations x 150 s each, 2 threads
-    python benchmarks/bench_demo_heads.py --only filterbank stft     # the three stats-pooling front ends
+    python benchmarks/bench_demo_heads.py                # 7 configurations x 150 s each, 2 threads
+    python benchmarks/bench_demo_heads.py --only "filterbank-tiny + stats" stft   # the four stats-pooling front ends
     python benchmarks/bench_demo_heads.py --seconds 300 --out benchmarks/demo_heads.json
 
 Each configuration is a `CodecTraceForSourceTracing` (M1) trained from scratch with the demo recipe (AdamW 1e-3,
@@ -43,8 +43,11 @@ CONFIGURATIONS = {
         backbone="filterbank-tiny", head_type="stats_pooling", wls=True),
     "stft-tiny, log power + phase deviation + stats pooling, layer sum": dict(
         backbone="stft-tiny", head_type="stats_pooling", wls=True, stft_features=("log_power", "phase_deviation")),
-    "stft-tiny, phase deviation + stats pooling, layer sum (demo)": dict(
+    "stft-tiny, phase deviation + stats pooling, layer sum": dict(
         backbone="stft-tiny", head_type="stats_pooling", wls=True, stft_features=("phase_deviation",)),
+    "stft-tiny, phase deviation + energy-weighted + stats pooling, layer sum (demo)": dict(
+        backbone="stft-tiny", head_type="stats_pooling", wls=True,
+        stft_features=("phase_deviation", "weighted_phase_deviation")),
 }
 
 

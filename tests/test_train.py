@@ -99,6 +99,28 @@ def test_early_stopping_ends_training_after_patience_evaluations_without_improve
     assert "early stopping after 2 evaluations" in (output_dir / "model_card.md").read_text()
 
 
+class StopInEpoch(TrainerCallback):
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.epoch > self.epoch - 1:
+            raise KeyboardInterrupt("simulated kill")
+
+
+def test_a_resumed_run_keeps_its_early_stopping_count(built, tmp_path, monkeypatch):
+    # Killed in epoch 3 after one evaluation without improvement (epoch 2): the resumed run stops after epoch 3,
+    # as an uninterrupted one would, not after epoch 4 with a fresh count.
+    args = tiny_args(built, tmp_path / "m", "--num_train_epochs", "8", "--learning_rate", "0",
+                     "--early_stopping_patience", "2", "--eval_configs", "cosg_seen")
+    monkeypatch.setattr(train, "EXTRA_CALLBACKS", [StopInEpoch(3)])
+    with pytest.raises(KeyboardInterrupt):
+        train.main(args)
+    monkeypatch.setattr(train, "EXTRA_CALLBACKS", [])
+    train.main(args)
+    assert train.LAST_TRAINER.state.epoch == 3
+
+
 def test_early_stopping_is_off_in_the_paper_recipe_and_on_in_the_demo():
     _, _, official = train.parse_arguments(["--preset", "official", "--dataset", "x"])
     _, _, demo = train.parse_arguments([])
