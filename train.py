@@ -158,10 +158,7 @@ def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DataArguments, Cod
     parser.set_defaults(preset=preset, **PRESETS[preset])
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     _validate(model_args, data_args, parser)
-    patience = training_args.early_stopping_patience
-    if patience and (patience < 0 or training_args.eval_strategy == "no" or not training_args.load_best_model_at_end):
-        parser.error(f"--early_stopping_patience counts evaluations (0 = off, got {patience}) and needs evaluation "
-                     "(--eval_strategy epoch or steps) with --load_best_model_at_end True")
+    _validate_early_stopping(training_args, argv, parser)
     training_args.label_names = label_columns(mc.CodecTraceConfig(variant=model_args.variant).tasks)
     return model_args, data_args, training_args
 
@@ -187,6 +184,21 @@ def _validate(model_args: ModelArguments, data_args: DataArguments, parser) -> N
         parser.error(f"--crop must be one of {CROP_MODES} and --augment one of {AUGMENTATIONS}")
     if data_args.dataset_config not in ("aux", "vq", "dec"):
         parser.error("--dataset_config must be aux, vq or dec (the training samplings)")
+
+
+def _validate_early_stopping(training_args: CodecTraceTrainingArguments, argv: list[str], parser) -> None:
+    """Early stopping needs best-model selection; a preset's patience gives way when evaluation is switched off."""
+    patience = training_args.early_stopping_patience
+    if not patience:
+        return
+    if patience < 0:
+        parser.error(f"--early_stopping_patience counts evaluations (0 = off), got {patience}")
+    if training_args.eval_strategy != "no" and training_args.load_best_model_at_end:
+        return
+    if any(arg.split("=", 1)[0] == "--early_stopping_patience" for arg in argv):
+        parser.error("--early_stopping_patience needs evaluation (--eval_strategy epoch or steps) with "
+                     "--load_best_model_at_end True")
+    training_args.early_stopping_patience = None  # the preset's default, without evaluation to stop on
 
 
 # -- data ------------------------------------------------------------------------------------------------
@@ -303,7 +315,7 @@ def evaluate_sets(trainer, model, data_args, training_args, test_split) -> dict[
                                Path(training_args.output_dir))
 
 
-def recipe_table(model_args, data_args, training_args, model) -> dict:
+def recipe_table(model_args, data_args, training_args, model, epochs_run: float | None = None) -> dict:
     optimizer = ("Adam (L2 weight decay), as the paper" if training_args.optimizer_recipe == "official_adam"
                  else f"{training_args.optim}, {training_args.lr_scheduler_type} schedule")
     return {
@@ -318,7 +330,8 @@ def recipe_table(model_args, data_args, training_args, model) -> dict:
         "batch size x devices": f"{training_args.per_device_train_batch_size} x {training_args.world_size}",
         "epochs": f"{training_args.num_train_epochs:g}" + (
             f", early stopping after {training_args.early_stopping_patience} evaluations without improvement"
-            if training_args.early_stopping_patience else ""),
+            if training_args.early_stopping_patience else "") + (
+            f" (stopped after {epochs_run:g})" if epochs_run and epochs_run < training_args.num_train_epochs else ""),
         "seed": training_args.seed,
         "loss": f"class-weighted cross-entropy per task, {model.config.task_weighting} task weighting",
         "model selection": f"{training_args.metric_for_best_model} on the validation split",
@@ -340,7 +353,8 @@ def write_outputs(trainer, model, feature_extractor, model_args, data_args, trai
                   "codecs; do not use it to judge real audio.")
     card = render_model_card(model.config, model_name=output_dir.name,
                              base_model=model_args.backbone if model_args.backbone else None, dataset_id=dataset_id,
-                             recipe=recipe_table(model_args, data_args, training_args, model), results=results,
+                             recipe=recipe_table(model_args, data_args, training_args, model, trainer.state.epoch),
+                             results=results,
                              results_markdown=table, status_note=status, repo_id=hub_id)
     (output_dir / "model_card.md").write_text(card)
     (output_dir / "README.md").write_text(card)

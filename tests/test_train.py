@@ -96,7 +96,8 @@ def test_early_stopping_ends_training_after_patience_evaluations_without_improve
     state = train.LAST_TRAINER.state
     assert state.epoch == 3
     assert state.best_model_checkpoint.endswith(f"checkpoint-{state.global_step // 3}")
-    assert "early stopping after 2 evaluations" in (output_dir / "model_card.md").read_text()
+    assert "| epochs | 8, early stopping after 2 evaluations without improvement (stopped after 3) |" in (
+        output_dir / "model_card.md").read_text()
 
 
 class StopInEpoch(TrainerCallback):
@@ -137,6 +138,12 @@ def test_early_stopping_without_best_model_selection_is_refused(capsys):
     assert "needs evaluation" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         train.parse_arguments(["--preset", "demo", "--early_stopping_patience", "-1"])
+
+
+def test_the_demo_presets_early_stopping_gives_way_when_evaluation_is_off():
+    _, _, args = train.parse_arguments(["--preset", "demo", "--eval_strategy", "no", "--save_strategy", "no",
+                                        "--load_best_model_at_end", "False"])
+    assert train.early_stopping(args) == []
 
 
 class StopAt(TrainerCallback):
