@@ -171,15 +171,14 @@ def _validate(model_args: ModelArguments, data_args: DataArguments, parser) -> N
         parser.error(f"--backbone_size must be one of {list(BACKBONE_SIZES)}")
     if model_args.aasist_size not in ("official", "tiny"):
         parser.error("--aasist_size must be official or tiny")
-    if model_args.head_type not in mc.HEAD_TYPES:
-        parser.error(f"--head_type must be one of {list(mc.HEAD_TYPES)}")
-    if not model_args.stft_features or not set(model_args.stft_features) <= set(mc.STFT_FEATURES):
-        parser.error(f"--stft_features must be one or more of {list(mc.STFT_FEATURES)}")
-    if model_args.feature_encoder not in mc.FEATURE_ENCODERS:
-        parser.error(f"--feature_encoder must be one of {list(mc.FEATURE_ENCODERS)}")
-    backbone = xlsr_300m_backbone_config(**BACKBONE_SIZES[model_args.backbone_size])
-    if model_args.feature_encoder == "stft_phase" and len(backbone.conv_kernel) != 2:
-        parser.error("--feature_encoder stft_phase needs a two-conv backbone: --backbone_size stft-tiny")
+    try:  # the model options are the config's: its own checks answer, as a usage error before anything is built
+        mc.CodecTraceConfig(
+            backbone_config=xlsr_300m_backbone_config(**BACKBONE_SIZES[model_args.backbone_size]),
+            variant=model_args.variant, head_type=model_args.head_type, feature_encoder=model_args.feature_encoder,
+            stft_features=model_args.stft_features, task_weighting=model_args.task_weighting,
+            chunk_samples=model_args.chunk_samples)
+    except ValueError as error:
+        parser.error(str(error))
     if data_args.crop not in CROP_MODES or data_args.augment not in AUGMENTATIONS:
         parser.error(f"--crop must be one of {CROP_MODES} and --augment one of {AUGMENTATIONS}")
     if data_args.dataset_config not in ("aux", "vq", "dec"):
