@@ -34,32 +34,28 @@ WINDOW = 32000
 CODECS = {spec.name: spec for spec in ZOO}
 
 
-def _stft(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
-    frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop] * np.hanning(n_fft)
-    return np.fft.rfft(frames, axis=-1)  # (frames, bins)
-
-
 def clip_features(path: str) -> dict[str, np.ndarray]:
-    from modeling_codectrace.audio import load_audio
+    import torch
 
-    x = load_audio(path).astype(np.float64)
+    from modeling_codectrace import STFT_FEATURES
+    from modeling_codectrace.audio import load_audio
+    from modeling_codectrace.modeling_codectrace import stft_phase_features
+
+    torch.set_num_threads(1)  # one clip per worker process
+    x = load_audio(path)
     x = x[:WINDOW] if len(x) >= WINDOW else np.resize(x, WINDOW)  # repeat-pad like the model's windows
-    spectrum = _stft(x, 512, 160)
-    log_power = np.log(np.abs(spectrum) ** 2 + 1e-10)
-    fine = np.log(np.abs(_stft(x, 2048, 512)) ** 2 + 1e-10)
-    steady = np.exp(-2j * np.pi * np.arange(spectrum.shape[1]) * 160 / 512)
-    advance = spectrum[1:] * spectrum[:-1].conj() * steady
-    deviation = np.abs(np.angle(advance)) / np.pi
-    energy = np.abs(advance)
-    weighted = deviation * energy / (energy.mean(1, keepdims=True) + 1e-12)  # as the stft_phase encoder weights it
+    wave = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None]
+    # Exactly what the demo model's stft_phase encoder computes, each (bins, frames); statistics over frames.
+    log_power, deviation, weighted = stft_phase_features(wave, 512, 160, STFT_FEATURES)[0].reshape(3, 257, -1).numpy()
+    fine = stft_phase_features(wave, 2048, 512, ("log_power",))[0].numpy()
     return {
-        "log power (mean, std)": np.concatenate([log_power.mean(0), log_power.std(0)]),
-        "log power, 2048-point (mean)": fine.mean(0),
-        "phase deviation (mean)": deviation.mean(0),
-        "energy-weighted phase deviation (mean)": weighted.mean(0),
-        "both phase deviations (demo's features)": np.concatenate([deviation.mean(0), weighted.mean(0)]),
-        "log power + both phase deviations": np.concatenate([log_power.mean(0), log_power.std(0),
-                                                             deviation.mean(0), weighted.mean(0)]),
+        "log power (mean, std)": np.concatenate([log_power.mean(-1), log_power.std(-1)]),
+        "log power, 2048-point (mean)": fine.mean(-1),
+        "phase deviation (mean)": deviation.mean(-1),
+        "energy-weighted phase deviation (mean)": weighted.mean(-1),
+        "both phase deviations (demo's features)": np.concatenate([deviation.mean(-1), weighted.mean(-1)]),
+        "log power + both phase deviations": np.concatenate([log_power.mean(-1), log_power.std(-1),
+                                                             deviation.mean(-1), weighted.mean(-1)]),
     }
 
 

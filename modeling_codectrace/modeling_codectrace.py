@@ -34,6 +34,32 @@ class StatsPoolingHead(nn.Module):
         return self.classifier(pooled)
 
 
+def stft_phase_features(input_values: torch.Tensor, n_fft: int, hop: int, features) -> torch.Tensor:
+    """The fixed features of `StftPhaseFeatureEncoder` (see there), also for probes outside the model.
+
+    (batch, samples) -> (batch, len(features) * (n_fft // 2 + 1), frames), in the order `features` lists them.
+    """
+    with torch.no_grad():
+        window = torch.hann_window(n_fft, device=input_values.device, dtype=torch.float32)
+        spectrum = torch.stft(input_values.float(), n_fft, hop, window=window, center=False,
+                              return_complex=True)  # (batch, bins, frames)
+        parts = {}
+        if "log_power" in features:
+            parts["log_power"] = 0.1 * torch.log(spectrum.real**2 + spectrum.imag**2 + 1e-8)
+        if "phase_deviation" in features or "weighted_phase_deviation" in features:
+            bins = torch.arange(spectrum.shape[1], device=spectrum.device)
+            phase_step = -2 * torch.pi * bins * hop / n_fft  # a steady sinusoid's advance per hop
+            steady = torch.polar(torch.ones_like(phase_step, dtype=torch.float32), phase_step.float())
+            advance = spectrum[..., 1:] * spectrum[..., :-1].conj() * steady[:, None]
+            deviation = advance.angle().abs() / torch.pi
+            parts["phase_deviation"] = F.pad(deviation, (1, 0))
+            if "weighted_phase_deviation" in features:
+                energy = advance.abs()  # |S_t| |S_t-1|; relative to the frame's mean bin
+                share = energy / (energy.mean(dim=1, keepdim=True) + 1e-12)
+                parts["weighted_phase_deviation"] = F.pad(deviation * share, (1, 0))
+        return torch.cat([parts[name] for name in features], dim=1).to(input_values.dtype)
+
+
 class StftPhaseFeatureEncoder(nn.Module):
     """`feature_encoder="stft_phase"`: the backbone's feature encoder with a fixed STFT as its first layer.
 
@@ -60,26 +86,7 @@ class StftPhaseFeatureEncoder(nn.Module):
 
     def stft_features(self, input_values: torch.Tensor) -> torch.Tensor:
         """(batch, samples) -> (batch, len(features) * (n_fft // 2 + 1), frames), features in `self.features` order."""
-        with torch.no_grad():
-            window = torch.hann_window(self.n_fft, device=input_values.device, dtype=torch.float32)
-            spectrum = torch.stft(input_values.float(), self.n_fft, self.hop, window=window, center=False,
-                                  return_complex=True)  # (batch, bins, frames)
-            parts = []
-            if "log_power" in self.features:
-                parts.append(0.1 * torch.log(spectrum.real**2 + spectrum.imag**2 + 1e-8))
-            if "phase_deviation" in self.features or "weighted_phase_deviation" in self.features:
-                bins = torch.arange(spectrum.shape[1], device=spectrum.device)
-                phase_step = -2 * torch.pi * bins * self.hop / self.n_fft  # a steady sinusoid's advance per hop
-                steady = torch.polar(torch.ones_like(phase_step, dtype=torch.float32), phase_step.float())
-                advance = spectrum[..., 1:] * spectrum[..., :-1].conj() * steady[:, None]
-                deviation = advance.angle().abs() / torch.pi
-                if "phase_deviation" in self.features:
-                    parts.append(F.pad(deviation, (1, 0)))
-                if "weighted_phase_deviation" in self.features:
-                    energy = advance.abs()  # |S_t| |S_t-1|; relative to the frame's mean bin
-                    share = energy / (energy.mean(dim=1, keepdim=True) + 1e-12)
-                    parts.append(F.pad(deviation * share, (1, 0)))
-            return torch.cat(parts, dim=1).to(input_values.dtype)
+        return stft_phase_features(input_values, self.n_fft, self.hop, self.features)
 
     def forward(self, input_values: torch.Tensor) -> torch.Tensor:
         return F.gelu(self.projection(self.stft_features(input_values)))
