@@ -125,7 +125,7 @@ def render_model_card(
         f"hidden size {config.backbone_config.hidden_size}, conv kernels {list(config.backbone_config.conv_kernel)} "
         f"strides {list(config.backbone_config.conv_stride)}"
         + (f", the first a fixed STFT giving {_stft_feature_names(config)} per bin (`feature_encoder=\"stft_phase\"`, "
-           "not the paper's)" if getattr(config, "feature_encoder", "conv") == "stft_phase" else ""),
+           "not the paper's)" if config.feature_encoder == "stft_phase" else ""),
         f"- Heads: {HEAD_NOTES[config.head_type]}, reading "
         + ("a learned mix of all backbone layers" if config.use_weighted_layer_sum else "the last backbone layer"),
         f"- Input: {config.sampling_rate} Hz mono; one window of {config.chunk_samples} samples "
