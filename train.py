@@ -26,17 +26,25 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from datasets import Audio, load_dataset
 from transformers import EarlyStoppingCallback, HfArgumentParser, Trainer, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 import modeling_codectrace as mc
 from modeling_codectrace.configuration_codectrace import BACKBONE_SIZES, xlsr_300m_backbone_config
-from modeling_codectrace.data import AUGMENTATIONS, CROP_MODES, WaveformTransform, collate, label_columns
+from modeling_codectrace.data import (
+    AUGMENTATIONS,
+    CROP_MODES,
+    TRAINING_SAMPLINGS,
+    WaveformTransform,
+    collate,
+    label_columns,
+    training_sampling,
+)
 from modeling_codectrace.evaluation import EVAL_CONFIGS, results_table, run_evaluation_sets, split_logits
 from modeling_codectrace.hub import push_model_folder, save_model_folder
 from modeling_codectrace.metrics import selection_score, task_metrics
 from modeling_codectrace.model_card import render_model_card
+from modeling_codectrace.resolve import load_split, resolve_model
 
 logger = logging.getLogger("codectrace.train")
 
@@ -80,7 +88,9 @@ class ModelArguments:
 class DataArguments:
     dataset: str | None = field(
         default=None, metadata={"help": "built CodecFake+ folder or hub id; default: CodecFake-mini (built offline)"})
-    dataset_config: str = field(default="aux", metadata={"help": "training sampling: aux | vq | dec"})
+    dataset_config: str | None = field(
+        default=None, metadata={"help": "training sampling: aux | vq | dec; default: the one the variant trains on "
+                                        "in the paper (vq for S_VQ/D_VQ, dec for S_DEC/D_DEC, aux for the rest)"})
     dataset_revision: str | None = field(default=None)
     eval_configs: list[str] = field(default_factory=lambda: list(EVAL_CONFIGS),
                                     metadata={"help": "evaluation configs run after training"})
@@ -102,6 +112,11 @@ class CodecTraceTrainingArguments(TrainingArguments):
         metadata={"help": "official_adam: torch Adam with L2 weight decay (the paper); trainer: --optim, e.g. "
                           "adamw_torch with --lr_scheduler_type cosine"})
     learning_rate: float = field(default=1e-6)
+    # The official loop never clips gradients and drops the last incomplete training batch.
+    max_grad_norm: float = field(default=0.0, metadata={"help": "gradient clipping norm; 0 = off (the paper)"})
+    train_drop_last: bool = field(
+        default=True, metadata={"help": "drop the last incomplete training batch (the paper); evaluation and "
+                                        "prediction always see every row (unlike --dataloader_drop_last)"})
     weight_decay: float = field(default=1e-4)
     per_device_train_batch_size: int = field(default=8)
     per_device_eval_batch_size: int = field(default=8)
@@ -131,6 +146,10 @@ class CodecTraceTrainingArguments(TrainingArguments):
     resume: str = field(default="auto", metadata={"help": "auto: continue from the last checkpoint in output_dir"})
 
 
+# What the official preset still does differently from the authors' code (docs/official_recipe.md says why).
+OFFICIAL_DEVIATIONS = ("model selection on the validation split; clean validation audio; macro F1 beside weighted F1; "
+                       "RawBoost's FIR delay removed exactly (theirs is one sample early)")
+
 PRESETS: dict[str, dict] = {
     "official": {},
     "demo": dict(
@@ -141,6 +160,7 @@ PRESETS: dict[str, dict] = {
         learning_rate=1e-3, weight_decay=1e-2, lr_scheduler_type="cosine", warmup_steps=20,
         per_device_train_batch_size=16, per_device_eval_batch_size=32, num_train_epochs=60, logging_steps=20,
         early_stopping_patience=5, dataloader_num_workers=1, demo_utterances=30,
+        max_grad_norm=1.0, train_drop_last=False,  # the Trainer's defaults, with which the demo was measured
     ),
 }
 
@@ -181,8 +201,11 @@ def _validate(model_args: ModelArguments, data_args: DataArguments, parser) -> N
         parser.error(str(error))
     if data_args.crop not in CROP_MODES or data_args.augment not in AUGMENTATIONS:
         parser.error(f"--crop must be one of {CROP_MODES} and --augment one of {AUGMENTATIONS}")
-    if data_args.dataset_config not in ("aux", "vq", "dec"):
-        parser.error("--dataset_config must be aux, vq or dec (the training samplings)")
+    if data_args.dataset_config is None:
+        data_args.dataset_config = training_sampling(model_args.variant)
+    if data_args.dataset_config not in TRAINING_SAMPLINGS:
+        parser.error(f"--dataset_config must be one of {list(TRAINING_SAMPLINGS)} (the training samplings), got "
+                     f"{data_args.dataset_config!r}")
 
 
 def _validate_early_stopping(training_args: CodecTraceTrainingArguments, argv: list[str], parser) -> None:
@@ -217,18 +240,6 @@ def ensure_demo_dataset(utterances: int) -> str:
     return str(DEMO_DATASET_DIR)
 
 
-def load_split(dataset: str, config: str, split: str, revision: str | None, limit: int | None):
-    try:
-        ds = load_dataset(dataset, config, split=split, revision=revision)
-    except FileNotFoundError as error:
-        raise ValueError(f"cannot load config {config!r} split {split!r} of dataset {dataset!r} ({error}). Give a "
-                         "folder built by `python -m dataset_scripts.build_codecfake_plus build` or a Hub dataset "
-                         "id.") from None
-    if limit is not None:
-        ds = ds.select(range(min(limit, len(ds))))
-    return ds.cast_column("audio", Audio(decode=False))
-
-
 def with_windows(ds, tasks, chunk_samples: int, crop: str = "first", augment: str = "none", seed: int = 1234):
     """Decodes and windows rows on access (in DataLoader workers); augmentation only where asked."""
     return ds.with_transform(WaveformTransform(tuple(tasks), chunk_samples, crop, augment, seed))
@@ -247,7 +258,7 @@ def build_model(model_args: ModelArguments) -> mc.CodecTraceForSourceTracing:
                   feature_encoder=model_args.feature_encoder, stft_features=model_args.stft_features, **aasist)
     if model_args.model_name_or_path:
         model = mc.CodecTraceForSourceTracing.from_pretrained(
-            model_args.model_name_or_path, revision=model_args.model_revision)
+            resolve_model(model_args.model_name_or_path, model_args.model_revision), revision=model_args.model_revision)
         if model.config.variant != model_args.variant:
             logger.warning("continuing a %s model; --variant %s is ignored", model.config.variant, model_args.variant)
     elif model_args.backbone:
@@ -275,6 +286,16 @@ class CodecTraceTrainer(Trainer):
                                               weight_decay=self.args.weight_decay)
             return self.optimizer
         return super().create_optimizer(model) if model is not None else super().create_optimizer()
+
+    def get_train_dataloader(self):
+        # The Trainer's own switch (dataloader_drop_last) would also drop evaluation rows; the paper drops only the
+        # last incomplete training batch.
+        switch = self.args.dataloader_drop_last
+        self.args.dataloader_drop_last = switch or self.args.train_drop_last
+        try:
+            return super().get_train_dataloader()
+        finally:
+            self.args.dataloader_drop_last = switch
 
 
 def early_stopping(training_args) -> list[EarlyStoppingCallback]:
@@ -308,7 +329,7 @@ def evaluate_sets(trainer, model, data_args, training_args, test_split) -> dict[
         try:
             sets[config] = load_split(data_args.dataset, config, "test", data_args.dataset_revision,
                                       data_args.max_eval_samples)
-        except (ValueError, FileNotFoundError) as error:
+        except ValueError as error:  # a dataset without that evaluation config
             logger.warning("skipping %s: %s", config, error)
     return run_evaluation_sets(trainer, model.config.tasks, model.config.chunk_samples, sets,
                                Path(training_args.output_dir))
@@ -326,7 +347,10 @@ def recipe_table(model_args, data_args, training_args, model, epochs_run: float 
         "augmentation": data_args.augment,
         "optimizer": optimizer,
         "learning rate / weight decay": f"{training_args.learning_rate:g} / {training_args.weight_decay:g}",
-        "batch size x devices": f"{training_args.per_device_train_batch_size} x {training_args.world_size}",
+        "batch size x devices": f"{training_args.per_device_train_batch_size} x {training_args.world_size}" + (
+            ", last incomplete batch dropped" if training_args.train_drop_last else ""),
+        "gradient clipping": (f"max norm {training_args.max_grad_norm:g}" if training_args.max_grad_norm
+                              else "none (as the paper)"),
         "epochs": f"{training_args.num_train_epochs:g}" + (
             f", early stopping after {training_args.early_stopping_patience} evaluations without improvement"
             if training_args.early_stopping_patience else "") + (
@@ -335,7 +359,7 @@ def recipe_table(model_args, data_args, training_args, model, epochs_run: float 
         "loss": f"class-weighted cross-entropy per task, {model.config.task_weighting} task weighting",
         "model selection": f"{training_args.metric_for_best_model} on the validation split",
         "precision": "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32",
-    }
+    } | ({"differs from the authors' code": OFFICIAL_DEVIATIONS} if training_args.preset == "official" else {})
 
 
 def write_outputs(trainer, model, feature_extractor, model_args, data_args, training_args, train_metrics, results):

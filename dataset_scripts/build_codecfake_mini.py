@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from modeling_codectrace.errors import ToolArgumentParser, run_tool
+
 from .codec_zoo.specs import ZOO, CodecSpec
 from .codec_zoo.store import WEIGHTS_DIR, shipped_codecs
 from .protocols import COSG_SYSTEMS_FILE, SAMPLING_SUFFIX, TRAINING_SPLITS
@@ -219,8 +221,8 @@ def _write_release(partial: Path, speakers: int, utterances: int, seed: int, spe
     shutil.rmtree(partial / "_work", ignore_errors=True)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    parser = ToolArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--speakers", type=int, default=24, help="synthetic speakers (default 24)")
     parser.add_argument("--utterances", type=int, default=30, help="utterances per speaker (default 30)")
@@ -229,10 +231,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=2, help="re-synthesis processes (default 2)")
     parser.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    write_codecfake_mini(args.out_dir, args.speakers, args.utterances, args.seed, args.speech_dir, args.jobs,
-                         args.weights_dir)
-    print(f"CodecFake-mini written to {args.out_dir}")
+
+    def body() -> None:
+        write_codecfake_mini(args.out_dir, args.speakers, args.utterances, args.seed, args.speech_dir, args.jobs,
+                             args.weights_dir)
+        print(f"CodecFake-mini written to {args.out_dir}")
+
+    return run_tool(body)
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from modeling_codectrace.audio import load_audio
 from modeling_codectrace.configuration_codectrace import TASK_LABELS
+from modeling_codectrace.errors import ToolArgumentParser, ToolError, run_tool
 
 from .dataset_card import render_card
 from .protocols import CONFIG_FILES, CONFIGS, ProtocolRow, class_counts, read_config_rows
@@ -58,7 +59,7 @@ def dataset_features() -> Features:
     )
 
 
-class BuildError(RuntimeError):
+class BuildError(ToolError):
     """The build stopped; the message summarises why (missing or unreadable audio, bad protocol, ...)."""
 
 
@@ -457,7 +458,7 @@ def push_to_hub(dataset_dir: str | Path, repo_id: str, private: bool = False, to
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ToolArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
     stats = sub.add_parser("stats", help="row and class counts per config and split, from the protocols only")
@@ -484,24 +485,23 @@ def main(argv: list[str] | None = None) -> int:
     push.add_argument("--revision")
 
     args = parser.parse_args(argv)
-    try:
-        if args.command == "stats":
-            result = protocol_stats(args.protocols, tuple(args.configs))
-            print(format_stats(result))
-            if args.json:
-                _write_json(args.json, result)
-        elif args.command == "build":
-            report = build(args.audio_root, args.protocols, args.out, tuple(args.configs), args.archives,
-                           args.num_proc, args.shard_rows, args.allow_missing, args.allow_corrupt, args.overwrite)
-            total = sum(sum(s.values()) for s in report.rows.values())
-            print(f"built {args.out}: {total} rows; {len(report.skipped)} skipped, {report.resampled} resampled, "
-                  f"{report.downmixed} downmixed; shards built {report.built_shards}, reused {report.reused_shards}.")
-        else:
-            print(push_to_hub(args.dataset_dir, args.repo_id, private=args.private, revision=args.revision))
-    except (BuildError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return run_tool(lambda: _run(args))
+
+
+def _run(args) -> None:
+    if args.command == "stats":
+        result = protocol_stats(args.protocols, tuple(args.configs))
+        print(format_stats(result))
+        if args.json:
+            _write_json(args.json, result)
+    elif args.command == "build":
+        report = build(args.audio_root, args.protocols, args.out, tuple(args.configs), args.archives,
+                       args.num_proc, args.shard_rows, args.allow_missing, args.allow_corrupt, args.overwrite)
+        total = sum(sum(s.values()) for s in report.rows.values())
+        print(f"built {args.out}: {total} rows; {len(report.skipped)} skipped, {report.resampled} resampled, "
+              f"{report.downmixed} downmixed; shards built {report.built_shards}, reused {report.reused_shards}.")
+    else:
+        print(push_to_hub(args.dataset_dir, args.repo_id, private=args.private, revision=args.revision))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,9 @@
     codectrace convert-official CHECKPOINT.pth --out FOLDER [--variant auto|M1|...]
     codectrace evaluate --model FOLDER_OR_ID --dataset FOLDER_OR_ID [--configs cors_eval cosg_eval ...]
     codectrace publish --model-dir DIR --model-repo ID [--dataset-dir DIR --dataset-repo ID] [--space-repo ID]
+
+Every expected failure ends with one line `error: <what>` on stderr and exit status 2 (see `errors.py`); `trace`
+exits 1 when some inputs failed (each is reported in its row) and the rest were traced.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from tqdm.auto import tqdm
 
 from .audio import is_audio_file, short_message
 from .configuration_codectrace import TASK_LABELS
+from .errors import ToolArgumentParser, check_writable_folder, run_tool
 from .evaluation import score_line
 
 
@@ -44,6 +48,14 @@ def _result_columns(tasks) -> list[str]:
     return columns + [f"{task}_{label}" for task in tasks for label in TASK_LABELS[task]]
 
 
+RESULT_SUFFIXES = (".csv", ".jsonl")
+
+
+def check_result_file(output: Path) -> None:
+    if output.suffix not in RESULT_SUFFIXES:
+        raise ValueError(f"--output must end in {' or '.join(RESULT_SUFFIXES)}, got {output.name!r}.")
+
+
 class ResultWriter:
     """CSV or JSONL rows written as they come, into `<output>.partial`, renamed when the run ends."""
 
@@ -52,9 +64,7 @@ class ResultWriter:
         self.columns = _result_columns(tasks)
         self.handle = None
         if output is not None:
-            if output.suffix not in (".csv", ".jsonl"):
-                raise ValueError(f"--output must end in .csv or .jsonl, got {output.name!r}.")
-            output.parent.mkdir(parents=True, exist_ok=True)
+            check_result_file(output)
             self.partial = output.with_name(output.name + ".partial")
             self.handle = open(self.partial, "w", newline="")
             if output.suffix == ".csv":
@@ -77,18 +87,26 @@ class ResultWriter:
 
 
 class ScoreWriter:
-    """Official score files: `scores_bin.txt` (`utt P(bonafide)`), `scores_<task>.txt` (`utt p0 p1 ...`)."""
+    """Official score files: `scores_bin.txt` (`utt P(bonafide)`), `scores_<task>.txt` (`utt p0 p1 ...`). A model
+    without a BIN head (M2) gets `scores_bin.txt` from its fused spoof score, as in evaluation."""
 
     def __init__(self, folder: Path | None, tasks):
         self.handles = {}
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
-            self.handles = {task: open(folder / f"scores_{task}.txt.partial", "w") for task in tasks}
+            files = list(tasks) + ([] if "bin" in tasks else ["bin"])
+            self.handles = {task: open(folder / f"scores_{task}.txt.partial", "w") for task in files}
             self.folder = folder
+
+    @staticmethod
+    def probabilities(task: str, result: dict) -> list[float]:
+        if task in result:
+            return [result[task][name] for name in TASK_LABELS[task]]
+        return [result["spoof_score"], 1.0 - result["spoof_score"]]  # fused BIN, label order spoof, bonafide
 
     def write(self, utt: str, result: dict) -> None:
         for task, handle in self.handles.items():
-            handle.write(score_line(task, utt, [result[task][name] for name in TASK_LABELS[task]]))
+            handle.write(score_line(task, utt, self.probabilities(task, result)))
             handle.flush()
 
     def close(self) -> None:
@@ -100,6 +118,11 @@ class ScoreWriter:
 def run_trace(args) -> int:
     from .hub import load_tracer
 
+    if args.output:  # outputs are checked before the model is loaded: no work is lost to a bad path
+        check_result_file(Path(args.output))
+        check_writable_folder(Path(args.output).parent, f"--output {args.output}")
+    if args.scores_dir:
+        check_writable_folder(args.scores_dir, "--scores-dir", create=True)
     files, problems = collect_audio_files(args.paths)
     tracer = load_tracer(args.model, revision=args.revision, device=args.device,
                          trust_remote_code=args.trust_remote_code, precision=args.precision)
@@ -137,8 +160,9 @@ def run_trace(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ToolArgumentParser(
         prog="codectrace", description="Source tracing of codec-based audio deepfakes (CodecFake+ taxonomy).")
+    parser.add_argument("--verbose", action="store_true", help="with an error, also print its full detail")
     sub = parser.add_subparsers(dest="command", required=True)
 
     trace = sub.add_parser("trace", help="score audio files and folders with a trained model",
@@ -171,13 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    args = build_parser().parse_args(argv)
+    return run_tool(lambda: args.func(args), verbose=args.verbose)
 
 
 if __name__ == "__main__":

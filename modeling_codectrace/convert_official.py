@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import pickle
 import re
+import zipfile
 from pathlib import Path
 
 import torch
 
 from .configuration_codectrace import VARIANTS, CodecTraceConfig, variant_of, xlsr_300m_backbone_config
+from .errors import ToolError
 from .modeling_codectrace import BRANCH_NAMES, CodecTraceForSourceTracing
 
 FAIRSEQ_PREFIX = "ssl_model.model."
@@ -47,8 +49,19 @@ _BACKBONE_RULES: list[tuple[str, str]] = [
 ]
 
 
-class ConversionError(ValueError):
+class ConversionError(ToolError):
     """The checkpoint is not an official W2V2-AASIST state dict, or does not map completely."""
+
+
+PICKLE_PROTOCOL_MARK = b"\x80"  # the first byte of a pickle (torch's legacy, non-zip format)
+
+
+def _is_torch_file(path: Path) -> bool:
+    """Whether the file has the shape of something `torch.save` writes: a zip archive, or a raw pickle."""
+    if zipfile.is_zipfile(path):
+        return True
+    with open(path, "rb") as handle:
+        return handle.read(1) == PICKLE_PROTOCOL_MARK
 
 
 def _pattern(template: str) -> re.Pattern:
@@ -117,14 +130,15 @@ def load_official_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise ConversionError(f"{path}: no such file.")
+    if not _is_torch_file(path):
+        raise ConversionError(f"{path}: not a PyTorch checkpoint (expected a .pth state dict saved by torch.save).")
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ConversionError(
-            f"{path}: not loadable as a plain PyTorch state dict with weights_only=True ({first_line}). Only "
-            "tensor state dicts are converted; pickles of arbitrary objects are refused for safety."
-        ) from None
+            f"{path}: not loadable as a plain PyTorch state dict with weights_only=True (truncated, or it holds "
+            "Python objects besides tensors, which are refused for safety); --verbose shows why.",
+            detail=str(error)) from None
     if isinstance(loaded, dict) and len(loaded) == 1 and next(iter(loaded)) in ("state_dict", "model"):
         loaded = next(iter(loaded.values()))
     if not isinstance(loaded, dict) or not loaded or not all(

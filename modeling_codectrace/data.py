@@ -19,6 +19,17 @@ from .rawboost import RawBoostConfig, rawboost_algo5
 CROP_MODES = ("first", "random")
 AUGMENTATIONS = ("rawboost5", "none")
 
+# The training samplings of CodecFake+ (protocol files *_mult_learn.txt, *_bal_vq.txt, *_bal_dec.txt), and the one
+# each paper variant trains on in the authors' README: VQ-balanced for S_VQ / D_VQ, DEC-balanced for S_DEC / D_DEC,
+# AUX-balanced for the rest.
+TRAINING_SAMPLINGS = ("aux", "vq", "dec")
+VARIANT_SAMPLING = {"S_VQ": "vq", "D_VQ": "vq", "S_DEC": "dec", "D_DEC": "dec"}
+
+
+def training_sampling(variant: str) -> str:
+    """The CodecFake+ training sampling (dataset config) a paper variant trains on."""
+    return VARIANT_SAMPLING.get(variant, "aux")
+
 
 def crop_window(waveform: np.ndarray, length: int, mode: str, rng: np.random.Generator | None = None) -> np.ndarray:
     """`first`: the official policy (first window, repeat-padded); `random`: a random window of a longer clip."""
@@ -69,10 +80,10 @@ class WaveformTransform:
 
     def window(self, audio_value) -> np.ndarray:
         rng = self._generator()
-        waveform = crop_window(load_audio(audio_value), self.chunk_samples, self.crop, rng)
-        if self.augment == "rawboost5":
+        waveform = load_audio(audio_value)
+        if self.augment == "rawboost5":  # on the whole utterance, before the window is cut (as the official code)
             waveform = rawboost_algo5(waveform, rng, self.rawboost)
-        return waveform.astype(np.float32, copy=False)
+        return crop_window(waveform, self.chunk_samples, self.crop, rng).astype(np.float32, copy=False)
 
     def __call__(self, batch: dict) -> dict:
         out = {"input_values": [self.window(value) for value in batch["audio"]]}

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from .configuration_codectrace import TASK_LABELS
-from .metrics import softmax, task_metrics
+from .metrics import binary_metrics, softmax, task_metrics
+from .modeling_codectrace import spoof_probability
 
 EVAL_CONFIGS = ("cors_eval", "cosg_eval", "cosg_seen")
 DOMAIN = {
@@ -21,12 +22,23 @@ DOMAIN = {
 }
 
 
+def bonafide_probability(logits: dict[str, np.ndarray]) -> np.ndarray:
+    """P(bona fide) per row: the BIN head's, or for a model without one the authors' fusion of its taxonomy heads
+    (`spoof_probability`)."""
+    return 1.0 - spoof_probability({task: softmax(values) for task, values in logits.items()})
+
+
 def evaluate_predictions(tasks, logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], sources) -> dict:
-    """Overall and per-source metrics of every task. `sources`: one name per row (codec, system, bonafide)."""
+    """Overall and per-source metrics of every task. `sources`: one name per row (codec, system, bonafide).
+
+    A model without a BIN head (M2) still gets BIN metrics when `labels` has a `bin` entry: EER and ROC-AUC of the
+    fused bona fide score, as the CodecFake+ authors score M2 (`overall["bin"]["fused"]` is then True)."""
     sources = np.asarray(sources)
     result = {"overall": {}, "per_source": {}}
     for task in tasks:
         result["overall"][task] = task_metrics(task, logits[task], labels[task])
+    if "bin" not in tasks and "bin" in labels:
+        result["overall"]["bin"] = binary_metrics(bonafide_probability(logits), labels["bin"]) | {"fused": True}
     for source in sorted(set(sources.tolist())):
         rows = sources == source
         result["per_source"][source] = {"count": int(rows.sum())}
@@ -44,20 +56,26 @@ def evaluate_predictions(tasks, logits: dict[str, np.ndarray], labels: dict[str,
 
 def score_line(task: str, utt: str, probabilities) -> str:
     """One line of an official score file, from the task's probabilities in label order:
-    BIN `utt P(bonafide)`, taxonomy tasks `utt p0 p1 ...`."""
+    BIN `utt P(bonafide)`, taxonomy tasks `utt p0 p1 ...`. Full precision (`repr`): rounding makes ties that an
+    EER script would merge."""
     if task == "bin":
-        return f"{utt} {probabilities[TASK_LABELS['bin'].index('bonafide')]:.6f}\n"
-    return f"{utt} " + " ".join(f"{p:.6f}" for p in probabilities) + "\n"
+        return f"{utt} {float(probabilities[TASK_LABELS['bin'].index('bonafide')])!r}\n"
+    return f"{utt} " + " ".join(repr(float(p)) for p in probabilities) + "\n"
 
 
 def write_score_files(folder: Path, utt_ids, logits: dict[str, np.ndarray]) -> list[Path]:
-    """Score files in the official layout (see `score_line`), one per task, from logits."""
+    """Score files in the official layout (see `score_line`), one per task, from logits; a model without a BIN
+    head also gets `scores_bin.txt` from its fused bona fide score (`bonafide_probability`)."""
     folder.mkdir(parents=True, exist_ok=True)
+    probabilities = {task: softmax(values) for task, values in logits.items()}
+    if "bin" not in probabilities:
+        bonafide = bonafide_probability(logits)
+        probabilities["bin"] = np.stack([1.0 - bonafide, bonafide], axis=1)  # label order: spoof, bonafide
     written = []
-    for task, values in logits.items():
+    for task, rows in probabilities.items():
         path = folder / f"scores_{task}.txt"
         with open(path, "w") as handle:
-            handle.writelines(score_line(task, utt, row) for utt, row in zip(utt_ids, softmax(values)))
+            handle.writelines(score_line(task, utt, row) for utt, row in zip(utt_ids, rows))
         written.append(path)
     return written
 
@@ -94,16 +112,20 @@ def _fmt(value: float, percent: bool = False) -> str:
 
 
 def results_table(variant: str, tasks, results: dict[str, dict]) -> str:
-    """Markdown table like the paper's: one row per evaluation set, BIN EER (%) and macro / weighted F1."""
+    """Markdown table like the paper's: one row per evaluation set, BIN EER (%) and macro / weighted F1. A model
+    without a BIN head gets the EER of its fused score (`evaluate_predictions`) where every set has one."""
+    fused_bin = "bin" not in tasks and bool(results) and all("bin" in r["overall"] for r in results.values())
+    columns = [t for t in TASK_LABELS if t in tasks or (t == "bin" and fused_bin)]
     header = ["set", "rows"] + [
-        "BIN EER %" if t == "bin" else f"{t.upper()} F1 macro / weighted" for t in TASK_LABELS if t in tasks
+        ("BIN EER % (fused heads)" if fused_bin else "BIN EER %") if t == "bin" else f"{t.upper()} F1 macro / weighted"
+        for t in columns
     ]
     lines = [f"**{variant}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, result in results.items():
         overall = result["overall"]
         count = next(iter(overall.values()))["count"]
         cells = [DOMAIN.get(name, name), str(count)]
-        for task in (t for t in TASK_LABELS if t in tasks):
+        for task in columns:
             m = overall[task]
             cells.append(_fmt(m["eer"], percent=True) if task == "bin"
                          else f"{_fmt(m['f1_macro'])} / {_fmt(m['f1_weighted'])}")
@@ -163,6 +185,7 @@ def run_evaluation_sets(trainer, tasks, chunk_samples: int, sets: dict, output_d
         prediction = trainer.predict(windows, metric_key_prefix=name)
         if trainer.is_world_process_zero():
             logits = split_logits(prediction.predictions, tasks)
+            labelled = tuple(tasks) + (("bin",) if "bin" in ds.column_names and "bin" not in tasks else ())
             results[name] = save_evaluation(Path(output_dir) / "eval", name, tasks, ds["utt_id"], logits,
-                                            labels_by_task(ds, tasks), ds["source"])
+                                            labels_by_task(ds, labelled), ds["source"])
     return results

@@ -24,18 +24,18 @@ def add_evaluate_parser(sub) -> None:
 
 
 def _run_evaluate(args) -> int:
-    from datasets import Audio, load_dataset
-    from transformers import AutoModel, Trainer, TrainingArguments
+    from transformers import Trainer, TrainingArguments
 
     from .data import collate
+    from .errors import check_writable_folder
+    from .resolve import load_model, load_split, resolve_model
 
-    model = AutoModel.from_pretrained(args.model, revision=args.revision, trust_remote_code=args.trust_remote_code)
-    sets = {}
-    for config in args.configs:
-        ds = load_dataset(args.dataset, config, split="test")
-        if args.max_samples is not None:
-            ds = ds.select(range(min(args.max_samples, len(ds))))
-        sets[config] = ds.cast_column("audio", Audio(decode=False))
+    # Cheap checks first, so that a bad reference fails before anything is loaded or generated.
+    check_writable_folder(args.output_dir, "--output-dir", create=True)
+    resolve_model(args.model, args.revision)
+
+    sets = {config: load_split(args.dataset, config, "test", limit=args.max_samples) for config in args.configs}
+    model = load_model(args.model, revision=args.revision, trust_remote_code=args.trust_remote_code)
     trainer = Trainer(
         model=model,
         args=TrainingArguments(output_dir=tempfile.mkdtemp(prefix="codectrace-eval-"), report_to="none",

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from transformers import AutoFeatureExtractor, AutoModel, pipeline
+from transformers import AutoFeatureExtractor, pipeline
 
 from .feature_extraction_codectrace import CodecTraceFeatureExtractor
 from .pipeline_codectrace import CodecSourceTracingPipeline
+from .resolve import load_model
 
 
 def load_tracer(
@@ -17,8 +18,9 @@ def load_tracer(
     trust_remote_code: bool = False,
     precision: str = "auto",
 ) -> CodecSourceTracingPipeline:
-    """The `codec-source-tracing` pipeline for a model folder or hub id (this package's code by default)."""
-    model = AutoModel.from_pretrained(model_name_or_path, revision=revision, trust_remote_code=trust_remote_code)
+    """The `codec-source-tracing` pipeline for a model folder or hub id (this package's code by default); a
+    reference that does not resolve raises `ResolveError` with one line naming both possibilities."""
+    model = load_model(model_name_or_path, revision=revision, trust_remote_code=trust_remote_code)
     try:
         extractor = AutoFeatureExtractor.from_pretrained(model_name_or_path, revision=revision,
                                                          trust_remote_code=trust_remote_code)

@@ -22,6 +22,29 @@ BRANCH_NAMES: dict[str, str] = {
     "dec": "multiclass_branch_ds",
 }
 
+# Models without a BIN head (M2, S_VQ, S_AUX, S_DEC) score spoofing by fusing their taxonomy heads, in this order.
+SPOOF_FUSION_ORDER = ("aux", "dec", "vq")
+
+
+def spoof_probability(probabilities):
+    """P(spoof) per row from per-task class probabilities (numpy arrays or tensors of shape `(batch, classes)`,
+    keyed by task).
+
+    With a BIN head, its spoof probability. Without one, the CodecFake+ authors' fusion for M2: the geometric mean
+    of the taxonomy heads' spoof probabilities `1 - P(real)`, `(a * d * q) ** (1/3)` with `a`, `d`, `q` those of
+    AUX, DEC and VQ (a single-head model: its head's `1 - P(real)`). P(bona fide) is one minus this.
+    """
+    if "bin" in probabilities:
+        return probabilities["bin"][:, TASK_LABELS["bin"].index("spoof")]
+    heads = [task for task in SPOOF_FUSION_ORDER if task in probabilities]
+    if not heads:
+        raise ValueError(f"no task to score spoofing from: expected some of {list(TASK_LABELS)}, got "
+                         f"{list(probabilities)}.")
+    product = 1.0
+    for task in heads:
+        product = product * (1.0 - probabilities[task][:, TASK_LABELS[task].index("real")])
+    return product ** (1.0 / len(heads))
+
 
 class StatsPoolingHead(nn.Module):
     """One task head of `head_type="stats_pooling"`: a linear layer over pooled (mean, std) features."""

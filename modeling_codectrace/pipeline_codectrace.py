@@ -21,6 +21,7 @@ from transformers import Pipeline
 from .audio import TARGET_SAMPLING_RATE, load_audio
 from .configuration_codectrace import TASK_LABELS
 from .feature_extraction_codectrace import fit_to_length
+from .modeling_codectrace import spoof_probability
 
 
 def window_starts(num_samples: int, chunk: int, hop: int) -> list[int]:
@@ -86,7 +87,7 @@ class CodecSourceTracingPipeline(Pipeline):
 
     Returns per clip: `spoof_score` (P(spoof), averaged over windows), `decision` (`spoof` or `bonafide`),
     `num_windows`, `duration_seconds`, and one `{label: probability}` dict per head the model has. Models
-    without a BIN head score spoofing as 1 - P(real), averaged over their taxonomy heads.
+    without a BIN head (M2) score spoofing with the authors' fusion of their taxonomy heads (`spoof_probability`).
     """
 
     # Only the feature extractor: asking for a processor or tokenizer would make transformers prompt about
@@ -171,7 +172,7 @@ class CodecSourceTracingPipeline(Pipeline):
         stacked = {t: np.concatenate([o["probabilities"][t] for o in model_outputs]) for t in tasks}
         starts = [s for o in model_outputs for s in o["starts"]]
         num_samples = model_outputs[0]["num_samples"]
-        window_spoof = spoof_scores(stacked)
+        window_spoof = spoof_probability(stacked)
         spoof_score = float(window_spoof.mean())
         result = {
             "spoof_score": spoof_score,
@@ -201,14 +202,6 @@ class CodecSourceTracingPipeline(Pipeline):
     def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
         for item in inputs:
             yield self.run_single(item, preprocess_params, forward_params, postprocess_params)
-
-
-def spoof_scores(probabilities: dict[str, np.ndarray]) -> np.ndarray:
-    """Per-window P(spoof): from the BIN head, else 1 - P(real) averaged over the taxonomy heads."""
-    if "bin" in probabilities:
-        return probabilities["bin"][:, TASK_LABELS["bin"].index("spoof")]
-    real = [probabilities[t][:, TASK_LABELS[t].index("real")] for t in probabilities]
-    return 1.0 - np.mean(real, axis=0)
 
 
 PRECISIONS = ("auto", "fp32", "bf16", "int8")

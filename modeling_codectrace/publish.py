@@ -40,13 +40,19 @@ class Plan:
 
 
 def check_model_folder(folder: Path) -> None:
+    from transformers import AutoFeatureExtractor
+
+    from .resolve import check_model_folder as check_codectrace_folder
+    from .resolve import load_model
+
+    if not folder.is_dir():
+        raise PublishError(f"--model-dir {folder}: no such folder.")
     missing = [name for name in MODEL_FILES if not (folder / name).exists()]
     if missing:
         raise PublishError(f"{folder} is not a complete model folder: missing {missing}. Train with train.py or "
                            "save with modeling_codectrace.hub.save_model_folder.")
-    from transformers import AutoFeatureExtractor, AutoModel
-
-    AutoModel.from_pretrained(folder)
+    check_codectrace_folder(folder)
+    load_model(str(folder))
     AutoFeatureExtractor.from_pretrained(folder)
 
 

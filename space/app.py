@@ -8,6 +8,7 @@ Limits: `CODECTRACE_MAX_SECONDS` (default 300) and `CODECTRACE_MAX_MB` (default 
 from __future__ import annotations
 
 import os
+import sys
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -63,17 +64,25 @@ def untrained_tiny_model(folder: Path) -> Path:
 
 
 def load_model() -> LoadedModel:
+    """The model `CODECTRACE_MODEL` names (refused in one line when it does not resolve: the Space never starts
+    half-broken), else the local demo model, else an untrained placeholder that the page and the log name."""
+    from modeling_codectrace.errors import ToolError, one_line
     from modeling_codectrace.hub import load_tracer
 
     name = os.environ.get("CODECTRACE_MODEL")
     revision = os.environ.get("CODECTRACE_REVISION") or None
-    trained = True
-    if not name:
-        found = next((d for d in DEFAULT_MODEL_DIRS if (d / "config.json").exists()), None)
-        if found is None:
-            found, trained = untrained_tiny_model(Path(tempfile.gettempdir()) / "codectrace-untrained-tiny"), False
-        name = str(found)
-    return LoadedModel(load_tracer(name, revision=revision), name, revision, trained)
+    if name:
+        try:
+            return LoadedModel(load_tracer(name, revision=revision), name, revision, trained=True)
+        except ValueError as error:
+            raise ToolError(f"CODECTRACE_MODEL={name}: {one_line(error)}") from None
+    found, trained = next((d for d in DEFAULT_MODEL_DIRS if (d / "config.json").exists()), None), True
+    if found is None:
+        found, trained = untrained_tiny_model(Path(tempfile.gettempdir()) / "codectrace-untrained-tiny"), False
+        print(f"warning: no trained model in {', '.join(map(str, DEFAULT_MODEL_DIRS))} and no CODECTRACE_MODEL: "
+              "serving an untrained placeholder (the page says so); run `python train.py` for the demo model.",
+              file=sys.stderr)
+    return LoadedModel(load_tracer(str(found), revision=revision), str(found), revision, trained)
 
 
 def check_upload(path: str | None) -> None:
@@ -214,4 +223,6 @@ def build_app(loaded: LoadedModel | None = None) -> gr.Blocks:
 
 
 if __name__ == "__main__":
-    build_app().launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    from modeling_codectrace.errors import run_tool
+
+    sys.exit(run_tool(lambda: build_app().launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))))

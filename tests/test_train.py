@@ -220,6 +220,29 @@ def test_presets_fill_defaults_and_flags_win():
     assert demo.learning_rate == 0.01 and demo.optimizer_recipe == "trainer"
 
 
+def test_the_official_preset_neither_clips_gradients_nor_keeps_an_incomplete_batch():
+    _, _, official = train.parse_arguments(["--preset", "official", "--dataset", "x"])
+    assert official.max_grad_norm == 0 and official.train_drop_last and not official.dataloader_drop_last
+    _, _, demo = train.parse_arguments([])  # the Trainer's defaults, with which the demo was measured
+    assert demo.max_grad_norm == 1.0 and not demo.train_drop_last
+
+
+@pytest.mark.parametrize("variant, sampling", [("S_VQ", "vq"), ("D_VQ", "vq"), ("S_DEC", "dec"), ("D_DEC", "dec"),
+                                               ("S_AUX", "aux"), ("D_AUX", "aux"), ("S_BIN", "aux"), ("M1", "aux"),
+                                               ("M2", "aux")])
+def test_each_variant_trains_on_the_sampling_the_paper_gives_it(variant, sampling):
+    _, data_args, _ = train.parse_arguments(["--preset", "official", "--dataset", "x", "--variant", variant])
+    assert data_args.dataset_config == sampling
+
+
+def test_an_explicit_dataset_config_wins_over_the_variants_default():
+    _, data_args, _ = train.parse_arguments(["--preset", "official", "--dataset", "x", "--variant", "S_VQ",
+                                             "--dataset_config", "dec"])
+    assert data_args.dataset_config == "dec"
+    with pytest.raises(SystemExit):
+        train.parse_arguments(["--dataset", "x", "--dataset_config", "bal_vq"])
+
+
 def test_the_demo_preset_uses_the_measured_cpu_model():
     model_args, _, training_args = train.parse_arguments([])
     assert training_args.preset == "demo"
@@ -263,6 +286,12 @@ def test_the_official_preset_trains_with_torch_adam_and_l2_weight_decay(built, t
     assert type(optimizer) is torch.optim.Adam
     assert optimizer.defaults["lr"] == 1e-6 and optimizer.defaults["weight_decay"] == 1e-4
     assert train.LAST_TRAINER.args.lr_scheduler_type == "constant"
+    assert train.LAST_TRAINER.args.max_grad_norm == 0
+    # The last incomplete batch is dropped in training only: evaluation above scored every row.
+    assert train.LAST_TRAINER.get_train_dataloader().batch_sampler.drop_last
+    assert not train.LAST_TRAINER.get_eval_dataloader().batch_sampler.drop_last
+    metrics = json.loads((tmp_path / "official" / "eval" / "cosg_seen" / "metrics.json").read_text())
+    assert metrics["overall"]["bin"]["count"] == 20
     assert train.LAST_TRAINER.train_dataset._format_kwargs["transform"].augment == "rawboost5"
 
 

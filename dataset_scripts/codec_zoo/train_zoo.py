@@ -21,6 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from modeling_codectrace.errors import ToolArgumentParser, run_tool
+
 from .losses import ReconstructionLoss
 from .modules import TIME_BODIES, BodyPretrainer, NeuralCodec
 from .specs import ZOO, CodecSpec, coverage_problems, zoo_by_name
@@ -218,21 +220,26 @@ def _train_one(args: tuple[str, str, str, float]) -> str:
     return name
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> int:
+    parser = ToolArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=Path("zoo_work"), help="checkpoints and training speech")
     parser.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR)
     parser.add_argument("--jobs", type=int, default=2, help="codecs trained at once (one thread each)")
     parser.add_argument("--codecs", nargs="*", help="train only these (default: every codec not yet exported)")
     parser.add_argument("--steps-scale", type=float, default=1.0, help="scale every codec's steps (smoke runs)")
     args = parser.parse_args(argv)
+    return run_tool(lambda: train_zoo(args))
+
+
+def train_zoo(args) -> None:
+    """Trains and exports every requested codec not yet exported (the command's body)."""
     problems = coverage_problems()
     if problems:
-        raise SystemExit("the zoo does not cover the taxonomy: " + "; ".join(problems))
+        raise ValueError("the zoo does not cover the taxonomy: " + "; ".join(problems))
     names = args.codecs or [s.name for s in ZOO]
     unknown = sorted(set(names) - set(zoo_by_name()))
     if unknown:
-        raise SystemExit(f"unknown codec(s) {unknown}; the zoo has: {', '.join(zoo_by_name())}")
+        raise ValueError(f"unknown codec(s) {unknown}; the zoo has: {', '.join(zoo_by_name())}")
     args.work.mkdir(parents=True, exist_ok=True)
     args.weights_dir.mkdir(parents=True, exist_ok=True)
     if not (args.work / "speech").exists():
@@ -267,4 +274,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
