@@ -9,12 +9,12 @@ with each worker count into a fresh folder and prints a table (ratios against 1 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
+from codectrace.files import write_json
 from dataset_scripts import build_codecfake_plus as builder
 from dataset_scripts.fixture import write_fixture
 
@@ -49,7 +49,7 @@ def main() -> None:
             print(f"{r['num_proc']:>9} {r['rows']:>6} {r['seconds']:>8.2f} {r['clips_per_s']:>8.0f} "
                   f"{r['clips_per_s'] / base:>7.2f}x")
         if args.json:
-            args.json.write_text(json.dumps(results, indent=2))
+            write_json(args.json, results)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

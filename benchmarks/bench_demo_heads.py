@@ -16,7 +16,6 @@ Needs the demo corpus: run `python train.py` once (or `python -m dataset_scripts
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -29,10 +28,10 @@ from tqdm.auto import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import modeling_codectrace as mc  # noqa: E402
-from modeling_codectrace.audio import load_audio  # noqa: E402
-from modeling_codectrace.configuration_codectrace import BACKBONE_SIZES, xlsr_300m_backbone_config  # noqa: E402
-from modeling_codectrace.data import crop_window  # noqa: E402
-from modeling_codectrace.testing import TINY_AASIST  # noqa: E402
+from codectrace.audio import load_audio  # noqa: E402
+from codectrace.data import crop_window  # noqa: E402
+from codectrace.files import write_json  # noqa: E402
+from codectrace.presets import AASIST_SIZES, backbone_config  # noqa: E402
 
 TASKS = ("bin", "vq", "aux", "dec")
 CONFIGURATIONS = {
@@ -52,7 +51,7 @@ CONFIGURATIONS = {
 
 
 def load_rows(dataset: str, config: str, split: str) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
-    from train import load_split
+    from codectrace.resolve import load_split
 
     rows = load_split(dataset, config, split, None, None)
     waveforms = [load_audio(a).astype(np.float32) for a in tqdm(rows["audio"], desc=f"decoding {split}")]
@@ -61,10 +60,10 @@ def load_rows(dataset: str, config: str, split: str) -> tuple[list[np.ndarray], 
 
 def build(backbone: str, head_type: str, wls: bool, chunk: int,
           stft_features: tuple[str, ...] | None = None) -> mc.CodecTraceForSourceTracing:
-    aasist = TINY_AASIST if head_type == "aasist" else {}
+    aasist = AASIST_SIZES["tiny"] if head_type == "aasist" else {}
     front_end = dict(feature_encoder="stft_phase", stft_features=list(stft_features)) if stft_features else {}
     config = mc.CodecTraceConfig(
-        backbone_config=xlsr_300m_backbone_config(**BACKBONE_SIZES[backbone]), variant="M1", chunk_samples=chunk,
+        backbone_config=backbone_config(backbone), variant="M1", chunk_samples=chunk,
         head_type=head_type, use_weighted_layer_sum=wls, **front_end, **aasist)
     return mc.CodecTraceForSourceTracing(config)
 
@@ -139,8 +138,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {r['configuration']} | {r['parameters'] / 1e3:.0f} k | {r['steps_per_s']:.2f} | {r['bin_f1']:.3f} | "
               f"{r['vq_f1']:.3f} | {r['aux_f1']:.3f} | {r['dec_f1']:.3f} |")
     if args.out:
-        args.out.write_text(json.dumps({"seconds": args.seconds, "threads": args.threads, "results": results},
-                                       indent=2))
+        write_json(args.out, {"seconds": args.seconds, "threads": args.threads, "results": results})
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ Part 2, long audio (a small model, since the property is the pipeline's streamin
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -27,9 +26,9 @@ import numpy as np
 import torch
 
 import modeling_codectrace as mc
-import modeling_codectrace.hub
-from modeling_codectrace.configuration_codectrace import BACKBONE_SIZES, xlsr_300m_backbone_config
-from modeling_codectrace.pipeline_codectrace import cpu_has_fast_bf16
+from codectrace.files import write_json
+from codectrace.pipeline import cpu_has_fast_bf16
+from codectrace.presets import BACKBONE_SIZES, backbone_config
 
 
 def matmul_peak(dtype=torch.float32, n: int = 2048, repeats: int = 10) -> float:
@@ -96,7 +95,7 @@ def compare(reference, candidate) -> tuple[bool, float]:
 
 def part_one(args) -> list[dict]:
     torch.manual_seed(0)
-    config = mc.CodecTraceConfig(backbone_config=xlsr_300m_backbone_config(**BACKBONE_SIZES[args.size]),
+    config = mc.CodecTraceConfig(backbone_config=backbone_config(args.size),
                                  variant="M1")
     model = mc.CodecTraceForSourceTracing(config).eval()
     chunk = config.chunk_samples
@@ -145,7 +144,7 @@ def part_one(args) -> list[dict]:
 
 CHILD = """
 import resource, sys, time
-from modeling_codectrace.hub import load_tracer
+from codectrace.hub import load_tracer
 tracer = load_tracer(sys.argv[1])
 files = sys.argv[2:]
 start = time.perf_counter()
@@ -160,7 +159,7 @@ def part_two(args) -> dict:
 
     work = Path(tempfile.mkdtemp(prefix="codectrace-long-"))
     torch.manual_seed(0)
-    config = mc.CodecTraceConfig(backbone_config=xlsr_300m_backbone_config(**BACKBONE_SIZES["small"]),
+    config = mc.CodecTraceConfig(backbone_config=backbone_config("small"),
                                  variant="M1", chunk_samples=64600)
     model_dir = work / "model"
     mc.hub.save_model_folder(mc.CodecTraceForSourceTracing(config).eval(), mc.CodecTraceFeatureExtractor(),
@@ -208,7 +207,7 @@ def main() -> None:
     if not args.skip_long:
         results["long"] = part_two(args)
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        write_json(args.json, results)
 
 
 if __name__ == "__main__":

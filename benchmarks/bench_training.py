@@ -11,9 +11,7 @@ DataLoader with N worker processes over the demo corpus; the pipeline must outru
 from __future__ import annotations
 
 import argparse
-import json
 import resource
-import sys
 import time
 from pathlib import Path
 
@@ -21,8 +19,9 @@ import numpy as np
 import torch
 
 import modeling_codectrace as mc
-from modeling_codectrace.configuration_codectrace import BACKBONE_SIZES, xlsr_300m_backbone_config
-from modeling_codectrace.data import WaveformTransform, collate
+from codectrace.data import WaveformTransform, collate
+from codectrace.files import write_json
+from codectrace.presets import BACKBONE_SIZES, backbone_config
 
 
 def peak_rss_mb() -> float:
@@ -31,7 +30,7 @@ def peak_rss_mb() -> float:
 
 def model_throughput(size: str, steps: int, batch: int, device: str) -> dict:
     torch.manual_seed(0)
-    config = mc.CodecTraceConfig(backbone_config=xlsr_300m_backbone_config(**BACKBONE_SIZES[size]), variant="M1")
+    config = mc.CodecTraceConfig(backbone_config=backbone_config(size), variant="M1")
     model = mc.CodecTraceForSourceTracing(config).to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-6, weight_decay=1e-4)
     x = 0.1 * torch.randn(batch, config.chunk_samples, device=device)
@@ -86,10 +85,10 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.dataset is None:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # train.py lives at the repository root
-        import train
+        from codectrace.presets import DEMO_DATASET_DIR, DEMO_RELEASE_DIR
+        from dataset_scripts.build_codecfake_mini import ensure_codecfake_mini
 
-        args.dataset = train.ensure_demo_dataset(40)
+        args.dataset = str(ensure_codecfake_mini(DEMO_RELEASE_DIR, DEMO_DATASET_DIR))
     data = [data_throughput(args.dataset, w, batches=8, batch=8) for w in args.workers]
     models = []
     for size in args.sizes:
@@ -109,7 +108,7 @@ def main() -> None:
     print(f"\ndata pipeline / fastest model step: {best_data / fastest_model:.1f}x "
           f"({'not' if best_data > fastest_model else 'IS'} the bottleneck)")
     if args.json:
-        args.json.write_text(json.dumps({"models": models, "data": data}, indent=2))
+        write_json(args.json, {"models": models, "data": data})
 
 
 if __name__ == "__main__":

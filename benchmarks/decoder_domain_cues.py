@@ -28,7 +28,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dataset_scripts.codec_zoo.specs import ZOO  # noqa: E402
+from codec_zoo.specs import ZOO  # noqa: E402
+from codectrace.files import write_text  # noqa: E402
 
 WINDOW = 32000
 CODECS = {spec.name: spec for spec in ZOO}
@@ -37,8 +38,8 @@ CODECS = {spec.name: spec for spec in ZOO}
 def clip_features(path: str) -> dict[str, np.ndarray]:
     import torch
 
+    from codectrace.audio import load_audio
     from modeling_codectrace import STFT_FEATURES
-    from modeling_codectrace.audio import load_audio
     from modeling_codectrace.modeling_codectrace import stft_phase_features
 
     torch.set_num_threads(1)  # one clip per worker process
@@ -126,9 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     table = "\n".join(lines) + "\n"
     print(table)
     if args.out:
-        partial = args.out.with_name(args.out.name + ".partial")
-        partial.write_text(table)
-        os.replace(partial, args.out)
+        write_text(args.out, table)
 
 
 if __name__ == "__main__":

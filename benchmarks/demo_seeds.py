@@ -22,6 +22,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from codectrace.files import write_text
+
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("vq", "aux", "dec")
 SETS = {"cors_eval": "in-domain", "cosg_eval": "held-out"}
@@ -100,9 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     print(table)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        partial = args.out.with_name(args.out.name + ".partial")
-        partial.write_text(table)
-        os.replace(partial, args.out)
+        write_text(args.out, table)
 
 
 if __name__ == "__main__":

@@ -28,21 +28,14 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
-from modeling_codectrace.errors import ToolArgumentParser, run_tool
+from codec_zoo.specs import ZOO, CodecSpec
+from codec_zoo.store import WEIGHTS_DIR, shipped_codecs
+from codectrace.dataset_folder import REPORT_NAME
+from codectrace.errors import ToolArgumentParser, run_tool
+from codectrace.files import staged_folder, write_audio
 
-from .codec_zoo.specs import ZOO, CodecSpec
-from .codec_zoo.store import WEIGHTS_DIR, shipped_codecs
 from .protocols import COSG_SYSTEMS_FILE, SAMPLING_SUFFIX, TRAINING_SPLITS
-from .staging import staged_folder
-
-SAMPLING_RATE = 16000
-
-
-def _write_wav(path: Path, audio: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, np.clip(audio, -1.0, 1.0), SAMPLING_RATE, subtype="PCM_16")
 
 
 def _one_thread() -> None:
@@ -56,9 +49,8 @@ def _resynthesize_group(job: tuple[str, str, list[tuple[str, str]]]) -> tuple[st
     """Worker: loads one codec and re-synthesises (source, destination) pairs; returns failures."""
     import torch
 
-    from modeling_codectrace.audio import load_audio
-
-    from .codec_zoo.store import load_codec
+    from codec_zoo.store import load_codec
+    from codectrace.audio import load_audio
 
     name, weights_dir, pairs = job
     codec = load_codec(name, weights_dir)
@@ -66,7 +58,7 @@ def _resynthesize_group(job: tuple[str, str, list[tuple[str, str]]]) -> tuple[st
     for source, destination in pairs:
         try:
             waveform = torch.from_numpy(load_audio(source).astype(np.float32))
-            _write_wav(Path(destination), codec.resynthesize(waveform).numpy())
+            write_audio(destination, codec.resynthesize(waveform).numpy())
         except Exception as error:  # one bad file must not stop the corpus; it is reported
             failures.append(f"{source} -> {name}: {error}")
     return name, failures
@@ -113,7 +105,7 @@ def write_codecfake_mini(out: str | Path, speakers: int = 24, utterances: int = 
     missing = sorted({s.name for s in ZOO} - set(shipped_codecs(weights_dir)))
     if missing:
         raise FileNotFoundError(f"codec weights missing in {weights_dir}: {', '.join(missing)}. They ship with the "
-                                "project; retrain with `python -m dataset_scripts.codec_zoo.train_zoo`.")
+                                "project; retrain with `python -m codec_zoo.train_zoo`.")
     with staged_folder(out) as partial:
         _write_release(partial, speakers, utterances, seed, speech_dir, jobs, weights_dir)
     return out
@@ -128,7 +120,7 @@ def _write_release(partial: Path, speakers: int, utterances: int, seed: int, spe
     audio_dir = partial / "all_data_16k"
     from tqdm.auto import tqdm
 
-    from modeling_codectrace.audio import load_audio
+    from codectrace.audio import load_audio
 
     # bona fide copies, with official-style ids
     utterance_ids: dict[str, list[tuple[str, str, Path]]] = {}
@@ -137,7 +129,7 @@ def _write_release(partial: Path, speakers: int, utterances: int, seed: int, spe
         for speaker in split_speakers:
             for number, source in enumerate(files[speaker], start=1):
                 utt = f"{speaker}_{number:03d}"
-                _write_wav(audio_dir / f"{utt}.wav", load_audio(source))
+                write_audio(audio_dir / f"{utt}.wav", load_audio(source))
                 utterance_ids[split].append((speaker, utt, audio_dir / f"{utt}.wav"))
 
     # which codec re-synthesises what: the three samplings, then CoRS (all test x training codecs)
@@ -219,6 +211,20 @@ def _write_release(partial: Path, speakers: int, utterances: int, seed: int, spe
     }
     (partial / "codecfake_mini.json").write_text(json.dumps(meta, indent=2))
     shutil.rmtree(partial / "_work", ignore_errors=True)
+
+
+def ensure_codecfake_mini(release_dir: str | Path, dataset_dir: str | Path, utterances: int = 30) -> Path:
+    """Builds CodecFake-mini once (synthesizer speakers re-synthesised by the shipped codec zoo, then the Hugging
+    Face dataset) and returns the dataset folder; a finished build is reused. Each step is complete or absent."""
+    from . import build_codecfake_plus as builder
+
+    release_dir, dataset_dir = Path(release_dir), Path(dataset_dir)
+    if not (dataset_dir / REPORT_NAME).exists():
+        print(f"building CodecFake-mini in {dataset_dir} (first run only)", flush=True)
+        if not (release_dir / "protocols").exists():
+            write_codecfake_mini(release_dir, utterances=utterances, seed=0)
+        builder.build(release_dir, release_dir / "protocols", dataset_dir, shard_rows=500, overwrite=True)
+    return dataset_dir
 
 
 def main(argv: list[str] | None = None) -> int:

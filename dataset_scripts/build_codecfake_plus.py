@@ -32,9 +32,11 @@ import soundfile as sf
 from datasets import Audio, ClassLabel, Features, Value
 from tqdm.auto import tqdm
 
-from modeling_codectrace.audio import load_audio
-from modeling_codectrace.configuration_codectrace import TASK_LABELS
-from modeling_codectrace.errors import ToolArgumentParser, ToolError, run_tool
+from codectrace.audio import load_audio
+from codectrace.dataset_folder import REPORT_NAME, push_dataset_folder
+from codectrace.errors import ToolArgumentParser, ToolError, run_tool
+from codectrace.files import atomic_path, partial_path, replace_folder, write_json
+from modeling_codectrace.configuration_codectrace import SAMPLING_RATE, TASK_LABELS
 
 from .dataset_card import render_card
 from .protocols import CONFIG_FILES, CONFIGS, ProtocolRow, class_counts, read_config_rows
@@ -42,8 +44,6 @@ from .protocols import CONFIG_FILES, CONFIGS, ProtocolRow, class_counts, read_co
 BUILDER_VERSION = "1"
 AUDIO_SUFFIXES = (".wav", ".flac")
 AUDIO_DIRS = ("all_data_16k", "SLMdemos_16k")
-SAMPLING_RATE = 16000
-REPORT_NAME = "build_report.json"
 
 
 def dataset_features() -> Features:
@@ -220,12 +220,11 @@ def build_shard(task: ShardTask, partial_dir: str, allow_missing: bool, allow_co
         target = Path(partial_dir) / task.name
         target.parent.mkdir(parents=True, exist_ok=True)
         table = pa.Table.from_pydict(columns, schema=dataset_features().arrow_schema)
-        temporary = target.with_suffix(".parquet.tmp")
-        pq.write_table(table, temporary, row_group_size=64)
-        os.replace(temporary, target)
+        with atomic_path(target) as partial:
+            pq.write_table(table, partial, row_group_size=64)
         done = {"fingerprint": task.fingerprint, "rows": table.num_rows, "skipped": skipped,
                 "resampled": resampled, "downmixed": downmixed}
-        _write_json(Path(partial_dir) / ".shards" / (task.name.replace("/", "__") + ".json"), done)
+        write_json(Path(partial_dir) / ".shards" / (task.name.replace("/", "__") + ".json"), done)
     return {"name": task.name, "complete": complete, "rows": len(task.rows) - len(skipped), "skipped": skipped,
             "resampled": resampled, "downmixed": downmixed}
 
@@ -239,19 +238,12 @@ def mini_card_text(audio_root: Path) -> dict:
     return {"pretty_name": "CodecFake-mini (source tracing)", "intro": (
         "CodecFake-mini, an offline, taxonomy-controlled replica of CodecFake+ made by codectrace: bona fide speech "
         f"({meta['speech']}) re-synthesised by {len(meta['codecs'])} small neural audio codecs trained for it "
-        f"(`dataset_scripts/codec_zoo`). The held-out codecs ({heldout}) form the out-of-domain set in place of "
+        f"(`codec_zoo`). The held-out codecs ({heldout}) form the out-of-domain set in place of "
         "CoSG. Same configs, columns and label indices as CodecFake+; nothing here is real speech from people or "
         "output of a public codec.\n"),
         "sources": ("Bona fide speech from the speech synthesizers espeak-ng (GPL-3.0) and festival with the kal "
                     "diphone voice, or the recordings named in `codecfake_mini.json`; codecs and re-syntheses made "
                     "by codectrace (Apache-2.0). For research on deepfake detection and source tracing.\n")}
-
-
-def _write_json(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.write_text(json.dumps(data, indent=2))
-    os.replace(temporary, path)
 
 
 def _reusable(task: ShardTask, partial_dir: Path) -> dict | None:
@@ -289,7 +281,7 @@ def build(
 ) -> BuildReport:
     """Builds the dataset folder; returns what was done. Raises `BuildError` with a summary on bad audio."""
     output_dir = Path(output_dir)
-    partial_dir = output_dir.with_name(output_dir.name + ".partial")
+    partial_dir = partial_path(output_dir)  # kept on failure: its finished shards are reused by the next run
     if archives:
         audio_root = extract_archives([Path(a) for a in archives], output_dir.with_name(output_dir.name + ".extracted"))
     if audio_root is None:
@@ -375,22 +367,10 @@ def build(
     card = render_card(report.rows, counts, dataset_features(), build_id=fingerprint[:8],
                        **mini_card_text(audio_root))
     (partial_dir / "README.md").write_text(card)
-    _write_json(partial_dir / REPORT_NAME, asdict(report))
+    write_json(partial_dir / REPORT_NAME, asdict(report))
     shutil.rmtree(partial_dir / ".shards", ignore_errors=True)
-    _replace_dir(partial_dir, output_dir)
+    replace_folder(partial_dir, output_dir)
     return report
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    """Moves a finished build into place; an existing folder is moved aside first, then removed."""
-    if target.exists():
-        old = target.with_name(target.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-        os.replace(new, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(new, target)
 
 
 # -- stats and push -------------------------------------------------------------------------------------
@@ -416,42 +396,6 @@ def format_stats(stats: dict) -> str:
             cells = "  ".join(f"{t}: " + "/".join(str(entry[t][name]) for name in TASK_LABELS[t]) for t in TASK_LABELS)
             lines.append(f"{config:<10} {split:<11} {entry['rows']:>7}  {cells}")
     return "\n".join(lines)
-
-
-def files_to_upload(dataset_dir: str | Path) -> list[Path]:
-    """Checks that a built folder is complete and returns the files a push uploads (relative paths)."""
-    dataset_dir = Path(dataset_dir)
-    report_path = dataset_dir / REPORT_NAME
-    card = dataset_dir / "README.md"
-    if not report_path.exists() or not card.exists():
-        raise BuildError(f"{dataset_dir} is not a finished build (no {REPORT_NAME} or README.md).")
-    report = json.loads(report_path.read_text())
-    files = [Path("README.md"), Path(REPORT_NAME)]
-    for config, splits in report["rows"].items():
-        for split in splits:
-            shards = sorted((dataset_dir / config).glob(f"{split}-{report['fingerprint'][:8]}-*.parquet"))
-            if not shards:
-                raise BuildError(f"{dataset_dir}: no shards for {config}/{split}.")
-            expected = int(shards[0].name.rsplit("-of-", 1)[1].split(".")[0])
-            if len(shards) != expected:
-                raise BuildError(f"{dataset_dir}: {config}/{split} has {len(shards)} of {expected} shards.")
-            files += [s.relative_to(dataset_dir) for s in shards]
-    return files
-
-
-def push_to_hub(dataset_dir: str | Path, repo_id: str, private: bool = False, token: str | None = None,
-                revision: str | None = None, api=None) -> str:
-    """Uploads a finished build (configs, shards, card) to a Hub dataset repo; returns the commit URL."""
-    from huggingface_hub import HfApi
-
-    files = files_to_upload(dataset_dir)
-    api = api or HfApi(token=token)
-    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-    commit = api.upload_folder(
-        folder_path=str(dataset_dir), repo_id=repo_id, repo_type="dataset", revision=revision,
-        allow_patterns=[str(f) for f in files], commit_message="Upload CodecFake+ built by codectrace",
-    )
-    return str(commit)
 
 
 # -- command line ---------------------------------------------------------------------------------------
@@ -493,7 +437,7 @@ def _run(args) -> None:
         result = protocol_stats(args.protocols, tuple(args.configs))
         print(format_stats(result))
         if args.json:
-            _write_json(args.json, result)
+            write_json(args.json, result)
     elif args.command == "build":
         report = build(args.audio_root, args.protocols, args.out, tuple(args.configs), args.archives,
                        args.num_proc, args.shard_rows, args.allow_missing, args.allow_corrupt, args.overwrite)
@@ -501,7 +445,7 @@ def _run(args) -> None:
         print(f"built {args.out}: {total} rows; {len(report.skipped)} skipped, {report.resampled} resampled, "
               f"{report.downmixed} downmixed; shards built {report.built_shards}, reused {report.reused_shards}.")
     else:
-        print(push_to_hub(args.dataset_dir, args.repo_id, private=args.private, revision=args.revision))
+        print(push_dataset_folder(args.dataset_dir, args.repo_id, private=args.private, revision=args.revision))
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ from __future__ import annotations
 import yaml
 from datasets import Features
 
+from codectrace.model_card import CITATION
 from modeling_codectrace.configuration_codectrace import TASK_LABELS
-from modeling_codectrace.model_card import CITATION
 
 from .protocols import CONFIG_FILES
 

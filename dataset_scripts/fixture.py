@@ -15,11 +15,11 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
+
+from codectrace.files import write_audio
+from modeling_codectrace.configuration_codectrace import SAMPLING_RATE
 
 from .protocols import COSG_SYSTEMS, SAMPLING_SUFFIX, TRAINING_SPLITS
-
-SAMPLING_RATE = 16000
 
 # Official codec names, chosen to cover every VQ / AUX / DEC class: name -> (aux, dec, vq).
 FIXTURE_CODECS: dict[str, tuple[str, str, str]] = {
@@ -79,11 +79,6 @@ def imitate_codec(waveform: np.ndarray, taxonomy: tuple[str, str, str], seed: in
     return np.clip(x, -1, 1).astype(np.float32)
 
 
-def _write(path: Path, waveform: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, waveform, SAMPLING_RATE, subtype="PCM_16")
-
-
 def _ordered_by(task: str) -> list[str]:
     return sorted(FIXTURE_CODECS, key=lambda c: (FIXTURE_CODECS[c][_TAXONOMY_COLUMN[task]], c))
 
@@ -112,10 +107,10 @@ def write_fixture(root: str | Path, utterances: int = 4, seed: int = 0, archives
             for number in range(1, utterances + 1):
                 utt = f"{speaker}_{number:03d}"
                 voice = _voice(rng, rng.uniform(0.8, 2.6))
-                _write(audio_dir / f"{utt}{'.wav' if counter % 2 == 0 else '.flac'}", voice)
+                write_audio(audio_dir / f"{utt}{'.wav' if counter % 2 == 0 else '.flac'}", voice)
                 for j, (codec, taxonomy) in enumerate(FIXTURE_CODECS.items()):
                     spoof = imitate_codec(voice, taxonomy, seed * 1000 + counter * 10 + j)
-                    _write(audio_dir / f"{utt}_{codec}{'.flac' if (counter + j) % 2 else '.wav'}", spoof)
+                    write_audio(audio_dir / f"{utt}_{codec}{'.flac' if (counter + j) % 2 else '.wav'}", spoof)
                 utterance_ids[split].append((speaker, utt))
                 counter += 1
 
@@ -146,7 +141,7 @@ def write_fixture(root: str | Path, utterances: int = 4, seed: int = 0, archives
             voice = _voice(rng, rng.uniform(1.0, 3.0))
             if label == "spoof":
                 voice = imitate_codec(voice, (aux, dec, vq), 7919 + 10 * s + k)
-            _write(root / "SLMdemos_16k" / system / f"{key}{'.wav' if k % 2 else '.flac'}", voice)
+            write_audio(root / "SLMdemos_16k" / system / f"{key}{'.wav' if k % 2 else '.flac'}", voice)
             dash = " -" if (s + k) % 2 else ""  # CoSG_ALL mixes 4- and 5-column rows
             cosg_all.append(f"{system} {key} -{dash} {label}")
             if system in COSG_SEEN_SYSTEMS:

@@ -23,11 +23,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
-from modeling_codectrace.audio import load_audio
-
-from .staging import staged_folder
+from codectrace.audio import load_audio
+from codectrace.files import staged_folder, write_audio
 
 ESPEAK_VOICES = ("en-gb", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029")
 ESPEAK_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5")
@@ -107,7 +105,7 @@ def synthesize(speaker: Speaker, text: str, path: Path, noise_floor: float = NOI
         if noise_floor > 0:
             rng = np.random.default_rng(zlib.crc32(f"{speaker.speaker_id}|{text}".encode()))
             waveform = waveform + noise_floor * rng.standard_normal(len(waveform))
-        sf.write(path, np.clip(waveform, -1, 1), 16000, subtype="PCM_16")
+        write_audio(path, waveform)
 
 
 def split_speakers(speakers: list[Speaker], validation: int = 3, test: int = 3) -> dict[str, list[str]]:
@@ -150,7 +148,7 @@ def write_corpus(out: str | Path, speakers: int = 24, utterances: int = 20, seed
 
 def real_corpus_utterances(folder: str | Path) -> dict[str, list[Path]]:
     """Speaker -> audio files of a folder of real recordings laid out as `<speaker>/<files>` (e.g. VCTK's wav48)."""
-    from modeling_codectrace.audio import is_audio_file
+    from codectrace.audio import is_audio_file
 
     folder = Path(folder)
     found = {d.name: sorted(p for p in d.rglob("*") if p.is_file() and is_audio_file(p))

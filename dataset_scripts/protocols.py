@@ -24,6 +24,10 @@ PROTOCOL_CODES: dict[str, dict[str, str]] = {
     "dec": {"REAL": "real", "TIME": "time", "FREQ": "freq"},
     "vq": {"REAL": "real", "MVQ": "mvq", "SVQ": "svq", "SQ": "sq"},
 }
+# The same table the other way round: label name -> protocol spelling.
+LABEL_SPELLINGS: dict[str, dict[str, str]] = {
+    task: {label: code for code, label in codes.items()} for task, codes in PROTOCOL_CODES.items()
+}
 # `spoofs` is a known typo on one CoRS_ALL row.
 BIN_CODES: dict[str, str] = {"bonafide": "bonafide", "spoof": "spoof", "spoofs": "spoof"}
 
@@ -158,13 +162,12 @@ def codec_table(
     """
     table: dict[str, tuple[str, str, str]] = {}
     where: dict[str, Path] = {}
-    names = {task: {v: k for k, v in codes.items()} for task, codes in PROTOCOL_CODES.items()}
     for path in map(Path, training_paths):
         rows = parsed[path] if parsed and path in parsed else read_training_protocol(path)
         for row in rows:
             if row.source == BONAFIDE_SOURCE:
                 continue
-            taxonomy = tuple(names[t][TASK_LABELS[t][row.labels[t]]] for t in ("aux", "dec", "vq"))
+            taxonomy = tuple(LABEL_SPELLINGS[t][TASK_LABELS[t][row.labels[t]]] for t in ("aux", "dec", "vq"))
             if table.setdefault(row.source, taxonomy) != taxonomy:
                 raise ProtocolError(
                     f"{path}: codec {row.source!r} is labelled {taxonomy} at {row.utt_id} but "

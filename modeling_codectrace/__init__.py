@@ -1,11 +1,12 @@
-"""codectrace: source tracing of codec-based audio deepfakes (Wav2Vec2 + AASIST, CodecFake+ taxonomy).
+"""The CodecTrace model core: configuration, Wav2Vec2 + AASIST model, feature extractor.
 
-Importing the package registers the `codectrace` model type with the transformers Auto classes, so
-`AutoConfig`, `AutoModel` and `AutoFeatureExtractor` resolve it without remote code.
+These are the files that travel with a saved model (`trust_remote_code`), so they import only the standard
+library, torch and transformers. Importing the package registers the `codectrace` model type with the transformers
+Auto classes, so `AutoConfig`, `AutoModel` and `AutoFeatureExtractor` resolve it without remote code. Audio I/O, the
+`codec-source-tracing` pipeline, training and evaluation live in the `codectrace` package.
 """
 
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelForAudioClassification
-from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_codectrace import (
     FEATURE_ENCODERS,
@@ -19,8 +20,12 @@ from .configuration_codectrace import (
     CodecTraceConfig,
 )
 from .feature_extraction_codectrace import CodecTraceFeatureExtractor
-from .modeling_codectrace import CodecTraceForSourceTracing, CodecTracePreTrainedModel, SourceTracingOutput
-from .pipeline_codectrace import CodecSourceTracingPipeline
+from .modeling_codectrace import (
+    CodecTraceForSourceTracing,
+    CodecTracePreTrainedModel,
+    SourceTracingOutput,
+    spoof_probability,
+)
 
 __version__ = "0.1.0"
 
@@ -28,9 +33,6 @@ AutoConfig.register("codectrace", CodecTraceConfig, exist_ok=True)
 AutoModel.register(CodecTraceConfig, CodecTraceForSourceTracing, exist_ok=True)
 AutoModelForAudioClassification.register(CodecTraceConfig, CodecTraceForSourceTracing, exist_ok=True)
 AutoFeatureExtractor.register(CodecTraceConfig, CodecTraceFeatureExtractor, exist_ok=True)
-PIPELINE_REGISTRY.register_pipeline(
-    "codec-source-tracing", pipeline_class=CodecSourceTracingPipeline, pt_model=AutoModel, type="audio"
-)
 
 # Saved folders carry the code files and an `auto_map`, so they load with trust_remote_code=True
 # where this package is not installed.
@@ -47,10 +49,10 @@ __all__ = [
     "TASK_LABELS",
     "TASKS",
     "VARIANTS",
-    "CodecSourceTracingPipeline",
     "CodecTraceConfig",
     "CodecTraceFeatureExtractor",
     "CodecTraceForSourceTracing",
     "CodecTracePreTrainedModel",
     "SourceTracingOutput",
+    "spoof_probability",
 ]

@@ -48,6 +48,9 @@ LABEL_DESCRIPTIONS: dict[str, dict[str, str]] = {
     },
 }
 
+# The sampling rate of every model input (CodecFake+ is 16 kHz); audio at other rates is resampled before.
+SAMPLING_RATE = 16000
+
 # The paper's variants (Chen et al., Interspeech 2025): S_* single task, D_* BIN + one, M1 all, M2 no BIN.
 VARIANTS: dict[str, tuple[str, ...]] = {
     "S_BIN": ("bin",),
@@ -106,41 +109,6 @@ def xlsr_300m_backbone_config(**overrides) -> Wav2Vec2Config:
     )
     settings.update(overrides)
     return Wav2Vec2Config(**settings)
-
-
-# Backbone shapes for training from scratch (no pre-trained checkpoint): overrides of the XLS-R config.
-BACKBONE_SIZES: dict[str, dict] = {
-    "xlsr-300m": {},
-    "small": dict(
-        hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=256,
-        conv_dim=(64, 64, 64, 64), conv_kernel=(10, 8, 4, 4), conv_stride=(5, 4, 4, 4),
-        num_conv_pos_embeddings=32, num_conv_pos_embedding_groups=4,
-    ),
-    "tiny": dict(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        conv_dim=(16, 16, 16, 16), conv_kernel=(10, 8, 4, 4), conv_stride=(5, 4, 4, 4),
-        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
-        hidden_dropout=0.0, attention_dropout=0.0, feat_proj_dropout=0.0,
-    ),
-    # The second CPU demo's backbone: a learned 25-ms filterbank (400-tap conv, 10-ms hop) and a 2x conv to 50 Hz
-    # frames instead of the 7-layer waveform stack, under a 2-layer, 32-wide transformer. bench_demo_heads.py: with
-    # statistics-pooling heads it runs ~9x the steps of `small` per CPU-second and separates the codec classes.
-    "filterbank-tiny": dict(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        conv_dim=(128, 128), conv_kernel=(400, 2), conv_stride=(160, 2),
-        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
-        hidden_dropout=0.0, attention_dropout=0.0, feat_proj_dropout=0.0,
-    ),
-    # For `feature_encoder="stft_phase"` (the CPU demo): a 512-point STFT at a 10-ms hop (conv_kernel[0] /
-    # conv_stride[0]), a learned 2x convolution to 50 Hz frames, then the same 2-layer, 32-wide transformer.
-    # docs/codecfake_mini.md: its phase features carry the decoder domain over to unseen codecs.
-    "stft-tiny": dict(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        conv_dim=(128, 128), conv_kernel=(512, 2), conv_stride=(160, 2),
-        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
-        hidden_dropout=0.0, attention_dropout=0.0, feat_proj_dropout=0.0,
-    ),
-}
 
 
 def resolve_tasks(variant: str | None = None, tasks: list[str] | tuple[str, ...] | None = None) -> tuple[str, ...]:
@@ -223,8 +191,9 @@ class CodecTraceConfig(PretrainedConfig):
             giving, per frequency bin and frame, the features `stft_features` names (log power; phase-advance
             deviation: how far the phase moved from what a steady sinusoid at the bin's frequency would do), then
             one learned convolution (`conv_kernel[1]`, `conv_stride[1]`) to `conv_dim[-1]` channels; the backbone
-            must have exactly two conv layers (e.g. `BACKBONE_SIZES["stft-tiny"]`). Not in the paper: the CPU demo
-            uses it because the decoder domain of unseen codecs shows in the phase (docs/codecfake_mini.md).
+            must have exactly two conv layers (e.g. `codectrace.presets.BACKBONE_SIZES["stft-tiny"]`). Not in the
+            paper: the CPU demo uses it because the decoder domain of unseen codecs shows in the phase
+            (docs/codecfake_mini.md).
         stft_features (`list[str]`, *optional*, defaults to `["log_power", "phase_deviation"]`):
             Which per-bin features the `stft_phase` encoder gives its convolution: a non-empty subset of
             `log_power`, `phase_deviation` and `weighted_phase_deviation` (the deviation times the bin's share of
@@ -258,7 +227,7 @@ class CodecTraceConfig(PretrainedConfig):
         use_weighted_layer_sum: bool = False,
         feature_encoder: str = "conv",
         stft_features: list[str] | None = None,
-        sampling_rate: int = 16000,
+        sampling_rate: int = SAMPLING_RATE,
         chunk_samples: int = 64600,
         **kwargs,
     ):
@@ -319,7 +288,7 @@ class CodecTraceConfig(PretrainedConfig):
         if feature_encoder == "stft_phase" and len(backbone_config.conv_kernel) != 2:
             raise ValueError(
                 "feature_encoder='stft_phase' needs a backbone with exactly two conv layers (the STFT, then one "
-                "learned convolution), e.g. BACKBONE_SIZES['stft-tiny']; "
+                "learned convolution), e.g. codectrace.presets.BACKBONE_SIZES['stft-tiny']; "
                 f"got conv_kernel={backbone_config.conv_kernel}."
             )
         self.feature_encoder = feature_encoder

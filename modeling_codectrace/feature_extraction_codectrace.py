@@ -6,6 +6,8 @@ import numpy as np
 import torch
 from transformers import BatchFeature, Wav2Vec2FeatureExtractor
 
+from .configuration_codectrace import SAMPLING_RATE
+
 
 def fit_to_length(waveform: np.ndarray, length: int) -> np.ndarray:
     """Official crop/pad policy: keep the first `length` samples; tile a shorter clip until it fills them."""
@@ -23,7 +25,7 @@ class CodecTraceFeatureExtractor(Wav2Vec2FeatureExtractor):
 
     Args:
         sampling_rate (`int`, *optional*, defaults to 16000):
-            The only sampling rate accepted; resample beforehand (see `modeling_codectrace.audio.load_audio`).
+            The only sampling rate accepted; resample beforehand (see `codectrace.audio.load_audio`).
         chunk_samples (`int`, *optional*, defaults to 64600):
             Length of one model input in samples.
         do_normalize (`bool`, *optional*, defaults to `False`):
@@ -37,7 +39,7 @@ class CodecTraceFeatureExtractor(Wav2Vec2FeatureExtractor):
     def __init__(
         self,
         feature_size: int = 1,
-        sampling_rate: int = 16000,
+        sampling_rate: int = SAMPLING_RATE,
         padding_value: float = 0.0,
         do_normalize: bool = False,
         return_attention_mask: bool = False,
@@ -73,7 +75,7 @@ class CodecTraceFeatureExtractor(Wav2Vec2FeatureExtractor):
         if waveform.ndim != 1:
             raise ValueError(
                 f"audio{where} must be 1-D (mono samples); got shape {waveform.shape}. Downmix "
-                "multi-channel audio first (e.g. with modeling_codectrace.audio.load_audio)."
+                "multi-channel audio first (e.g. with codectrace.audio.load_audio)."
             )
         if waveform.size == 0:
             raise ValueError(f"audio{where} is empty (0 samples).")
@@ -103,7 +105,7 @@ class CodecTraceFeatureExtractor(Wav2Vec2FeatureExtractor):
         if sampling_rate is not None and sampling_rate != self.sampling_rate:
             raise ValueError(
                 f"audio is sampled at {sampling_rate} Hz but this model takes {self.sampling_rate} Hz; "
-                "resample first (modeling_codectrace.audio.load_audio does it)."
+                "resample first (codectrace.audio.load_audio does it)."
             )
         is_batch = isinstance(raw_speech, (list, tuple)) and len(raw_speech) > 0 and not np.isscalar(raw_speech[0])
         if isinstance(raw_speech, np.ndarray | torch.Tensor) and raw_speech.ndim == 2:

@@ -20,7 +20,7 @@ import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
-from modeling_codectrace.audio import short_message  # noqa: E402
+from codectrace.audio import short_message  # noqa: E402
 from modeling_codectrace.configuration_codectrace import (  # noqa: E402
     LABEL_DESCRIPTIONS,
     TASK_DESCRIPTIONS,
@@ -53,21 +53,21 @@ def untrained_tiny_model(folder: Path) -> Path:
     import torch
 
     import modeling_codectrace as mc
-    from modeling_codectrace.hub import save_model_folder
-    from modeling_codectrace.testing import tiny_config
+    from codectrace.hub import save_model_folder
+    from codectrace.presets import AASIST_SIZES, backbone_config
 
     if not (folder / "config.json").exists():
         torch.manual_seed(0)
-        save_model_folder(mc.CodecTraceForSourceTracing(tiny_config("M1", chunk_samples=64600)).eval(),
-                          mc.CodecTraceFeatureExtractor(), folder)
+        config = mc.CodecTraceConfig(backbone_config=backbone_config("tiny"), variant="M1", **AASIST_SIZES["tiny"])
+        save_model_folder(mc.CodecTraceForSourceTracing(config).eval(), mc.CodecTraceFeatureExtractor(), folder)
     return folder
 
 
 def load_model() -> LoadedModel:
     """The model `CODECTRACE_MODEL` names (refused in one line when it does not resolve: the Space never starts
     half-broken), else the local demo model, else an untrained placeholder that the page and the log name."""
-    from modeling_codectrace.errors import ToolError, one_line
-    from modeling_codectrace.hub import load_tracer
+    from codectrace.errors import ToolError, one_line
+    from codectrace.hub import load_tracer
 
     name = os.environ.get("CODECTRACE_MODEL")
     revision = os.environ.get("CODECTRACE_REVISION") or None
@@ -173,7 +173,7 @@ def example_clips(folder: Path) -> list[str]:
     """
     import torch
 
-    from dataset_scripts.codec_zoo.store import load_codec
+    from codec_zoo.store import load_codec
 
     folder.mkdir(parents=True, exist_ok=True)
     bona_fide, spoof = folder / "example_bonafide.wav", folder / "example_codec_resynthesis.wav"
@@ -223,6 +223,6 @@ def build_app(loaded: LoadedModel | None = None) -> gr.Blocks:
 
 
 if __name__ == "__main__":
-    from modeling_codectrace.errors import run_tool
+    from codectrace.errors import run_tool
 
     sys.exit(run_tool(lambda: build_app().launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))))

@@ -3,12 +3,30 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+import shutil  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import modeling_codectrace as mc  # noqa: E402
-from modeling_codectrace.testing import tiny_config  # noqa: E402
+from codectrace.testing import tiny_config  # noqa: E402
+
+# Tests that need a program the set-up script installs are skipped, with the reason, where it is missing.
+NEEDED_PROGRAMS = {
+    "needs_synthesizers": (("espeak-ng", "festival"),
+                           "espeak-ng / festival not installed (scripts/setup.sh installs them)"),
+    "needs_chromium": (("chromium",), "Debian chromium not installed (scripts/setup.sh --test installs it)"),
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for marker, (programs, reason) in NEEDED_PROGRAMS.items():
+        if all(shutil.which(program) for program in programs):
+            continue
+        for item in items:
+            if marker in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture

@@ -7,15 +7,15 @@
 Predictions are per-clip logits (or probabilities) over the task's labels in the official index order;
 references are label indices (-100 rows are ignored). BIN returns the EER (DET-curve method, bona fide
 positive, score P(bonafide)), its threshold, ROC-AUC and accuracy; VQ / AUX / DEC return accuracy, weighted
-F1, macro F1 and the confusion matrix. The numbers are those of `modeling_codectrace.metrics`.
+F1, macro F1 and the confusion matrix. The numbers are those of `codectrace.metrics`.
 """
 
 import datasets
 import evaluate
 import numpy
 
+from codectrace.metrics import task_metrics
 from modeling_codectrace.configuration_codectrace import TASK_LABELS
-from modeling_codectrace.metrics import task_metrics
 
 _CITATION = """\
 @inproceedings{chen2025codec,

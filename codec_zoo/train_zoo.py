@@ -1,0 +1,276 @@
+"""Trains the CodecFake-mini codec zoo once, resumably, and exports fp16 safetensors next to this file.
+
+    python -m codec_zoo.train_zoo [--work zoo_work] [--jobs 2] [--codecs NAME ...]
+
+Stages: (1) the codecs' training speech (speech.py); (2) a shared encoder trunk, pre-trained as a
+quantised auto-encoder with an inverse-STFT decoder; (3) each codec, initialised from the trunk, trained
+end to end with its own head, quantizer, decoder and auxiliary objective. Every stage checkpoints (write,
+then rename) and a rerun continues where it stopped; finished codecs are skipped. CPU seconds are counted
+per codec and stored in each file's metadata (the budget is 5 CPU-hours for the zoo).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from codectrace.errors import ToolArgumentParser, run_tool
+from codectrace.files import atomic_path
+
+from .losses import ReconstructionLoss
+from .modules import TIME_BODIES, BodyPretrainer, NeuralCodec
+from .specs import ZOO, CodecSpec, coverage_problems, zoo_by_name
+from .speech import LABEL_HOP, PHONES, Utterance, load_training_speech, write_training_speech
+from .store import WEIGHTS_DIR, save_codec
+
+CROP = 16000
+CHECKPOINT_EVERY = 100
+TRUNK_SPEC = CodecSpec("shared_trunk", "sq", "none", "freq", seed=0, fsq_levels=(8, 8, 8, 8, 8, 8), steps=500)
+BODY_STEPS = 1200
+
+
+class CropSampler:
+    """Random one-second crops (offsets on the 80-sample grid) with speaker and phone labels."""
+
+    def __init__(self, utterances: list[Utterance], seed: int, features: list[torch.Tensor] | None = None):
+        keep = [i for i, u in enumerate(utterances) if len(u.audio) > CROP]
+        self.utterances = [utterances[i] for i in keep]
+        self.features = {id(utterances[i]): features[i] for i in keep} if features is not None else None
+        self.labelled = [u for u in self.utterances if u.phones is not None]
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, size: int, hop: int, labelled_share: float = 0.0):
+        n_labelled = int(round(size * labelled_share)) if self.labelled else 0
+        picks = [self.labelled[i] for i in self.rng.integers(len(self.labelled), size=n_labelled)] if n_labelled else []
+        picks += [self.utterances[i] for i in self.rng.integers(len(self.utterances), size=size - n_labelled)]
+        audio, speakers, phones, features = [], [], [], []
+        frames = -(-CROP // hop)
+        for utt in picks:
+            start = int(self.rng.integers((len(utt.audio) - CROP) // LABEL_HOP + 1)) * LABEL_HOP
+            audio.append(utt.audio[start : start + CROP])
+            if self.features is not None:
+                window = self.features[id(utt)][:, start // LABEL_HOP : (start + CROP) // LABEL_HOP]
+                short = CROP // LABEL_HOP - window.shape[-1]  # the utterance's last frame may be cut short
+                features.append(F.pad(window[None], (0, short), mode="replicate")[0] if short else window)
+            speakers.append(utt.speaker)
+            if utt.phones is None:
+                phones.append(np.full(frames, -100, dtype=np.int64))
+            else:
+                centres = np.minimum((start + np.arange(frames) * hop + hop // 2) // LABEL_HOP, len(utt.phones) - 1)
+                phones.append(utt.phones[centres])
+        return (torch.from_numpy(np.stack(audio)), torch.as_tensor(speakers), torch.from_numpy(np.stack(phones)),
+                torch.stack(features) if features else None)
+
+
+def _atomic_save(obj, path: Path) -> None:
+    with atomic_path(path) as partial:
+        torch.save(obj, partial)
+
+
+def trunk_features(trunk_state: dict, utterances: list[Utterance]) -> list[torch.Tensor]:
+    """The frozen shared trunk's features of every whole utterance (computed once, reused by every codec)."""
+    from .modules import EncoderTrunk
+
+    trunk = EncoderTrunk().eval()
+    trunk.load_state_dict(trunk_state)
+    with torch.inference_mode():
+        return [trunk(torch.from_numpy(u.audio)[None])[0].clone() for u in utterances]
+
+
+def train_codec(spec: CodecSpec, utterances: list[Utterance], num_speakers: int, work: Path,
+                trunk_state: dict | None = None, features: list[torch.Tensor] | None = None,
+                body_state: dict | None = None, model: torch.nn.Module | None = None
+                ) -> tuple[torch.nn.Module, dict]:
+    """Trains one codec (resuming from work/<name>/checkpoint.pt); returns the model and its training record.
+
+    With `trunk_state` the shared trunk is loaded and frozen, and `features` (its output on every utterance)
+    stand in for running it. `body_state` initialises a time-domain decoder's body. `model` trains another
+    module with the same loop (the body pre-training).
+    """
+    folder = work / spec.name
+    folder.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = folder / "checkpoint.pt"
+    torch.manual_seed(spec.seed)
+    if model is None:
+        model = NeuralCodec(spec, num_speakers=num_speakers, num_phones=len(PHONES))
+    if trunk_state is not None and hasattr(model, "trunk"):
+        model.trunk.load_state_dict(trunk_state)
+        model.trunk.requires_grad_(False)
+    if body_state is not None:
+        model.decoder.body.load_state_dict(body_state)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=spec.learning_rate, betas=(0.8, 0.99), weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * s / spec.steps))))
+    sampler = CropSampler(utterances, spec.seed, features)
+    record = {"step": 0, "cpu_seconds": 0.0, "losses": []}
+    if checkpoint_path.exists():
+        state = torch.load(checkpoint_path, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        sampler.rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        record = state["record"]
+    reconstruction = ReconstructionLoss()
+    model.train()
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=spec.steps, initial=record["step"], desc=spec.name, unit="step", mininterval=10)
+    window_losses: list[float] = []
+    clock = time.process_time()
+    while record["step"] < spec.steps:
+        step = record["step"]
+        audio, speakers, phones, features_batch = sampler.batch(spec.batch_size, model.hop,
+                                                                0.5 if spec.aux == "semantic" else 0.0)
+        if spec.noise_augment > 0:  # recording-noise floor; the trunk then runs on the noisy input itself
+            levels = torch.from_numpy(sampler.rng.uniform(0, spec.noise_augment, (len(audio), 1))).float()
+            audio = audio + levels * torch.from_numpy(sampler.rng.standard_normal(audio.shape)).float()
+            features_batch = None
+        out = model(audio, reversal_weight=min(1.0, step / (0.3 * spec.steps)), trunk_features=features_batch)
+        loss = reconstruction(out["audio"], audio) + out["commit_loss"]
+        if "phone_logits" in out:
+            frames = min(out["phone_logits"].shape[-1], phones.shape[-1])
+            loss = loss + 0.5 * F.cross_entropy(out["phone_logits"][..., :frames], phones[:, :frames],
+                                                ignore_index=-100)
+        if "speaker_logits" in out:
+            loss = loss + 0.2 * F.cross_entropy(out["speaker_logits"], speakers)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 5.0)
+        optimizer.step()
+        schedule.step()
+        window_losses.append(float(loss.detach()))
+        record["step"] = step + 1
+        bar.update()
+        if record["step"] % CHECKPOINT_EVERY == 0 or record["step"] == spec.steps:
+            now = time.process_time()
+            record["cpu_seconds"] += now - clock
+            clock = now
+            record["losses"].append([record["step"], float(np.mean(window_losses))])
+            window_losses = []
+            bar.set_postfix(loss=f"{record['losses'][-1][1]:.3f}")
+            _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                          "schedule": schedule.state_dict(), "rng": sampler.rng.bit_generator.state,
+                          "torch_rng": torch.get_rng_state(), "record": record}, checkpoint_path)
+    bar.close()
+    model.eval()
+    return model, record
+
+
+def scaled(spec: CodecSpec, steps_scale: float) -> CodecSpec:
+    return spec if steps_scale == 1.0 else replace(spec, steps=max(2, int(spec.steps * steps_scale)))
+
+
+def trained_trunk(work: Path, utterances: list[Utterance], num_speakers: int, steps_scale: float = 1.0) -> dict:
+    """The shared encoder trunk, pre-trained once, then read from work/trunk.pt: {"trunk": state, "record": ...}."""
+    path = work / "trunk.pt"
+    if not path.exists():
+        model, record = train_codec(scaled(TRUNK_SPEC, steps_scale), utterances, num_speakers, work)
+        _atomic_save({"trunk": model.trunk.state_dict(), "record": record}, path)
+    return torch.load(path, weights_only=False)
+
+
+def body_spec(body: str, steps_scale: float = 1.0) -> CodecSpec:
+    return scaled(CodecSpec(f"time_body_{body}", "sq", "none", "time", seed=TIME_BODIES[body]["seed"],
+                            steps=BODY_STEPS, batch_size=6), steps_scale)
+
+
+def _train_body(args: tuple[str, str, float]) -> str:
+    """Worker: pre-trains one time-domain body on the trunk's features; saves work/body_<name>.pt."""
+    body, work, steps_scale = args
+    torch.set_num_threads(1)
+    work_path = Path(work)
+    path = work_path / f"body_{body}.pt"
+    if not path.exists():
+        utterances, speakers = load_training_speech(work_path / "speech")
+        features = torch.load(work_path / "trunk_features.pt", weights_only=False)
+        spec = body_spec(body, steps_scale)
+        torch.manual_seed(spec.seed)
+        model, record = train_codec(spec, utterances, len(speakers), work_path, features=features,
+                                    model=BodyPretrainer(body))
+        _atomic_save({"body": model.body.state_dict(), "record": record}, path)
+    return body
+
+
+def _train_one(args: tuple[str, str, str, float]) -> str:
+    name, work, weights_dir, steps_scale = args
+    torch.set_num_threads(1)
+    work_path = Path(work)
+    utterances, speakers = load_training_speech(work_path / "speech")
+    trunk = trained_trunk(work_path, utterances, len(speakers), steps_scale)
+    features = torch.load(work_path / "trunk_features.pt", weights_only=False)
+    spec = scaled(zoo_by_name()[name], steps_scale)
+    body = torch.load(work_path / f"body_{spec.decoder_body}.pt", weights_only=False) if spec.dec == "time" else None
+    model, record = train_codec(spec, utterances, len(speakers), work_path, trunk["trunk"], features,
+                                body["body"] if body else None)
+    shared = {"shared_trunk_cpu_seconds": round(trunk["record"]["cpu_seconds"], 1)}
+    if body:
+        shared[f"shared_body_{spec.decoder_body}_cpu_seconds"] = round(body["record"]["cpu_seconds"], 1)
+    save_codec(model, Path(weights_dir) / f"{name}.safetensors",
+               {"steps": record["step"], "cpu_seconds": round(record["cpu_seconds"], 1),
+                "loss_curve": record["losses"], "num_speakers": len(speakers), "num_phones": len(PHONES), **shared})
+    return name
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = ToolArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, default=Path("zoo_work"), help="checkpoints and training speech")
+    parser.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR)
+    parser.add_argument("--jobs", type=int, default=2, help="codecs trained at once (one thread each)")
+    parser.add_argument("--codecs", nargs="*", help="train only these (default: every codec not yet exported)")
+    parser.add_argument("--steps-scale", type=float, default=1.0, help="scale every codec's steps (smoke runs)")
+    args = parser.parse_args(argv)
+    return run_tool(lambda: train_zoo(args))
+
+
+def train_zoo(args) -> None:
+    """Trains and exports every requested codec not yet exported (the command's body)."""
+    problems = coverage_problems()
+    if problems:
+        raise ValueError("the zoo does not cover the taxonomy: " + "; ".join(problems))
+    names = args.codecs or [s.name for s in ZOO]
+    unknown = sorted(set(names) - set(zoo_by_name()))
+    if unknown:
+        raise ValueError(f"unknown codec(s) {unknown}; the zoo has: {', '.join(zoo_by_name())}")
+    args.work.mkdir(parents=True, exist_ok=True)
+    args.weights_dir.mkdir(parents=True, exist_ok=True)
+    if not (args.work / "speech").exists():
+        write_training_speech(args.work / "speech")
+    # slowest (time-domain) codecs first, so parallel workers finish together
+    todo = sorted((n for n in names if not (args.weights_dir / f"{n}.safetensors").exists()),
+                  key=lambda n: zoo_by_name()[n].dec != "time")
+    print(f"{len(names) - len(todo)} codecs already exported; training {len(todo)}: {', '.join(todo)}")
+    if not todo:
+        return
+    torch.set_num_threads(1)
+    utterances, speakers = load_training_speech(args.work / "speech")
+    trunk = trained_trunk(args.work, utterances, len(speakers), args.steps_scale)["trunk"]
+    if not (args.work / "trunk_features.pt").exists():
+        _atomic_save(trunk_features(trunk, utterances), args.work / "trunk_features.pt")
+    bodies = sorted({zoo_by_name()[n].decoder_body for n in todo if zoo_by_name()[n].dec == "time"})
+    body_jobs = [(b, str(args.work), args.steps_scale) for b in bodies]
+    jobs = [(n, str(args.work), str(args.weights_dir), args.steps_scale) for n in todo]
+    if args.jobs <= 1:
+        for job in body_jobs:
+            print("pre-trained time body", _train_body(job), flush=True)
+        for job in jobs:
+            print("exported", _train_one(job), flush=True)
+        return
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+        for body in pool.imap_unordered(_train_body, body_jobs):
+            print("pre-trained time body", body, flush=True)
+        for name in pool.imap_unordered(_train_one, jobs):
+            print("exported", name, flush=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,107 @@
+"""Turning dataset rows (undecoded audio + label columns) into model batches, for training and evaluation.
+
+The same window policy is used in every split (official: the first `chunk_samples`, repeat-padded);
+RawBoost augmentation applies to training rows only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from modeling_codectrace.configuration_codectrace import TASK_LABELS
+from modeling_codectrace.feature_extraction_codectrace import fit_to_length
+
+from .audio import load_audio
+from .rawboost import RawBoostConfig, rawboost_algo5
+
+CROP_MODES = ("first", "random")
+AUGMENTATIONS = ("rawboost5", "none")
+
+# The training samplings of CodecFake+ (protocol files *_mult_learn.txt, *_bal_vq.txt, *_bal_dec.txt), and the one
+# each paper variant trains on in the authors' README: VQ-balanced for S_VQ / D_VQ, DEC-balanced for S_DEC / D_DEC,
+# AUX-balanced for the rest.
+TRAINING_SAMPLINGS = ("aux", "vq", "dec")
+VARIANT_SAMPLING = {"S_VQ": "vq", "D_VQ": "vq", "S_DEC": "dec", "D_DEC": "dec"}
+
+
+def training_sampling(variant: str) -> str:
+    """The CodecFake+ training sampling (dataset config) a paper variant trains on."""
+    return VARIANT_SAMPLING.get(variant, "aux")
+
+
+def crop_window(waveform: np.ndarray, length: int, mode: str, rng: np.random.Generator | None = None) -> np.ndarray:
+    """`first`: the official policy (first window, repeat-padded); `random`: a random window of a longer clip."""
+    if mode == "first" or waveform.shape[0] <= length:
+        return fit_to_length(waveform, length)
+    if mode != "random":
+        raise ValueError(f"crop mode must be one of {CROP_MODES}, got {mode!r}.")
+    start = int((rng or np.random.default_rng()).integers(0, waveform.shape[0] - length + 1))
+    return waveform[start : start + length]
+
+
+@dataclass
+class WaveformTransform:
+    """`datasets.set_transform` callable: decodes `audio`, cuts one window, optionally augments, adds labels.
+
+    Args:
+        tasks: the model's tasks; their label columns become `<task>_labels`.
+        chunk_samples: window length in samples.
+        crop: `first` (official) or `random`.
+        augment: `rawboost5` (official, training only) or `none`.
+        seed: base seed; each worker process derives its own generator from it and its PyTorch seed.
+    """
+
+    tasks: tuple[str, ...]
+    chunk_samples: int = 64600
+    crop: str = "first"
+    augment: str = "none"
+    seed: int = 1234
+    rawboost: RawBoostConfig = field(default_factory=RawBoostConfig)
+
+    def __post_init__(self):
+        if self.crop not in CROP_MODES:
+            raise ValueError(f"crop must be one of {CROP_MODES}, got {self.crop!r}.")
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {self.augment!r}.")
+        self._rng: np.random.Generator | None = None
+        self._torch_seed: int | None = None
+
+    def _generator(self) -> np.random.Generator:
+        # Keyed on PyTorch's seed, which DataLoader workers draw per worker and epoch from the seeded main
+        # process: windows differ between workers and epochs, yet a rerun with the same seed repeats them.
+        # (The process id must not enter: it made every run different.)
+        torch_seed = torch.initial_seed()
+        if self._rng is None or self._torch_seed != torch_seed:
+            self._rng = np.random.default_rng([self.seed, torch_seed % 2**32])
+            self._torch_seed = torch_seed
+        return self._rng
+
+    def window(self, audio_value) -> np.ndarray:
+        rng = self._generator()
+        waveform = load_audio(audio_value)
+        if self.augment == "rawboost5":  # on the whole utterance, before the window is cut (as the official code)
+            waveform = rawboost_algo5(waveform, rng, self.rawboost)
+        return crop_window(waveform, self.chunk_samples, self.crop, rng).astype(np.float32, copy=False)
+
+    def __call__(self, batch: dict) -> dict:
+        out = {"input_values": [self.window(value) for value in batch["audio"]]}
+        for task in self.tasks:
+            if task in batch:
+                out[f"{task}_labels"] = list(batch[task])
+        return out
+
+
+def collate(features: list[dict]) -> dict[str, torch.Tensor]:
+    """Stacks equal-length windows and label columns into tensors."""
+    batch = {"input_values": torch.from_numpy(np.stack([np.asarray(f["input_values"]) for f in features]))}
+    for key in features[0]:
+        if key.endswith("_labels"):
+            batch[key] = torch.tensor([f[key] for f in features], dtype=torch.long)
+    return batch
+
+
+def label_columns(tasks) -> list[str]:
+    return [f"{task}_labels" for task in tasks if task in TASK_LABELS]

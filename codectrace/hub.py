@@ -1,0 +1,58 @@
+"""Loading a tracer (model + feature extractor + pipeline) and saving Hub-ready model folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from transformers import AutoFeatureExtractor, pipeline
+
+from modeling_codectrace.feature_extraction_codectrace import CodecTraceFeatureExtractor
+
+from .pipeline import CodecSourceTracingPipeline
+from .resolve import load_model
+
+
+def load_tracer(
+    model_name_or_path: str,
+    revision: str | None = None,
+    device: str | int | None = None,
+    trust_remote_code: bool = False,
+    precision: str = "auto",
+) -> CodecSourceTracingPipeline:
+    """The `codec-source-tracing` pipeline for a model folder or hub id (this package's code by default); a
+    reference that does not resolve raises `ResolveError` with one line naming both possibilities."""
+    model = load_model(model_name_or_path, revision=revision, trust_remote_code=trust_remote_code)
+    try:
+        extractor = AutoFeatureExtractor.from_pretrained(model_name_or_path, revision=revision,
+                                                         trust_remote_code=trust_remote_code)
+    except OSError:  # a folder without preprocessor_config.json: derive it from the model config
+        extractor = CodecTraceFeatureExtractor(sampling_rate=model.config.sampling_rate,
+                                               chunk_samples=model.config.chunk_samples)
+    return pipeline("codec-source-tracing", model=model, feature_extractor=extractor, device=device,
+                    precision=precision)
+
+
+def save_model_folder(model, feature_extractor, folder: str | Path) -> Path:
+    """Writes weights (safetensors), config (with `auto_map`), feature extractor and the model core's code files,
+    so the folder loads with `AutoModel.from_pretrained(folder, trust_remote_code=True)` where this package is not
+    installed. The `codec-source-tracing` pipeline is this package's (`import codectrace`); it does not travel."""
+    folder = Path(folder)
+    if hasattr(model.config, "custom_pipelines"):  # a folder saved before 0.2 named a pipeline file it carried
+        del model.config.custom_pipelines
+    model.save_pretrained(str(folder))
+    feature_extractor.save_pretrained(str(folder))
+    return folder
+
+
+def push_model_folder(folder: str | Path, repo_id: str, token: str | None = None, private: bool | None = None,
+                      revision: str | None = None, api=None) -> str:
+    """Uploads a model folder (weights, config, feature extractor, code files, card, results), never its
+    training checkpoints; returns the commit URL."""
+    from huggingface_hub import HfApi
+
+    api = api or HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    commit = api.upload_folder(folder_path=str(folder), repo_id=repo_id, revision=revision,
+                               ignore_patterns=["checkpoint-*", "checkpoint-*/**", "runs/**", "*.tmp"],
+                               commit_message="Upload CodecTrace model")
+    return str(commit)

@@ -1,0 +1,243 @@
+"""`codec-source-tracing` pipeline: any audio in, spoof score and per-head label distributions out.
+
+Long audio is cut into windows of `chunk_samples` (hop configurable, default: no overlap; the last window
+is aligned to the end of the clip), windows go through the model in batches, and each head's window
+probabilities are averaged (the mean of probabilities). Audio shorter than one window is repeat-padded,
+as in training. 16 kHz WAV/FLAC files are read window by window, so memory does not grow with duration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from collections.abc import Iterator
+
+import numpy as np
+import soundfile as sf
+import torch
+from transformers import Pipeline
+
+from modeling_codectrace.configuration_codectrace import SAMPLING_RATE, TASK_LABELS
+from modeling_codectrace.feature_extraction_codectrace import fit_to_length
+from modeling_codectrace.modeling_codectrace import spoof_probability
+
+from .audio import load_audio
+
+
+def window_starts(num_samples: int, chunk: int, hop: int) -> list[int]:
+    """Window starts covering the whole clip; the last window ends at the clip's end (no padding)."""
+    if num_samples <= chunk:
+        return [0]
+    starts = list(range(0, num_samples - chunk + 1, hop))
+    if starts[-1] + chunk < num_samples:
+        starts.append(num_samples - chunk)
+    return starts
+
+
+class _StreamingSource:
+    """Reads windows of a 16 kHz file lazily (downmixing per window); everything else is decoded once."""
+
+    def __init__(self, inputs, sampling_rate: int | None, max_seconds: float | None, min_seconds: float | None):
+        self.file = None
+        if isinstance(inputs, (str, os.PathLike)) and os.path.isfile(inputs):
+            with contextlib.suppress(sf.LibsndfileError, RuntimeError):
+                info = sf.info(str(inputs))
+                if info.samplerate == SAMPLING_RATE and info.frames > 0:
+                    self.file = sf.SoundFile(str(inputs))
+        if self.file is not None:
+            self.num_samples = self.file.frames
+            seconds = self.num_samples / SAMPLING_RATE
+            if max_seconds is not None and seconds > max_seconds:
+                self.file.close()
+                raise ValueError(f"{inputs}: is {seconds:.1f} s long, longer than the maximum of {max_seconds:g} s.")
+            if min_seconds is not None and seconds < min_seconds:
+                self.file.close()
+                raise ValueError(f"{inputs}: is {seconds:.3f} s long, shorter than the minimum of {min_seconds:g} s.")
+            self.waveform = None
+        else:
+            self.waveform = load_audio(inputs, sampling_rate, max_seconds=max_seconds, min_seconds=min_seconds)
+            self.num_samples = self.waveform.shape[0]
+
+    def read(self, start: int, length: int) -> np.ndarray:
+        if self.waveform is not None:
+            return self.waveform[start : start + length]
+        self.file.seek(start)
+        block = self.file.read(length, dtype="float32", always_2d=True)
+        window = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
+        if not np.isfinite(window).all():
+            raise ValueError("audio contains NaN or Inf samples.")
+        return window
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+class CodecSourceTracingPipeline(Pipeline):
+    """
+    Source tracing of codec-based deepfakes with a CodecTrace model.
+
+    Call arguments (also accepted at construction):
+        hop_seconds (`float`, *optional*): hop between windows; default one window (no overlap).
+        window_batch_size (`int`, *optional*, defaults to 8): windows per forward pass.
+        return_windows (`bool`, *optional*, defaults to `False`): add per-window results.
+        threshold (`float`, *optional*, defaults to 0.5): spoof decision threshold on the spoof score.
+        max_seconds, min_seconds (`float`, *optional*): refuse longer / shorter audio.
+        sampling_rate (`int`, *optional*): with array inputs.
+
+    Returns per clip: `spoof_score` (P(spoof), averaged over windows), `decision` (`spoof` or `bonafide`),
+    `num_windows`, `duration_seconds`, and one `{label: probability}` dict per head the model has. Models
+    without a BIN head (M2) score spoofing with the authors' fusion of their taxonomy heads (`spoof_probability`).
+    """
+
+    # Only the feature extractor: asking for a processor or tokenizer would make transformers prompt about
+    # remote code for the folder's preprocessor auto_map.
+    _load_processor = False
+    _load_image_processor = False
+    _load_feature_extractor = True
+    _load_tokenizer = False
+
+    def __init__(self, *args, precision: str = "auto", **kwargs):
+        super().__init__(*args, **kwargs)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
+        self.precision = precision
+        self.resolved_precision = resolve_precision(precision, self.device)
+        if self.resolved_precision == "int8":
+            # Quantise a copy: the caller's model object stays fp32.
+            self.model = quantize_linear_int8(self.model)
+
+    def _sanitize_parameters(self, hop_seconds=None, window_batch_size=None, return_windows=None, threshold=None,
+                             max_seconds=None, min_seconds=None, sampling_rate=None, **kwargs):
+        preprocess = {}
+        for key, value in (("hop_seconds", hop_seconds), ("window_batch_size", window_batch_size),
+                           ("max_seconds", max_seconds), ("min_seconds", min_seconds),
+                           ("sampling_rate", sampling_rate)):
+            if value is not None:
+                preprocess[key] = value
+        postprocess = {}
+        if return_windows is not None:
+            postprocess["return_windows"] = return_windows
+        if threshold is not None:
+            postprocess["threshold"] = threshold
+        return preprocess, {}, postprocess
+
+    # -- the three stages ---------------------------------------------------------------------------------
+
+    def preprocess(self, inputs, hop_seconds: float | None = None, window_batch_size: int = 8,
+                   max_seconds: float | None = None, min_seconds: float | None = None,
+                   sampling_rate: int | None = None) -> Iterator[dict]:
+        chunk = self.model.config.chunk_samples
+        hop = chunk if hop_seconds is None else int(round(hop_seconds * SAMPLING_RATE))
+        if hop <= 0:
+            raise ValueError(f"hop_seconds must be positive, got {hop_seconds}.")
+        if window_batch_size < 1:
+            raise ValueError(f"window_batch_size must be at least 1, got {window_batch_size}.")
+        if isinstance(inputs, bytes):
+            inputs = io.BytesIO(inputs)
+        source = _StreamingSource(inputs, sampling_rate, max_seconds, min_seconds)
+        try:
+            starts = window_starts(source.num_samples, chunk, hop)
+            for first in range(0, len(starts), window_batch_size):
+                batch_starts = starts[first : first + window_batch_size]
+                windows = [fit_to_length(source.read(s, chunk), chunk) for s in batch_starts]
+                yield {
+                    "input_values": torch.from_numpy(np.stack(windows)),
+                    "starts": batch_starts,
+                    "num_samples": source.num_samples,
+                    "is_last": first + window_batch_size >= len(starts),
+                }
+        finally:
+            source.close()
+
+    def _autocast(self):
+        if self.resolved_precision == "bf16":
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _forward(self, model_inputs: dict) -> dict:
+        with torch.inference_mode(), self._autocast():
+            outputs = self.model(input_values=model_inputs["input_values"].to(self.device))
+        probabilities = {
+            task: torch.softmax(outputs.logits_for(task).float(), dim=-1).cpu().numpy()
+            for task in self.model.config.tasks
+        }
+        return {"probabilities": probabilities, "starts": model_inputs["starts"],
+                "num_samples": model_inputs["num_samples"], "is_last": model_inputs["is_last"]}
+
+    def postprocess(self, model_outputs, return_windows: bool = False, threshold: float = 0.5) -> dict:
+        if isinstance(model_outputs, dict):
+            model_outputs = [model_outputs]
+        tasks = self.model.config.tasks
+        stacked = {t: np.concatenate([o["probabilities"][t] for o in model_outputs]) for t in tasks}
+        starts = [s for o in model_outputs for s in o["starts"]]
+        num_samples = model_outputs[0]["num_samples"]
+        window_spoof = spoof_probability(stacked)
+        spoof_score = float(window_spoof.mean())
+        result = {
+            "spoof_score": spoof_score,
+            "decision": "spoof" if spoof_score >= threshold else "bonafide",
+            "num_windows": len(starts),
+            "duration_seconds": num_samples / SAMPLING_RATE,
+        }
+        for task in tasks:
+            mean = stacked[task].mean(axis=0)
+            result[task] = {name: float(p) for name, p in zip(TASK_LABELS[task], mean)}
+        if return_windows:
+            chunk = self.model.config.chunk_samples
+            result["windows"] = [
+                {"start_seconds": s / SAMPLING_RATE,
+                 "end_seconds": min(s + chunk, num_samples) / SAMPLING_RATE,
+                 "spoof_score": float(window_spoof[i]),
+                 **{t: {n: float(p) for n, p in zip(TASK_LABELS[t], stacked[t][i])} for t in tasks}}
+                for i, s in enumerate(starts)
+            ]
+        return result
+
+    # Each input yields several model batches (windows); gather them before postprocess.
+    def run_single(self, inputs, preprocess_params, forward_params, postprocess_params):
+        outputs = [self.forward(batch, **forward_params) for batch in self.preprocess(inputs, **preprocess_params)]
+        return self.postprocess(outputs, **postprocess_params)
+
+    def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
+        for item in inputs:
+            yield self.run_single(item, preprocess_params, forward_params, postprocess_params)
+
+
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """`auto`: on CPU, bf16 autocast where the CPU has native bf16, else int8 dynamic quantisation of the
+    Linear layers (measured faster with the same decisions: benchmarks/bench_inference.py); fp32 on GPUs."""
+    if precision != "auto":
+        return precision
+    if device.type != "cpu":
+        return "fp32"
+    if cpu_has_fast_bf16():
+        return "bf16"
+    return "int8" if "x86" in torch.backends.quantized.supported_engines or "fbgemm" in (
+        torch.backends.quantized.supported_engines) else "fp32"
+
+
+def quantize_linear_int8(model):
+    """A copy of the model whose Linear layers run dynamic int8 (weights int8, activations quantised per batch)."""
+    import copy
+    import warnings
+
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization deprecation notices
+        return quantize_dynamic(copy.deepcopy(model).eval(), {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU computes bf16 matmuls natively (AVX-512 BF16 or AMX); else bf16 would be slower."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            flags = handle.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags

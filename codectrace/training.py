@@ -1,0 +1,419 @@
+"""Fine-tuning CodecTrace with the Hugging Face Trainer: arguments and presets, the model, the Trainer with the
+official optimizer, metrics for model selection, evaluation after training, and the output folder (model, card,
+results). `train.py` is its command line; `run(argv)` is the same from Python.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import EarlyStoppingCallback, HfArgumentParser, Trainer, TrainingArguments, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+import modeling_codectrace as mc
+
+from .data import (
+    AUGMENTATIONS,
+    CROP_MODES,
+    TRAINING_SAMPLINGS,
+    WaveformTransform,
+    collate,
+    label_columns,
+    training_sampling,
+)
+from .evaluation import EVAL_CONFIGS, results_table, run_evaluation_sets, split_logits
+from .files import write_json, write_text
+from .hub import push_model_folder, save_model_folder
+from .metrics import selection_score, task_metrics
+from .model_card import render_model_card
+from .presets import AASIST_SIZES, BACKBONE_SIZES, DEMO_DATASET_DIR, TRAINING_PRESETS, backbone_config
+from .resolve import load_split, resolve_model
+
+logger = logging.getLogger("codectrace.train")
+
+# What the official preset still does differently from the authors' code (docs/official_recipe.md says why).
+OFFICIAL_DEVIATIONS = ("model selection on the validation split; clean validation audio; macro F1 beside weighted F1; "
+                       "RawBoost's FIR delay removed exactly (theirs is one sample early)")
+
+
+@dataclass
+class ModelArguments:
+    variant: str = field(default="M1", metadata={"help": "paper variant: S_BIN S_VQ S_AUX S_DEC D_VQ D_AUX D_DEC "
+                                                           "M1 M2"})
+    backbone: str | None = field(
+        default=None, metadata={"help": "Wav2Vec2 checkpoint (hub id or folder) for the backbone, e.g. "
+                                        "facebook/wav2vec2-xls-r-300m; without it the backbone starts random"})
+    backbone_size: str = field(default="xlsr-300m", metadata={"help": f"random-backbone shape: {list(BACKBONE_SIZES)}"})
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "continue from a CodecTrace model (folder or hub id) instead"})
+    model_revision: str | None = field(default=None, metadata={"help": "revision of --model_name_or_path"})
+    aasist_size: str = field(default="official", metadata={"help": f"AASIST widths: {' | '.join(AASIST_SIZES)}"})
+    head_type: str = field(default="aasist", metadata={"help": "aasist (the paper) | stats_pooling (frame mean/std "
+                                                                "+ a linear layer per task; the CPU demo)"})
+    use_weighted_layer_sum: bool = field(
+        default=False, metadata={"help": "heads read a learned mix of all backbone layers (paper: the last layer)"})
+    feature_encoder: str = field(
+        default="conv", metadata={"help": "conv (the paper: Wav2Vec2's CNN) | stft_phase (fixed STFT features, see "
+                                          "--stft_features, then one learned conv; needs a 2-conv backbone such as "
+                                          "stft-tiny; the CPU demo)"})
+    stft_features: list[str] = field(
+        default_factory=lambda: ["log_power", "phase_deviation"],
+        metadata={"help": "with --feature_encoder stft_phase, one or more of: log_power phase_deviation "
+                          "weighted_phase_deviation"})
+    freeze_feature_encoder: bool = field(default=False, metadata={"help": "freeze the backbone's CNN"})
+    freeze_backbone: bool = field(default=False, metadata={"help": "freeze the whole backbone"})
+    task_weighting: str = field(default="fixed", metadata={"help": "fixed (official mean) | uncertainty (learned)"})
+    chunk_samples: int = field(default=64600, metadata={"help": "window length in samples (official 64600)"})
+
+
+@dataclass
+class DataArguments:
+    dataset: str | None = field(
+        default=None, metadata={"help": "built CodecFake+ folder or hub id; default: CodecFake-mini (built offline)"})
+    dataset_config: str | None = field(
+        default=None, metadata={"help": "training sampling: aux | vq | dec; default: the one the variant trains on "
+                                        "in the paper (vq for S_VQ/D_VQ, dec for S_DEC/D_DEC, aux for the rest)"})
+    dataset_revision: str | None = field(default=None)
+    eval_configs: list[str] = field(default_factory=lambda: list(EVAL_CONFIGS),
+                                    metadata={"help": "evaluation configs run after training"})
+    crop: str = field(default="first", metadata={"help": f"training window: {CROP_MODES} (official: first)"})
+    augment: str = field(default="rawboost5", metadata={"help": f"training augmentation: {AUGMENTATIONS}"})
+    max_train_samples: int | None = field(default=None)
+    max_eval_samples: int | None = field(default=None)
+    demo_utterances: int = field(default=30, metadata={"help": "utterances per speaker of CodecFake-mini (demo)"})
+
+
+@dataclass
+class CodecTraceTrainingArguments(TrainingArguments):
+    """TrainingArguments with the official recipe as defaults, plus the optimizer recipe switch."""
+
+    output_dir: str = field(default="outputs/codectrace-M1")
+    preset: str = field(default="official", metadata={"help": "official | demo (defaults; flags override)"})
+    optimizer_recipe: str = field(
+        default="official_adam",
+        metadata={"help": "official_adam: torch Adam with L2 weight decay (the paper); trainer: --optim, e.g. "
+                          "adamw_torch with --lr_scheduler_type cosine"})
+    learning_rate: float = field(default=1e-6)
+    # The official loop never clips gradients and drops the last incomplete training batch.
+    max_grad_norm: float = field(default=0.0, metadata={"help": "gradient clipping norm; 0 = off (the paper)"})
+    train_drop_last: bool = field(
+        default=True, metadata={"help": "drop the last incomplete training batch (the paper); evaluation and "
+                                        "prediction always see every row (unlike --dataloader_drop_last)"})
+    weight_decay: float = field(default=1e-4)
+    per_device_train_batch_size: int = field(default=8)
+    per_device_eval_batch_size: int = field(default=8)
+    num_train_epochs: float = field(default=20.0)
+    seed: int = field(default=1234)
+    lr_scheduler_type: str = field(default="constant")
+    eval_strategy: str = field(default="epoch")
+    save_strategy: str = field(default="epoch")
+    logging_strategy: str = field(default="steps")
+    logging_steps: float = field(default=20)
+    load_best_model_at_end: bool = field(default=True)
+    metric_for_best_model: str = field(
+        default="selection_score",
+        metadata={"help": "selection_score = mean over the model's tasks of (1 - BIN EER) and macro F1"})
+    greater_is_better: bool = field(default=True)
+    save_total_limit: int = field(default=2)
+    # A resumed run keeps its early-stopping count, so it stops where an uninterrupted one would.
+    restore_callback_states_from_checkpoint: bool = field(default=True)
+    early_stopping_patience: int | None = field(
+        default=None,
+        metadata={"help": "stop after this many evaluations without a better metric_for_best_model; 0 or unset: "
+                          "train every epoch (the paper). The best checkpoint is the model either way; a resumed "
+                          "run keeps its checkpoint's count and patience"})
+    remove_unused_columns: bool = field(default=False)
+    dataloader_num_workers: int = field(default=2)
+    dataloader_pin_memory: bool = field(default=torch.cuda.is_available())
+    resume: str = field(default="auto", metadata={"help": "auto: continue from the last checkpoint in output_dir"})
+
+
+def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DataArguments, CodecTraceTrainingArguments]:
+    parser = HfArgumentParser((ModelArguments, DataArguments, CodecTraceTrainingArguments))
+    preset = "demo" if not argv else "official"
+    if "--preset" in argv:
+        preset = argv[argv.index("--preset") + 1]
+    for arg in argv:
+        if arg.startswith("--preset="):
+            preset = arg.split("=", 1)[1]
+    if preset not in TRAINING_PRESETS:
+        parser.error(f"--preset must be one of {list(TRAINING_PRESETS)}, got {preset!r}")
+    parser.set_defaults(preset=preset, **TRAINING_PRESETS[preset])
+    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    _validate(model_args, data_args, parser)
+    _validate_early_stopping(training_args, argv, parser)
+    training_args.label_names = label_columns(mc.CodecTraceConfig(variant=model_args.variant).tasks)
+    return model_args, data_args, training_args
+
+
+def _validate(model_args: ModelArguments, data_args: DataArguments, parser) -> None:
+    if model_args.variant.upper() not in mc.VARIANTS:
+        parser.error(f"--variant must be one of {list(mc.VARIANTS)}, got {model_args.variant!r}")
+    model_args.variant = model_args.variant.upper()
+    if model_args.backbone_size not in BACKBONE_SIZES:
+        parser.error(f"--backbone_size must be one of {list(BACKBONE_SIZES)}")
+    if model_args.aasist_size not in AASIST_SIZES:
+        parser.error(f"--aasist_size must be one of {list(AASIST_SIZES)}")
+    try:  # the model options are the config's: its own checks answer, as a usage error before anything is built
+        mc.CodecTraceConfig(
+            backbone_config=backbone_config(model_args.backbone_size),
+            variant=model_args.variant, head_type=model_args.head_type, feature_encoder=model_args.feature_encoder,
+            stft_features=model_args.stft_features, task_weighting=model_args.task_weighting,
+            chunk_samples=model_args.chunk_samples)
+    except ValueError as error:
+        parser.error(str(error))
+    if data_args.crop not in CROP_MODES or data_args.augment not in AUGMENTATIONS:
+        parser.error(f"--crop must be one of {CROP_MODES} and --augment one of {AUGMENTATIONS}")
+    if data_args.dataset_config is None:
+        data_args.dataset_config = training_sampling(model_args.variant)
+    if data_args.dataset_config not in TRAINING_SAMPLINGS:
+        parser.error(f"--dataset_config must be one of {list(TRAINING_SAMPLINGS)} (the training samplings), got "
+                     f"{data_args.dataset_config!r}")
+
+
+def _validate_early_stopping(training_args: CodecTraceTrainingArguments, argv: list[str], parser) -> None:
+    """Early stopping needs best-model selection; a preset's patience gives way when evaluation is switched off."""
+    patience = training_args.early_stopping_patience
+    if not patience:
+        return
+    if patience < 0:
+        parser.error(f"--early_stopping_patience counts evaluations (0 = off), got {patience}")
+    if training_args.eval_strategy != "no" and training_args.load_best_model_at_end:
+        return
+    if any(arg.split("=", 1)[0] == "--early_stopping_patience" for arg in argv):
+        parser.error("--early_stopping_patience needs evaluation (--eval_strategy epoch or steps) with "
+                     "--load_best_model_at_end True")
+    training_args.early_stopping_patience = None  # the preset's default, without evaluation to stop on
+
+
+# -- data ------------------------------------------------------------------------------------------------
+
+
+def with_windows(ds, tasks, chunk_samples: int, crop: str = "first", augment: str = "none", seed: int = 1234):
+    """Decodes and windows rows on access (in DataLoader workers); augmentation only where asked."""
+    return ds.with_transform(WaveformTransform(tuple(tasks), chunk_samples, crop, augment, seed))
+
+
+# -- model -----------------------------------------------------------------------------------------------
+
+
+def build_model(model_args: ModelArguments) -> mc.CodecTraceForSourceTracing:
+    aasist = AASIST_SIZES[model_args.aasist_size]
+    common = dict(variant=model_args.variant, chunk_samples=model_args.chunk_samples,
+                  task_weighting=model_args.task_weighting, head_type=model_args.head_type,
+                  use_weighted_layer_sum=model_args.use_weighted_layer_sum,
+                  feature_encoder=model_args.feature_encoder, stft_features=model_args.stft_features, **aasist)
+    if model_args.model_name_or_path:
+        model = mc.CodecTraceForSourceTracing.from_pretrained(
+            resolve_model(model_args.model_name_or_path, model_args.model_revision), revision=model_args.model_revision)
+        if model.config.variant != model_args.variant:
+            logger.warning("continuing a %s model; --variant %s is ignored", model.config.variant, model_args.variant)
+    elif model_args.backbone:
+        model = mc.CodecTraceForSourceTracing.from_backbone(model_args.backbone, **common)
+    else:
+        model = mc.CodecTraceForSourceTracing(
+            mc.CodecTraceConfig(backbone_config=backbone_config(model_args.backbone_size), **common))
+    if model_args.freeze_backbone:
+        model.freeze_backbone()
+    elif model_args.freeze_feature_encoder:
+        model.freeze_feature_encoder()
+    return model
+
+
+# -- trainer ---------------------------------------------------------------------------------------------
+
+
+class CodecTraceTrainer(Trainer):
+    """Trainer with the official optimizer: torch Adam whose weight decay is an L2 penalty (not AdamW)."""
+
+    def create_optimizer(self, model=None):
+        if self.optimizer is None and self.args.optimizer_recipe == "official_adam":
+            parameters = [p for p in self.model.parameters() if p.requires_grad]
+            self.optimizer = torch.optim.Adam(parameters, lr=self.args.learning_rate,
+                                              weight_decay=self.args.weight_decay)
+            return self.optimizer
+        return super().create_optimizer(model) if model is not None else super().create_optimizer()
+
+    def get_train_dataloader(self):
+        # The Trainer's own switch (dataloader_drop_last) would also drop evaluation rows; the paper drops only the
+        # last incomplete training batch.
+        switch = self.args.dataloader_drop_last
+        self.args.dataloader_drop_last = switch or self.args.train_drop_last
+        try:
+            return super().get_train_dataloader()
+        finally:
+            self.args.dataloader_drop_last = switch
+
+
+def early_stopping(training_args) -> list[EarlyStoppingCallback]:
+    patience = training_args.early_stopping_patience
+    return [EarlyStoppingCallback(early_stopping_patience=patience)] if patience else []
+
+
+def make_compute_metrics(tasks):
+    def compute_metrics(prediction) -> dict[str, float]:
+        logits = split_logits(prediction.predictions, tasks)
+        label_ids = prediction.label_ids
+        if not isinstance(label_ids, (tuple, list)):
+            label_ids = (label_ids,)
+        per_task = {task: task_metrics(task, logits[task], labels) for task, labels in zip(tasks, label_ids)}
+        out = {"selection_score": selection_score(per_task)}
+        for task, m in per_task.items():
+            if task == "bin":
+                out.update(bin_eer=m["eer"], bin_roc_auc=m["roc_auc"])
+            else:
+                out.update({f"{task}_f1_macro": m["f1_macro"], f"{task}_f1_weighted": m["f1_weighted"]})
+            out[f"{task}_accuracy"] = m["accuracy"]
+        return {k: (float(v) if not (isinstance(v, float) and math.isnan(v)) else -1.0) for k, v in out.items()}
+
+    return compute_metrics
+
+
+def evaluate_sets(trainer, model, data_args, training_args, test_split) -> dict[str, dict]:
+    """Test split of the training config, then every evaluation config that the dataset has."""
+    sets = {f"{data_args.dataset_config}_test": test_split}
+    for config in data_args.eval_configs:
+        try:
+            sets[config] = load_split(data_args.dataset, config, "test", data_args.dataset_revision,
+                                      data_args.max_eval_samples)
+        except ValueError as error:  # a dataset without that evaluation config
+            logger.warning("skipping %s: %s", config, error)
+    return run_evaluation_sets(trainer, model.config.tasks, model.config.chunk_samples, sets,
+                               Path(training_args.output_dir))
+
+
+def recipe_table(model_args, data_args, training_args, model, epochs_run: float | None = None) -> dict:
+    optimizer = ("Adam (L2 weight decay), as the paper" if training_args.optimizer_recipe == "official_adam"
+                 else f"{training_args.optim}, {training_args.lr_scheduler_type} schedule")
+    return {
+        "preset": training_args.preset,
+        "variant": model.config.variant,
+        "backbone": model_args.backbone or model_args.model_name_or_path or f"random init ({model_args.backbone_size})",
+        "dataset": f"{data_args.dataset} (config `{data_args.dataset_config}`)",
+        "window": f"{model.config.chunk_samples} samples, crop `{data_args.crop}`, repeat-padded",
+        "augmentation": data_args.augment,
+        "optimizer": optimizer,
+        "learning rate / weight decay": f"{training_args.learning_rate:g} / {training_args.weight_decay:g}",
+        "batch size x devices": f"{training_args.per_device_train_batch_size} x {training_args.world_size}" + (
+            ", last incomplete batch dropped" if training_args.train_drop_last else ""),
+        "gradient clipping": (f"max norm {training_args.max_grad_norm:g}" if training_args.max_grad_norm
+                              else "none (as the paper)"),
+        "epochs": f"{training_args.num_train_epochs:g}" + (
+            f", early stopping after {training_args.early_stopping_patience} evaluations without improvement"
+            if training_args.early_stopping_patience else "") + (
+            f" (stopped after {epochs_run:g})" if epochs_run and epochs_run < training_args.num_train_epochs else ""),
+        "seed": training_args.seed,
+        "loss": f"class-weighted cross-entropy per task, {model.config.task_weighting} task weighting",
+        "model selection": f"{training_args.metric_for_best_model} on the validation split",
+        "precision": "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32",
+    } | ({"differs from the authors' code": OFFICIAL_DEVIATIONS} if training_args.preset == "official" else {})
+
+
+def write_outputs(trainer, model, feature_extractor, model_args, data_args, training_args, train_metrics, results):
+    output_dir = Path(training_args.output_dir)
+    save_model_folder(model, feature_extractor, output_dir)  # weights, config, extractor, code incl. pipeline
+    variant = model.config.variant or "custom"
+    table = results_table(variant, model.config.tasks, results) if results else None
+    hub_id = training_args.hub_model_id or f"USER/{output_dir.name}"
+    dataset_id = data_args.dataset if data_args.dataset != str(DEMO_DATASET_DIR) else "codecfake-mini"
+    status = None
+    if data_args.dataset == str(DEMO_DATASET_DIR):
+        status = ("Demo model: trained from scratch on CodecFake-mini (synthesizer speech re-synthesised by the "
+                  "project's 15 small neural codecs), for trying the tools. It has never heard real speech or real "
+                  "codecs; do not use it to judge real audio.")
+    card = render_model_card(model.config, model_name=output_dir.name,
+                             base_model=model_args.backbone if model_args.backbone else None, dataset_id=dataset_id,
+                             recipe=recipe_table(model_args, data_args, training_args, model, trainer.state.epoch),
+                             results=results,
+                             results_markdown=table, status_note=status, repo_id=hub_id)
+    write_text(output_dir / "model_card.md", card)
+    write_text(output_dir / "README.md", card)
+    summary = {"train": train_metrics, "eval": {name: r["overall"] for name, r in results.items()},
+               "arguments": {"model": asdict(model_args), "data": asdict(data_args)}}
+    write_json(output_dir / "all_results.json", summary)
+    if table:
+        write_text(output_dir / "eval" / "results.md", table + "\n")
+    return table
+
+
+def configure_logging(training_args) -> None:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        level=logging.INFO if training_args.should_log else logging.WARNING)
+
+
+def load_training_splits(data_args) -> tuple:
+    """The train, validation and test splits of the training sampling (`--dataset_config`)."""
+    return tuple(load_split(data_args.dataset, data_args.dataset_config, split, data_args.dataset_revision, limit)
+                 for split, limit in (("train", data_args.max_train_samples),
+                                      ("validation", data_args.max_eval_samples),
+                                      ("test", data_args.max_eval_samples)))
+
+
+def _last_checkpoint(training_args) -> str | None:
+    if training_args.resume_from_checkpoint:
+        return training_args.resume_from_checkpoint
+    if training_args.resume == "auto" and os.path.isdir(training_args.output_dir):
+        checkpoint = get_last_checkpoint(training_args.output_dir)
+        if checkpoint:
+            logger.info("resuming from %s", checkpoint)
+        return checkpoint
+    return None
+
+
+def train(model_args: ModelArguments, data_args: DataArguments, training_args: CodecTraceTrainingArguments,
+          callbacks=()) -> dict:
+    """Trains, evaluates on every evaluation set and writes the output folder (pushed to the Hub with
+    `--push_to_hub`). `data_args.dataset` must name a built dataset. Returns the training metrics, the evaluation
+    results, the results table and the Trainer."""
+    if data_args.dataset is None:
+        raise ValueError("no dataset: give --dataset (a built CodecFake+ folder or a Hub dataset id).")
+    set_seed(training_args.seed)
+    # The finished folder is pushed at the end (push_model_folder); the Trainer must not push checkpoints.
+    push, training_args.push_to_hub = training_args.push_to_hub, False
+    train_split, validation, test = load_training_splits(data_args)
+
+    model = build_model(model_args)
+    tasks = model.config.tasks
+    training_args.label_names = label_columns(tasks)
+    feature_extractor = mc.CodecTraceFeatureExtractor(sampling_rate=model.config.sampling_rate,
+                                                      chunk_samples=model.config.chunk_samples)
+    logger.info("model %s: %.1f M parameters, tasks %s", model.config.variant,
+                sum(p.numel() for p in model.parameters()) / 1e6, tasks)
+    trainer = CodecTraceTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=with_windows(train_split, tasks, model.config.chunk_samples, data_args.crop, data_args.augment,
+                                   training_args.seed),
+        eval_dataset=with_windows(validation, tasks, model.config.chunk_samples),
+        data_collator=collate,
+        processing_class=feature_extractor,
+        compute_metrics=make_compute_metrics(tasks),
+        callbacks=list(callbacks) + early_stopping(training_args),
+    )
+    train_metrics = trainer.train(resume_from_checkpoint=_last_checkpoint(training_args)).metrics
+    results = evaluate_sets(trainer, trainer.model, data_args, training_args, test)
+    table = None
+    if trainer.is_world_process_zero():
+        table = write_outputs(trainer, trainer.model, feature_extractor, model_args, data_args, training_args,
+                              train_metrics, results)
+        print("\n" + (table or "no evaluation sets found") + "\n")
+        print(f"model, card and results written to {training_args.output_dir}")
+        if push:
+            if not training_args.hub_model_id:
+                raise ValueError("--push_to_hub needs --hub_model_id USER/NAME")
+            url = push_model_folder(training_args.output_dir, training_args.hub_model_id, training_args.hub_token,
+                                    training_args.hub_private_repo, training_args.hub_revision)
+            print(f"pushed to {url}")
+    return {"train": train_metrics, "results": results, "table": table, "trainer": trainer}
+
+
+def run(argv: list[str], callbacks=()) -> dict:
+    """`train.py` from Python, for a built dataset: parses `argv` (flags as on the command line) and trains."""
+    model_args, data_args, training_args = parse_arguments(argv)
+    configure_logging(training_args)
+    return train(model_args, data_args, training_args, callbacks)

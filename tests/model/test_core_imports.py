@@ -1,0 +1,71 @@
+"""The layers' import rules: the model core (the files that travel with a checkpoint) imports only the standard
+library, torch and transformers (and numpy, which transformers requires and its own feature extractors use); the
+tools never import the layer above; nothing imports a script; production code does not import the test helpers."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CORE = ROOT / "modeling_codectrace"
+CORE_FILES = {"__init__.py", "configuration_codectrace.py", "modeling_codectrace.py", "aasist.py",
+              "feature_extraction_codectrace.py"}
+ALLOWED_IN_CORE = set(sys.stdlib_module_names) | {"torch", "transformers", "numpy"}
+SCRIPTS = {"train", "app"}  # train.py, space/app.py
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Top-level names of every absolute import in a file, function-level imports included."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_the_core_folder_holds_only_the_files_that_travel_with_a_checkpoint():
+    assert {p.name for p in CORE.glob("*.py")} == CORE_FILES
+
+
+@pytest.mark.parametrize("name", sorted(CORE_FILES))
+def test_a_core_file_imports_only_the_standard_library_torch_and_transformers(name):
+    outside = imported_modules(CORE / name) - ALLOWED_IN_CORE
+    assert not outside, f"{name} imports {sorted(outside)}"
+
+
+def test_importing_the_core_loads_none_of_the_tools_and_their_libraries():
+    # (transformers itself imports soundfile, torchaudio and scipy where they are installed)
+    probe = ("import sys, modeling_codectrace; print(sorted(m for m in ('codectrace', 'datasets', 'torchcodec', "
+             "'gradio', 'sklearn', 'matplotlib') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"
+
+
+def _python_files(*folders: str) -> list[Path]:
+    return [p for folder in folders for p in (ROOT / folder).rglob("*.py")]
+
+
+def test_nothing_imports_a_script():
+    for path in _python_files("modeling_codectrace", "codectrace", "dataset_scripts", "codec_zoo", "benchmarks",
+                              "space", "tests"):
+        assert not imported_modules(path) & SCRIPTS, path
+
+
+def test_the_tools_never_import_the_layer_above():
+    for path in _python_files("codectrace"):
+        above = imported_modules(path) & {"dataset_scripts", "codec_zoo", "space", "benchmarks"}
+        assert not above, f"{path.relative_to(ROOT)} imports {sorted(above)}"
+
+
+def test_production_code_does_not_use_the_test_helpers():
+    production = [ROOT / "train.py", *_python_files("codectrace", "dataset_scripts", "codec_zoo", "space")]
+    for path in production:
+        if path.name == "testing.py":
+            continue
+        assert "codectrace.testing" not in path.read_text() and "from .testing" not in path.read_text(), path

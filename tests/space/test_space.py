@@ -1,0 +1,146 @@
+"""The Gradio Space: handler, a served app driven by gradio_client, and a real browser (headless Chromium)."""
+
+import importlib.util
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import modeling_codectrace as mc
+from codectrace.hub import save_model_folder
+from codectrace.testing import tiny_config
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def app_module(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("space-model")
+    torch.manual_seed(0)
+    save_model_folder(mc.CodecTraceForSourceTracing(tiny_config("M1", chunk_samples=16000)).eval(),
+                      mc.CodecTraceFeatureExtractor(chunk_samples=16000), folder)
+    os.environ["CODECTRACE_MODEL"] = str(folder)
+    os.environ["CODECTRACE_MAX_SECONDS"] = "20"
+    spec = importlib.util.spec_from_file_location("codectrace_space_app", ROOT / "space" / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    yield module
+    os.environ.pop("CODECTRACE_MODEL")
+    os.environ.pop("CODECTRACE_MAX_SECONDS")
+
+
+@pytest.fixture(scope="module")
+def loaded(app_module):
+    return app_module.load_model()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    path = tmp_path_factory.mktemp("clips") / "voice.wav"
+    t = np.arange(int(2.5 * 16000)) / 16000
+    sf.write(path, 0.3 * np.sin(2 * np.pi * 150 * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2, 16000)
+    return str(path)
+
+
+def test_the_model_comes_from_the_environment(app_module, loaded):
+    assert loaded.name == os.environ["CODECTRACE_MODEL"] and loaded.trained
+
+
+def test_handler_returns_verdict_labels_explanations_and_plot(app_module, loaded, clip):
+    summary, bin_label, vq, aux, dec, explanation, plot = app_module.make_handler(loaded)(clip)
+    assert summary.startswith("## ") and "Spoof score" in summary
+    assert set(bin_label) == {"spoof", "bonafide"} and set(vq) == {"real", "mvq", "svq", "sq"}
+    assert "**Decoder (DEC)**: most likely" in explanation
+    assert plot is not None  # 2.5 s with 1-s windows: several windows
+
+
+def test_handler_refuses_bad_input_with_a_clear_message(app_module, loaded, tmp_path):
+    import gradio as gr
+
+    handler = app_module.make_handler(loaded)
+    (tmp_path / "notes.txt").write_text("this is not audio")
+    with pytest.raises(gr.Error, match="not audio"):
+        handler(str(tmp_path / "notes.txt"))
+    with pytest.raises(gr.Error, match="No audio received"):
+        handler(None)
+    sf.write(tmp_path / "long.wav", np.zeros(16000 * 25, dtype=np.float32), 16000)
+    with pytest.raises(gr.Error, match="the limit is 20 s"):
+        handler(str(tmp_path / "long.wav"))
+    (tmp_path / "empty.wav").write_bytes(b"")
+    with pytest.raises(gr.Error, match="empty"):
+        handler(str(tmp_path / "empty.wav"))
+
+
+def test_untrained_placeholder_is_labelled(app_module, tmp_path, clip):
+    folder = app_module.untrained_tiny_model(tmp_path / "placeholder")
+    from codectrace.hub import load_tracer
+
+    placeholder = app_module.LoadedModel(load_tracer(str(folder)), str(folder), None, trained=False)
+    summary = app_module.make_handler(placeholder)(clip)[0]
+    assert "untrained" in summary
+
+
+@pytest.fixture(scope="module")
+def served(app_module, loaded):
+    app = app_module.build_app(loaded)
+    app.launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
+    yield app
+    app.close()
+
+
+def test_served_app_answers_gradio_client(served, clip):
+    from gradio_client import Client, handle_file
+
+    client = Client(served.local_url, verbose=False)
+    summary, bin_label, *_ = client.predict(handle_file(clip), api_name="/trace")
+    assert "Spoof score" in summary
+    assert {c["label"] for c in bin_label["confidences"]} == {"spoof", "bonafide"}
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.mark.needs_chromium
+def test_a_browser_upload_shows_the_result_and_errors_then_recovers(served, clip, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    (tmp_path / "notes.txt").write_text("not audio at all")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=flags)
+        page = browser.new_page(viewport={"width": 1280, "height": 1100})
+        page.goto(served.local_url, wait_until="networkidle")
+
+        def upload_and_trace(path):
+            page.locator("input[type=file]").first.set_input_files(str(path))
+            page.wait_for_timeout(1500)
+            page.click("#trace-button")
+
+        upload_and_trace(clip)
+        page.wait_for_selector("#verdict h2", timeout=60000)
+        verdict = page.inner_text("#verdict")
+        assert "Spoof" in verdict or "Bona fide" in verdict
+        label_text = page.inner_text("#label-vq")
+        assert "mvq" in label_text and "%" in label_text
+        page.screenshot(path=str(ARTIFACTS / "space_result.png"), full_page=True)
+
+        page.reload(wait_until="networkidle")
+        upload_and_trace(tmp_path / "notes.txt")
+        error = page.wait_for_selector("text=/Invalid file type|not audio|No audio received/", timeout=60000)
+        assert error is not None
+        page.screenshot(path=str(ARTIFACTS / "space_error.png"), full_page=True)
+
+        page.reload(wait_until="networkidle")
+        upload_and_trace(clip)
+        page.wait_for_selector("#verdict h2", timeout=60000)
+        assert "Spoof score" in page.inner_text("#verdict")
+        browser.close()

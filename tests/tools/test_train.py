@@ -1,0 +1,334 @@
+"""Training (codectrace.training, the library behind train.py) end to end on the fixture: files, reload, learning,
+resume, DDP through train.py, push."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoFeatureExtractor, AutoModel, TrainerCallback
+
+from codectrace import training as train
+from codectrace.audio import load_audio
+from codectrace.hub import push_model_folder
+from codectrace.metrics import softmax
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tiny_args(built, output_dir, *extra):
+    return [
+        "--preset", "demo", "--dataset", str(built), "--backbone_size", "stft-tiny",
+        "--chunk_samples", "16000", "--output_dir", str(output_dir), "--dataloader_num_workers", "0",
+        "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "16", "--logging_steps", "1",
+        "--disable_tqdm", "True", *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def trained(built, tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("run") / "model"
+    result = train.run(tiny_args(built, output_dir, "--num_train_epochs", "2", "--augment", "rawboost5"))
+    return output_dir, result
+
+
+def test_a_run_writes_model_card_metrics_and_evaluation_files(trained):
+    output_dir, result = trained
+    for name in ("model.safetensors", "config.json", "preprocessor_config.json", "modeling_codectrace.py",
+                 "configuration_codectrace.py", "aasist.py", "feature_extraction_codectrace.py", "model_card.md",
+                 "README.md", "all_results.json"):
+        assert (output_dir / name).exists(), name
+    for eval_set in ("aux_test", "cors_eval", "cosg_eval", "cosg_seen"):
+        folder = output_dir / "eval" / eval_set
+        assert (folder / "metrics.json").exists() and (folder / "per_source.md").exists()
+        assert (folder / "confusion_vq.png").stat().st_size > 1000
+        assert (folder / "scores_bin.txt").exists() and (folder / "scores_dec.txt").exists()
+    card = (output_dir / "model_card.md").read_text()
+    assert "model-index" in card and "in-domain (CoRS)" in card and "| learning rate / weight decay |" in card
+    results = json.loads((output_dir / "all_results.json").read_text())
+    assert set(results["eval"]) == {"aux_test", "cors_eval", "cosg_eval", "cosg_seen"}
+    assert "BIN EER %" in result["table"]
+
+
+def test_score_files_have_the_official_layout(trained):
+    folder = trained[0] / "eval" / "cors_eval"
+    bin_line = (folder / "scores_bin.txt").read_text().splitlines()[0].split()
+    vq_line = (folder / "scores_vq.txt").read_text().splitlines()[0].split()
+    assert len(bin_line) == 2 and 0 <= float(bin_line[1]) <= 1
+    assert len(vq_line) == 5 and sum(map(float, vq_line[1:])) == pytest.approx(1, abs=1e-4)
+
+
+def test_the_saved_model_reloads_and_reproduces_the_scores(trained, fixture_root):
+    output_dir, _ = trained
+    model = AutoModel.from_pretrained(output_dir)
+    extractor = AutoFeatureExtractor.from_pretrained(output_dir)
+    utt, score = (output_dir / "eval" / "cors_eval" / "scores_bin.txt").read_text().splitlines()[0].split()
+    path = next((fixture_root / "all_data_16k").glob(f"{utt}.*"))
+    with torch.no_grad():
+        logits = model(**extractor(load_audio(path), sampling_rate=16000)).bin_logits.numpy()
+    assert softmax(logits)[0, 1] == pytest.approx(float(score), abs=1e-5)
+
+
+def test_the_best_checkpoint_is_the_one_saved(trained):
+    output_dir, _ = trained
+    state = json.loads(next(output_dir.glob("checkpoint-*/trainer_state.json")).read_text())
+    assert state["best_metric"] is not None and state["best_model_checkpoint"]
+
+
+def test_loss_decreases_on_the_easy_fixture(built, tmp_path):
+    result = train.run(tiny_args(built, tmp_path / "m", "--num_train_epochs", "15", "--learning_rate", "3e-3",
+                                 "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end",
+                                 "False", "--eval_configs", "cosg_seen"))
+    losses = [entry["loss"] for entry in result["trainer"].state.log_history if "loss" in entry]
+    assert len(losses) >= 10
+    assert np.mean(losses[-3:]) < 0.8 * np.mean(losses[:3])
+    assert result["results"]["cosg_seen"]
+
+
+def test_early_stopping_ends_training_after_patience_evaluations_without_improvement(built, tmp_path):
+    # A zero learning rate keeps the validation score flat: epoch 1 sets the best, epochs 2 and 3 do not beat it.
+    output_dir = tmp_path / "m"
+    state = train.run(tiny_args(built, output_dir, "--num_train_epochs", "8", "--learning_rate", "0",
+                                "--early_stopping_patience", "2", "--eval_configs", "cosg_seen"))["trainer"].state
+    assert state.epoch == 3
+    assert state.best_model_checkpoint.endswith(f"checkpoint-{state.global_step // 3}")
+    assert "| epochs | 8, early stopping after 2 evaluations without improvement (stopped after 3) |" in (
+        output_dir / "model_card.md").read_text()
+
+
+class StopInEpoch(TrainerCallback):
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.epoch > self.epoch - 1:
+            raise KeyboardInterrupt("simulated kill")
+
+
+def test_a_resumed_run_keeps_its_early_stopping_count(built, tmp_path):
+    # Killed in epoch 3 after one evaluation without improvement (epoch 2): the resumed run stops after epoch 3,
+    # as an uninterrupted one would, not after epoch 4 with a fresh count.
+    args = tiny_args(built, tmp_path / "m", "--num_train_epochs", "8", "--learning_rate", "0",
+                     "--early_stopping_patience", "2", "--eval_configs", "cosg_seen")
+    with pytest.raises(KeyboardInterrupt):
+        train.run(args, callbacks=[StopInEpoch(3)])
+    assert train.run(args)["trainer"].state.epoch == 3
+
+
+def test_early_stopping_is_off_in_the_paper_recipe_and_on_in_the_demo():
+    _, _, official = train.parse_arguments(["--preset", "official", "--dataset", "x"])
+    _, _, demo = train.parse_arguments([])
+    assert train.early_stopping(official) == []
+    assert [c.early_stopping_patience for c in train.early_stopping(demo)] == [5]
+    _, _, switched_off = train.parse_arguments(["--preset", "demo", "--early_stopping_patience", "0"])
+    assert train.early_stopping(switched_off) == []
+
+
+def test_early_stopping_without_best_model_selection_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        train.parse_arguments(["--preset", "demo", "--early_stopping_patience", "3", "--load_best_model_at_end",
+                               "False"])
+    assert "needs evaluation" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train.parse_arguments(["--preset", "demo", "--early_stopping_patience", "-1"])
+
+
+def test_the_demo_presets_early_stopping_gives_way_when_evaluation_is_off():
+    _, _, args = train.parse_arguments(["--preset", "demo", "--eval_strategy", "no", "--save_strategy", "no",
+                                        "--load_best_model_at_end", "False"])
+    assert train.early_stopping(args) == []
+
+
+class StopAt(TrainerCallback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise KeyboardInterrupt("simulated kill")
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint(built, tmp_path):
+    output_dir = tmp_path / "m"
+    args = tiny_args(built, output_dir, "--max_steps", "6", "--save_strategy", "steps", "--save_steps", "2",
+                     "--eval_strategy", "steps", "--eval_steps", "2", "--eval_configs", "cosg_seen")
+    with pytest.raises(KeyboardInterrupt):
+        train.run(args, callbacks=[StopAt(5)])
+    assert sorted(p.name for p in output_dir.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    assert not (output_dir / "model.safetensors").exists()
+    state = train.run(args)["trainer"].state
+    assert state.global_step == 6
+    trained_steps = [entry["step"] for entry in state.log_history if "loss" in entry]
+    assert trained_steps[-2:] == [5, 6] and (output_dir / "model.safetensors").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_process_ddp_run_completes_and_its_model_reloads(built, tmp_path):
+    output_dir = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
+               "127.0.0.1", "--master_port", str(_free_port()), str(ROOT / "train.py"),
+               *tiny_args(built, output_dir, "--max_steps", "3", "--use_cpu", "True", "--ddp_backend", "gloo",
+                          "--eval_strategy", "steps", "--eval_steps", "3", "--save_strategy", "steps",
+                          "--save_steps", "3", "--eval_configs", "cosg_seen")]
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert "pushed" not in result.stdout
+    model = AutoModel.from_pretrained(output_dir)
+    extractor = AutoFeatureExtractor.from_pretrained(output_dir)
+    with torch.no_grad():
+        out = model(**extractor(np.random.default_rng(0).standard_normal(16000) * 0.1, sampling_rate=16000))
+    assert torch.isfinite(out.dec_logits).all()
+    metrics = json.loads((output_dir / "eval" / "cosg_seen" / "metrics.json").read_text())
+    assert metrics["overall"]["bin"]["count"] == 20  # every row evaluated once across the two processes
+
+
+def test_push_uploads_the_model_folder_without_checkpoints(trained, recording_api):
+    output_dir, _ = trained
+    api = recording_api
+    assert push_model_folder(str(output_dir), "me/codectrace-demo", api=api).endswith("/commit/0")
+    upload = api.calls[1][1]
+    assert upload["folder_path"] == str(output_dir) and "checkpoint-*" in upload["ignore_patterns"]
+    # What would be uploaded loads as a model with its card.
+    assert AutoModel.from_pretrained(output_dir) is not None and (output_dir / "README.md").exists()
+
+
+def test_presets_fill_defaults_and_flags_win():
+    model_args, data_args, training_args = train.parse_arguments(["--preset", "official", "--dataset", "x"])
+    assert (training_args.learning_rate, training_args.weight_decay, training_args.num_train_epochs) == (1e-6, 1e-4, 20)
+    assert (training_args.per_device_train_batch_size, training_args.seed) == (8, 1234)
+    assert training_args.optimizer_recipe == "official_adam" and data_args.augment == "rawboost5"
+    assert model_args.chunk_samples == 64600 and data_args.crop == "first"
+    assert model_args.head_type == "aasist" and not model_args.use_weighted_layer_sum
+    _, _, demo = train.parse_arguments(["--preset", "demo", "--learning_rate", "0.01"])
+    assert demo.learning_rate == 0.01 and demo.optimizer_recipe == "trainer"
+
+
+def test_the_official_preset_neither_clips_gradients_nor_keeps_an_incomplete_batch():
+    _, _, official = train.parse_arguments(["--preset", "official", "--dataset", "x"])
+    assert official.max_grad_norm == 0 and official.train_drop_last and not official.dataloader_drop_last
+    _, _, demo = train.parse_arguments([])  # the Trainer's defaults, with which the demo was measured
+    assert demo.max_grad_norm == 1.0 and not demo.train_drop_last
+
+
+@pytest.mark.parametrize("variant, sampling", [("S_VQ", "vq"), ("D_VQ", "vq"), ("S_DEC", "dec"), ("D_DEC", "dec"),
+                                               ("S_AUX", "aux"), ("D_AUX", "aux"), ("S_BIN", "aux"), ("M1", "aux"),
+                                               ("M2", "aux")])
+def test_each_variant_trains_on_the_sampling_the_paper_gives_it(variant, sampling):
+    _, data_args, _ = train.parse_arguments(["--preset", "official", "--dataset", "x", "--variant", variant])
+    assert data_args.dataset_config == sampling
+
+
+def test_an_explicit_dataset_config_wins_over_the_variants_default():
+    _, data_args, _ = train.parse_arguments(["--preset", "official", "--dataset", "x", "--variant", "S_VQ",
+                                             "--dataset_config", "dec"])
+    assert data_args.dataset_config == "dec"
+    with pytest.raises(SystemExit):
+        train.parse_arguments(["--dataset", "x", "--dataset_config", "bal_vq"])
+
+
+def test_the_demo_preset_uses_the_measured_cpu_model():
+    model_args, _, training_args = train.parse_arguments([])
+    assert training_args.preset == "demo"
+    assert (model_args.backbone_size, model_args.head_type) == ("stft-tiny", "stats_pooling")
+    assert model_args.use_weighted_layer_sum and model_args.feature_encoder == "stft_phase"
+    assert model_args.stft_features == ["phase_deviation", "weighted_phase_deviation"]
+    model = train.build_model(model_args)
+    assert model.config.head_type == "stats_pooling" and model.config.use_weighted_layer_sum
+    assert model.config.feature_encoder == "stft_phase"
+    assert model.config.stft_features == ["phase_deviation", "weighted_phase_deviation"]
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(SystemExit):
+        train.parse_arguments(["--variant", "M3"])
+    with pytest.raises(SystemExit):
+        train.parse_arguments(["--head_type", "mlp"])
+    with pytest.raises(SystemExit):
+        train.parse_arguments(["--feature_encoder", "mfcc"])
+    with pytest.raises(SystemExit):
+        train.parse_arguments(["--stft_features", "phase"])
+    with pytest.raises(SystemExit):  # the STFT front end needs a two-conv backbone
+        train.parse_arguments(["--preset", "demo", "--backbone_size", "small"])
+
+
+def test_continuing_a_codectrace_model_keeps_its_heads_and_applies_freezing(trained):
+    model_args = train.ModelArguments(variant="S_BIN", model_name_or_path=str(trained[0]), freeze_backbone=True)
+    model = train.build_model(model_args)
+    assert model.config.tasks == ["bin", "vq", "aux", "dec"]
+    assert not any(p.requires_grad for p in model.wav2vec2.parameters())
+
+
+def test_the_official_preset_trains_with_torch_adam_and_l2_weight_decay(built, tmp_path):
+    args = ["--preset", "official", "--dataset", str(built), "--backbone_size", "tiny", "--aasist_size", "tiny",
+            "--chunk_samples", "16000", "--output_dir", str(tmp_path / "official"), "--max_steps", "2",
+            "--dataloader_num_workers", "0", "--eval_strategy", "no", "--save_strategy", "no",
+            "--load_best_model_at_end", "False", "--eval_configs", "cosg_seen", "--disable_tqdm", "True"]
+    trainer = train.run(args)["trainer"]
+    optimizer = trainer.optimizer
+    optimizer = getattr(optimizer, "optimizer", optimizer)  # accelerate wraps it
+    assert type(optimizer) is torch.optim.Adam
+    assert optimizer.defaults["lr"] == 1e-6 and optimizer.defaults["weight_decay"] == 1e-4
+    assert trainer.args.lr_scheduler_type == "constant"
+    assert trainer.args.max_grad_norm == 0
+    # The last incomplete batch is dropped in training only: evaluation above scored every row.
+    assert trainer.get_train_dataloader().batch_sampler.drop_last
+    assert not trainer.get_eval_dataloader().batch_sampler.drop_last
+    metrics = json.loads((tmp_path / "official" / "eval" / "cosg_seen" / "metrics.json").read_text())
+    assert metrics["overall"]["bin"]["count"] == 20
+    assert trainer.train_dataset._format_kwargs["transform"].augment == "rawboost5"
+
+
+def test_a_missing_dataset_is_refused_with_what_to_give(tmp_path):
+    with pytest.raises(ValueError, match="cannot load config 'aux' split 'train'.*build_codecfake_plus build"):
+        train.run(["--preset", "demo", "--dataset", str(tmp_path / "nothing"), "--output_dir", str(tmp_path / "o")])
+
+
+@pytest.mark.needs_synthesizers
+def test_the_demo_job_builds_codecfake_mini_once(tmp_path):
+    from datasets import load_dataset
+
+    from dataset_scripts.build_codecfake_mini import ensure_codecfake_mini
+
+    folder = ensure_codecfake_mini(tmp_path / "release", tmp_path / "dataset", utterances=1)
+    assert folder == tmp_path / "dataset"
+    assert "# CodecFake-mini" in (tmp_path / "dataset" / "README.md").read_text()
+    cosg = load_dataset(str(folder), "cosg_eval", split="test")
+    assert len(cosg) > 0 and (tmp_path / "release" / "codecfake_mini.json").is_file()
+    stamp = (folder / "README.md").stat().st_mtime_ns
+    assert ensure_codecfake_mini(tmp_path / "release", tmp_path / "dataset", utterances=1) == folder
+    assert (folder / "README.md").stat().st_mtime_ns == stamp  # built once, then reused
+
+
+def test_the_seed_sweep_tabulates_finished_runs_and_reuses_them(trained, tmp_path, capsys):
+    import shutil
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import demo_seeds
+
+    for seed in (1, 2):
+        shutil.copytree(trained[0], tmp_path / f"seed-{seed}", ignore=shutil.ignore_patterns("checkpoint-*"))
+    out = tmp_path / "table.md"
+    demo_seeds.main(["--seeds", "1", "2", "--runs", str(tmp_path), "--out", str(out)])  # nothing to train
+    table = out.read_text()
+    assert "| held-out | 2 |" in table and "| in-domain | **worst seed** |" in table
+    assert "| held-out codec | seed 1 | seed 2 |" in table and "seed 1: done" not in capsys.readouterr().out
+
+
+def test_the_seed_sweep_records_a_failed_seed_and_goes_on(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import demo_seeds
+
+    assert demo_seeds.run_seed(3, tmp_path, 1, ["--variant", "NOT_A_VARIANT"]) is None
+    assert "--variant must be one of" in (tmp_path / "seed-3" / "train.log").read_text()
