@@ -40,7 +40,7 @@ def clip_features(path: str) -> dict[str, np.ndarray]:
 
     from codectrace.audio import load_audio
     from modeling_codectrace import STFT_FEATURES
-    from modeling_codectrace.modeling_codectrace import stft_phase_features
+    from modeling_codectrace.stft_phase import stft_phase_features
 
     torch.set_num_threads(1)  # one clip per worker process
     x = load_audio(path)

@@ -155,67 +155,19 @@ def load_audio(
         `ValueError` naming the problem (missing file, not audio, empty, NaN/Inf, too short, too long,
         wrong type) and listing what is accepted; a missing file is a `ValueError` too.
     """
-    label = "audio"
-    if isinstance(audio, Mapping):
-        if "array" in audio or "raw" in audio:
-            array = audio["array"] if "array" in audio else audio["raw"]
-            rate = audio.get("sampling_rate", sampling_rate)
-            return load_audio(array, rate, target_sampling_rate=target_sampling_rate, min_seconds=min_seconds,
-                              max_seconds=max_seconds, return_info=return_info)
-        if audio.get("bytes") is not None:
-            audio = audio["bytes"]
-        elif audio.get("path"):
-            audio = audio["path"]
-        else:
-            raise _refuse(f"dict has keys {sorted(audio)} but none of 'array', 'raw', 'bytes', 'path'")
-
-    if isinstance(audio, str) and audio.split("://", 1)[0].lower() in {"http", "https", "ftp", "s3", "gs", "hf"}:
-        raise _refuse(f"{audio!r} looks like a URL; download it first (URLs are never fetched implicitly)")
-
-    if isinstance(audio, (str, os.PathLike)):
-        path = Path(audio)
-        label = str(path)
-        if not path.exists():
-            raise _refuse(f"{label}: no such file")
-        if path.is_dir():
-            raise _refuse(f"{label}: is a folder, not an audio file")
-        if sampling_rate is not None:
-            raise _refuse(f"sampling_rate={sampling_rate} was given with a file; the file's own rate is used")
-        audio = path.read_bytes()
-    elif hasattr(audio, "read"):
-        label = getattr(audio, "name", "file object")
-        data = audio.read()
-        if isinstance(data, str):
-            raise _refuse(f"{label}: was opened in text mode; open it with 'rb'")
-        audio = data
-    elif isinstance(audio, (bytearray, memoryview)):
-        audio = bytes(audio)
-
+    if isinstance(audio, Mapping) and ("array" in audio or "raw" in audio):
+        array = audio["array"] if "array" in audio else audio["raw"]
+        return load_audio(array, audio.get("sampling_rate", sampling_rate), target_sampling_rate=target_sampling_rate,
+                          min_seconds=min_seconds, max_seconds=max_seconds, return_info=return_info)
+    audio, label = _encoded_or_samples(audio, sampling_rate)
     if isinstance(audio, bytes):
         samples, rate, original_rate, channels = _decode_bytes(audio, str(label))
-    elif isinstance(audio, (np.ndarray, torch.Tensor, list, tuple)):
-        if sampling_rate is None:
-            raise _refuse("an array or tensor needs its sampling_rate")
-        if isinstance(audio, torch.Tensor):
-            audio = audio.detach().cpu().numpy()
+    else:
         samples = _channels_first(_to_float(np.asarray(audio)))
         rate = original_rate = int(sampling_rate)
         channels = samples.shape[0]
-    else:
-        raise _refuse(f"got {type(audio).__name__}")
-
-    if rate <= 0:
-        raise _refuse(f"{label}: sampling rate must be positive, got {rate}")
-    if samples.size == 0 or samples.shape[-1] == 0:
-        raise _refuse(f"{label}: contains no samples")
-    if not np.isfinite(samples).all():
-        raise _refuse(f"{label}: contains NaN or Inf samples")
-
-    mono = samples.mean(axis=0) if samples.shape[0] > 1 else samples[0]
-    if rate != target_sampling_rate:
-        mono = AF.resample(torch.from_numpy(np.ascontiguousarray(mono)), rate, target_sampling_rate).numpy()
-    mono = np.ascontiguousarray(mono, dtype=np.float32)
-
+    _check_samples(samples, rate, label)
+    mono = _mono_at(samples, rate, target_sampling_rate)
     seconds = mono.shape[0] / target_sampling_rate
     if min_seconds is not None and seconds < min_seconds:
         raise _refuse(f"{label}: is {seconds:.3f} s long, shorter than the minimum of {min_seconds:g} s")
@@ -224,6 +176,59 @@ def load_audio(
     if return_info:
         return mono, AudioInfo(original_sampling_rate=original_rate, original_channels=channels)
     return mono
+
+
+def _encoded_or_samples(audio, sampling_rate: int | None) -> tuple[bytes | np.ndarray, str]:
+    """Any accepted input (but a mapping of samples) -> the encoded file's bytes, or the samples as an array (whose
+    `sampling_rate` must be given); and a label naming the input in errors."""
+    if isinstance(audio, Mapping):
+        if audio.get("bytes") is not None:
+            audio = audio["bytes"]
+        elif audio.get("path"):
+            audio = audio["path"]
+        else:
+            raise _refuse(f"dict has keys {sorted(audio)} but none of 'array', 'raw', 'bytes', 'path'")
+    if isinstance(audio, str) and audio.split("://", 1)[0].lower() in {"http", "https", "ftp", "s3", "gs", "hf"}:
+        raise _refuse(f"{audio!r} looks like a URL; download it first (URLs are never fetched implicitly)")
+    if isinstance(audio, (str, os.PathLike)):
+        path = Path(audio)
+        if not path.exists():
+            raise _refuse(f"{path}: no such file")
+        if path.is_dir():
+            raise _refuse(f"{path}: is a folder, not an audio file")
+        if sampling_rate is not None:
+            raise _refuse(f"sampling_rate={sampling_rate} was given with a file; the file's own rate is used")
+        return path.read_bytes(), str(path)
+    if hasattr(audio, "read"):
+        label = getattr(audio, "name", "file object")
+        data = audio.read()
+        if isinstance(data, str):
+            raise _refuse(f"{label}: was opened in text mode; open it with 'rb'")
+        return data, label
+    if isinstance(audio, (bytes, bytearray, memoryview)):
+        return bytes(audio), "audio"
+    if isinstance(audio, (np.ndarray, torch.Tensor, list, tuple)):
+        if sampling_rate is None:
+            raise _refuse("an array or tensor needs its sampling_rate")
+        return (audio.detach().cpu().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio)), "audio"
+    raise _refuse(f"got {type(audio).__name__}")
+
+
+def _check_samples(samples: np.ndarray, rate: int, label: str) -> None:
+    if rate <= 0:
+        raise _refuse(f"{label}: sampling rate must be positive, got {rate}")
+    if samples.size == 0 or samples.shape[-1] == 0:
+        raise _refuse(f"{label}: contains no samples")
+    if not np.isfinite(samples).all():
+        raise _refuse(f"{label}: contains NaN or Inf samples")
+
+
+def _mono_at(samples: np.ndarray, rate: int, target_sampling_rate: int) -> np.ndarray:
+    """(channels, samples) -> float32 mono (the mean of the channels) at `target_sampling_rate`."""
+    mono = samples.mean(axis=0) if samples.shape[0] > 1 else samples[0]
+    if rate != target_sampling_rate:
+        mono = AF.resample(torch.from_numpy(np.ascontiguousarray(mono)), rate, target_sampling_rate).numpy()
+    return np.ascontiguousarray(mono, dtype=np.float32)
 
 
 def is_audio_file(path: str | os.PathLike) -> bool:

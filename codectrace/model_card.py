@@ -76,20 +76,7 @@ def _stft_feature_names(config) -> str:
     return " and ".join(names[f] for f in config.stft_features)
 
 
-def render_model_card(
-    config,
-    model_name: str,
-    base_model: str | None = None,
-    dataset_id: str | None = None,
-    recipe: dict | None = None,
-    results: dict[str, dict] | None = None,
-    results_markdown: str | None = None,
-    source_note: str | None = None,
-    status_note: str | None = None,
-    repo_id: str = "USER/MODEL",
-) -> str:
-    """Fills the model card: YAML metadata, intended use, labels, loading, recipe, results, limits, citation."""
-    results = results or {}
+def _metadata(config, model_name: str, base_model, dataset_id, results: dict) -> dict:
     metadata = {
         "library_name": "transformers",
         "pipeline_tag": "audio-classification",
@@ -106,57 +93,69 @@ def render_model_card(
     index = model_index(model_name, dataset_id or "codecfake-plus", results)
     if index:
         metadata["model-index"] = index
-    lines = ["---", yaml.safe_dump(metadata, sort_keys=False).strip(), "---", "", f"# {model_name}", ""]
-    if status_note:
-        lines += [f"> {status_note}", ""]
+    return metadata
+
+
+def _summary(config, source_note: str | None) -> list[str]:
+    """What the model is: its design, variant, backbone, heads and input."""
     if config.head_type == "aasist":
         design = ("Wav2Vec2 (XLS-R layout) feeding a shared AASIST trunk and one AASIST graph-attention head per "
                   "task, as in")
     else:
         design = ("Wav2Vec2 (XLS-R layout) with frame mean/std pooling and one linear layer per task, after the "
                   "tasks of")
-    lines += [
+    backbone = config.backbone_config
+    front_end = (f", the first a fixed STFT giving {_stft_feature_names(config)} per bin ({config.stft_n_fft}-point, "
+                 f"hop {config.stft_hop_length}; `feature_encoder=\"stft_phase\"`, not the paper's)"
+                 if config.feature_encoder == "stft_phase" else "")
+    lines = [
         f"A **codec-based deepfake source tracer**: {design} *Codec-Based Deepfake Source Tracing via Neural Audio "
         "Codec Taxonomy* (Chen et al., Interspeech 2025). For one clip it says whether speech is bona fide or "
         "spoofed and, for spoofs, which *kind* of neural audio codec made it.",
         "",
         f"- Variant: **{config.variant or 'custom'}** (heads: {', '.join(t.upper() for t in config.tasks)})",
-        f"- Backbone: {config.backbone_config.num_hidden_layers} layers, "
-        f"hidden size {config.backbone_config.hidden_size}, conv kernels {list(config.backbone_config.conv_kernel)} "
-        f"strides {list(config.backbone_config.conv_stride)}"
-        + (f", the first a fixed STFT giving {_stft_feature_names(config)} per bin (`feature_encoder=\"stft_phase\"`, "
-           "not the paper's)" if config.feature_encoder == "stft_phase" else ""),
+        f"- Backbone: {backbone.num_hidden_layers} layers, hidden size {backbone.hidden_size}, conv kernels "
+        f"{list(backbone.conv_kernel)} strides {list(backbone.conv_stride)}{front_end}",
         f"- Heads: {HEAD_NOTES[config.head_type]}, reading "
         + ("a learned mix of all backbone layers" if config.use_weighted_layer_sum else "the last backbone layer"),
         f"- Input: {config.sampling_rate} Hz mono; one window of {config.chunk_samples} samples "
         f"({config.chunk_samples / config.sampling_rate:.2f} s)",
     ]
-    if source_note:
-        lines.append(f"- Source: {source_note}")
-    lines += ["", "## Labels", ""]
+    return lines + ([f"- Source: {source_note}"] if source_note else []) + [""]
+
+
+def _labels(config) -> list[str]:
+    lines = ["## Labels", ""]
     for task in config.tasks:
         lines.append(f"**{task.upper()}** ({TASK_DESCRIPTIONS[task]}):")
-        for index_, name in enumerate(TASK_LABELS[task]):
-            lines.append(f"- `{index_}` `{name}`: {LABEL_DESCRIPTIONS[task][name]}")
+        lines += [f"- `{index}` `{name}`: {LABEL_DESCRIPTIONS[task][name]}" for index, name in
+                  enumerate(TASK_LABELS[task])]
         lines.append("")
-    lines += [
+    return lines
+
+
+def _how_to_use(config, repo_id: str) -> list[str]:
+    seconds = config.chunk_samples / config.sampling_rate
+    return [
         "## How to use",
+        "",
+        "The model alone, with transformers (its code files travel with it):",
         "",
         "```python",
         "from transformers import AutoFeatureExtractor, AutoModel",
         f'model = AutoModel.from_pretrained("{repo_id}", trust_remote_code=True, revision="main")',
         f'extractor = AutoFeatureExtractor.from_pretrained("{repo_id}", trust_remote_code=True, revision="main")',
-        f"inputs = extractor(waveform_16k_mono, sampling_rate=16000)  # first "
-        f"{config.chunk_samples / config.sampling_rate:.2f} s, repeat-padded",
+        f"inputs = extractor(waveform_16k_mono, sampling_rate=16000)  # first {seconds:.2f} s, repeat-padded",
         "outputs = model(**inputs)  # outputs.bin_logits, outputs.vq_logits, ...",
         "```",
         "",
-        "With the `codectrace` package installed (`pip install codectrace`), the pipeline handles any file and "
-        "length (sliding windows, mean of window probabilities):",
+        "Any file and length (decoding, resampling, sliding windows, the mean of window probabilities) with the "
+        "`codectrace` package, installed from a checkout of its repository (`pip install .`; it is not on PyPI):",
         "",
         "```python",
+        "import codectrace  # registers the codec-source-tracing pipeline",
         "from transformers import pipeline",
-        f'tracer = pipeline("codec-source-tracing", model="{repo_id}", trust_remote_code=True)',
+        f'tracer = pipeline("codec-source-tracing", model="{repo_id}")',
         'tracer("clip.wav")  # {"spoof_score": ..., "decision": ..., "vq": {...}, ...}',
         "```",
         "",
@@ -167,19 +166,25 @@ def render_model_card(
         "without human review: scores are calibrated on the training data, not on your audio.",
         "",
     ]
+
+
+def _evaluation(recipe: dict | None, results_markdown: str | None) -> list[str]:
+    lines = []
     if recipe:
         lines += ["## Training recipe", "", "| setting | value |", "|---|---|"]
         lines += [f"| {key} | {value} |" for key, value in recipe.items()]
         lines.append("")
-    lines += ["## Evaluation", ""]
-    if results_markdown:
-        lines += [results_markdown, ""]
-    else:
-        lines += ["No evaluation results recorded for this model.", ""]
-    lines += [
-        "BIN: equal error rate (bona fide positive, score P(bonafide)); VQ / AUX / DEC: macro and weighted F1 "
-        "(REAL included), as in the paper's tables.",
+    lines += ["## Evaluation", "", results_markdown or "No evaluation results recorded for this model.", ""]
+    return lines + [
+        "BIN: equal error rate (bona fide positive, score P(bonafide); a model without a BIN head is scored by the "
+        "authors' fusion of its taxonomy heads); VQ / AUX / DEC: macro and weighted F1 (REAL included), as in the "
+        "paper's tables.",
         "",
+    ]
+
+
+def _limitations(config) -> list[str]:
+    return [
         "## Limitations",
         "",
         f"- Only the first {config.chunk_samples / config.sampling_rate:.2f} s of a clip is scored by the model "
@@ -189,9 +194,27 @@ def render_model_card(
         "- Channel effects (telephony, lossy re-encoding, noise, reverberation) were not in the training data and "
         "shift the scores.",
         "",
-        "## Citation",
-        "",
-        CITATION,
-        "",
     ]
+
+
+def render_model_card(
+    config,
+    model_name: str,
+    base_model: str | None = None,
+    dataset_id: str | None = None,
+    recipe: dict | None = None,
+    results: dict[str, dict] | None = None,
+    results_markdown: str | None = None,
+    source_note: str | None = None,
+    status_note: str | None = None,
+    repo_id: str = "USER/MODEL",
+) -> str:
+    """Fills the model card: YAML metadata, what it is, labels, how to use it, intended use, recipe, results,
+    limitations, citation."""
+    metadata = _metadata(config, model_name, base_model, dataset_id, results or {})
+    lines = ["---", yaml.safe_dump(metadata, sort_keys=False).strip(), "---", "", f"# {model_name}", ""]
+    if status_note:
+        lines += [f"> {status_note}", ""]
+    lines += _summary(config, source_note) + _labels(config) + _how_to_use(config, repo_id)
+    lines += _evaluation(recipe, results_markdown) + _limitations(config) + ["## Citation", "", CITATION, ""]
     return "\n".join(lines)

@@ -32,8 +32,9 @@ BACKBONE_SIZES: dict[str, dict] = {
         num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
         hidden_dropout=0.0, attention_dropout=0.0, feat_proj_dropout=0.0,
     ),
-    # For `feature_encoder="stft_phase"` (the CPU demo): a 512-point STFT at a 10-ms hop (conv_kernel[0] /
-    # conv_stride[0]), a learned 2x convolution to 50 Hz frames, then the same 2-layer, 32-wide transformer.
+    # For `feature_encoder="stft_phase"` (the CPU demo): a 512-point STFT at a 10-ms hop (the first conv entry, which
+    # the config's stft_n_fft / stft_hop_length set), a learned 2x convolution to 50 Hz frames, then the same
+    # 2-layer, 32-wide transformer.
     # docs/codecfake_mini.md: its phase features carry the decoder domain over to unseen codecs.
     "stft-tiny": dict(
         hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
@@ -69,7 +70,7 @@ def backbone_config(size: str, **overrides) -> Wav2Vec2Config:
 TRAINING_PRESETS: dict[str, dict] = {
     "official": {},
     "demo": dict(
-        backbone_size="stft-tiny", feature_encoder="stft_phase",
+        backbone_size="stft-tiny", feature_encoder="stft_phase", stft_n_fft=512, stft_hop_length=160,
         stft_features=["phase_deviation", "weighted_phase_deviation"], head_type="stats_pooling",
         use_weighted_layer_sum=True, chunk_samples=32000,
         augment="none", crop="random", output_dir="outputs/demo-M1", optimizer_recipe="trainer", optim="adamw_torch",

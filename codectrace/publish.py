@@ -83,6 +83,7 @@ def stage_space(project_dir: Path, destination: Path, model_repo: str, dataset_r
     source = project_dir / "space"
     destination.mkdir(parents=True, exist_ok=True)
     shutil.copy(source / "app.py", destination / "app.py")
+    shutil.copytree(source / "examples", destination / "examples", dirs_exist_ok=True)
     card = (source / "README.md").read_text().replace("USER/codectrace-demo-M1", model_repo)
     if dataset_repo:
         card = card.replace("USER/codecfake-plus", dataset_repo)

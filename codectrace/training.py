@@ -65,6 +65,12 @@ class ModelArguments:
         default_factory=lambda: ["log_power", "phase_deviation"],
         metadata={"help": "with --feature_encoder stft_phase, one or more of: log_power phase_deviation "
                           "weighted_phase_deviation"})
+    stft_n_fft: int | None = field(
+        default=None, metadata={"help": "with --feature_encoder stft_phase, the FFT size (default: the backbone "
+                                        "size's first conv kernel)"})
+    stft_hop_length: int | None = field(
+        default=None, metadata={"help": "with --feature_encoder stft_phase, the hop in samples (default: the "
+                                        "backbone size's first conv stride)"})
     freeze_feature_encoder: bool = field(default=False, metadata={"help": "freeze the backbone's CNN"})
     freeze_backbone: bool = field(default=False, metadata={"help": "freeze the whole backbone"})
     task_weighting: str = field(default="fixed", metadata={"help": "fixed (official mean) | uncertainty (learned)"})
@@ -160,11 +166,7 @@ def _validate(model_args: ModelArguments, data_args: DataArguments, parser) -> N
     if model_args.aasist_size not in AASIST_SIZES:
         parser.error(f"--aasist_size must be one of {list(AASIST_SIZES)}")
     try:  # the model options are the config's: its own checks answer, as a usage error before anything is built
-        mc.CodecTraceConfig(
-            backbone_config=backbone_config(model_args.backbone_size),
-            variant=model_args.variant, head_type=model_args.head_type, feature_encoder=model_args.feature_encoder,
-            stft_features=model_args.stft_features, task_weighting=model_args.task_weighting,
-            chunk_samples=model_args.chunk_samples)
+        mc.CodecTraceConfig(backbone_config=backbone_config(model_args.backbone_size), **config_options(model_args))
     except ValueError as error:
         parser.error(str(error))
     if data_args.crop not in CROP_MODES or data_args.augment not in AUGMENTATIONS:
@@ -202,12 +204,19 @@ def with_windows(ds, tasks, chunk_samples: int, crop: str = "first", augment: st
 # -- model -----------------------------------------------------------------------------------------------
 
 
+def config_options(model_args: ModelArguments) -> dict:
+    """The `CodecTraceConfig` arguments that the model options set (all but the backbone)."""
+    front_end = {}
+    if model_args.feature_encoder == "stft_phase":
+        front_end = dict(stft_n_fft=model_args.stft_n_fft, stft_hop_length=model_args.stft_hop_length)
+    return dict(variant=model_args.variant, chunk_samples=model_args.chunk_samples,
+                task_weighting=model_args.task_weighting, head_type=model_args.head_type,
+                use_weighted_layer_sum=model_args.use_weighted_layer_sum, feature_encoder=model_args.feature_encoder,
+                stft_features=model_args.stft_features, **front_end, **AASIST_SIZES[model_args.aasist_size])
+
+
 def build_model(model_args: ModelArguments) -> mc.CodecTraceForSourceTracing:
-    aasist = AASIST_SIZES[model_args.aasist_size]
-    common = dict(variant=model_args.variant, chunk_samples=model_args.chunk_samples,
-                  task_weighting=model_args.task_weighting, head_type=model_args.head_type,
-                  use_weighted_layer_sum=model_args.use_weighted_layer_sum,
-                  feature_encoder=model_args.feature_encoder, stft_features=model_args.stft_features, **aasist)
+    common = config_options(model_args)
     if model_args.model_name_or_path:
         model = mc.CodecTraceForSourceTracing.from_pretrained(
             resolve_model(model_args.model_name_or_path, model_args.model_revision), revision=model_args.model_revision)
@@ -287,9 +296,14 @@ def evaluate_sets(trainer, model, data_args, training_args, test_split) -> dict[
                                Path(training_args.output_dir))
 
 
+def _plain(value) -> str:
+    """An option's value as the command line spells it (TrainingArguments turns some into enums)."""
+    return str(getattr(value, "value", value))
+
+
 def recipe_table(model_args, data_args, training_args, model, epochs_run: float | None = None) -> dict:
     optimizer = ("Adam (L2 weight decay), as the paper" if training_args.optimizer_recipe == "official_adam"
-                 else f"{training_args.optim}, {training_args.lr_scheduler_type} schedule")
+                 else f"{_plain(training_args.optim)}, {_plain(training_args.lr_scheduler_type)} schedule")
     return {
         "preset": training_args.preset,
         "variant": model.config.variant,

@@ -31,9 +31,10 @@ import numpy as np
 
 from codec_zoo.specs import ZOO, CodecSpec
 from codec_zoo.store import WEIGHTS_DIR, shipped_codecs
+from codectrace.audio import load_audio
 from codectrace.dataset_folder import REPORT_NAME
 from codectrace.errors import ToolArgumentParser, run_tool
-from codectrace.files import staged_folder, write_audio
+from codectrace.files import staged_folder, write_audio, write_json, write_text
 
 from .protocols import COSG_SYSTEMS_FILE, SAMPLING_SUFFIX, TRAINING_SPLITS
 
@@ -50,7 +51,6 @@ def _resynthesize_group(job: tuple[str, str, list[tuple[str, str]]]) -> tuple[st
     import torch
 
     from codec_zoo.store import load_codec
-    from codectrace.audio import load_audio
 
     name, weights_dir, pairs = job
     codec = load_codec(name, weights_dir)
@@ -111,35 +111,57 @@ def write_codecfake_mini(out: str | Path, speakers: int = 24, utterances: int = 
     return out
 
 
+Rows = list[tuple[str, str, Path]]  # (speaker, utterance id, bona fide audio) per utterance of a split
+Work = dict[str, dict[str, str]]  # codec -> {bona fide audio: where its re-synthesis goes}
+
+
 def _write_release(partial: Path, speakers: int, utterances: int, seed: int, speech_dir: str | Path | None,
                    jobs: int, weights_dir: Path) -> None:
+    """The release in the official layout: bona fide audio, re-syntheses, protocol files, `codecfake_mini.json`."""
     files, splits = bona_fide_speech(partial / "_work", speakers, utterances, seed,
                                      Path(speech_dir) if speech_dir else None)
-    training = [s for s in ZOO if not s.heldout]
-    heldout = [s for s in ZOO if s.heldout]
     audio_dir = partial / "all_data_16k"
-    from tqdm.auto import tqdm
+    rows = _copy_bona_fide(files, splits, audio_dir)
+    work: Work = defaultdict(dict)
+    protocol_lines = _training_protocols(rows, audio_dir, work, utterances)
+    protocol_lines["evaluation/CoRS_ALL.txt"] = _cors_protocol(rows["test"], audio_dir, work)
+    protocol_lines.update(_cosg_protocols(rows["test"], partial / "SLMdemos_16k", work))
+    _resynthesize_all(work, weights_dir, jobs)
+    for name, lines in protocol_lines.items():
+        write_text(partial / "protocols" / name, "\n".join(lines) + "\n")
+    meta = {
+        "seed": seed, "speakers": speakers, "utterances_per_speaker": utterances,
+        "speech": str(speech_dir) if speech_dir else "mini_speech (espeak-ng + festival)", "splits": splits,
+        "codecs": [{"name": s.name, "heldout": s.heldout, "vq": s.vq, "aux": s.aux, "dec": s.dec,
+                    "frame_rate": round(s.frame_rate, 2), "bitrate": round(s.bitrate)} for s in ZOO],
+    }
+    write_json(partial / "codecfake_mini.json", meta)
+    shutil.rmtree(partial / "_work", ignore_errors=True)
 
-    from codectrace.audio import load_audio
 
-    # bona fide copies, with official-style ids
-    utterance_ids: dict[str, list[tuple[str, str, Path]]] = {}
+def _copy_bona_fide(files: dict[str, list[Path]], splits: dict[str, list[str]], audio_dir: Path) -> dict[str, Rows]:
+    """Bona fide copies with official-style ids (`<speaker>_<NNN>`), per split."""
+    rows: dict[str, Rows] = {}
     for split, split_speakers in splits.items():
-        utterance_ids[split] = []
+        rows[split] = []
         for speaker in split_speakers:
             for number, source in enumerate(files[speaker], start=1):
                 utt = f"{speaker}_{number:03d}"
                 write_audio(audio_dir / f"{utt}.wav", load_audio(source))
-                utterance_ids[split].append((speaker, utt, audio_dir / f"{utt}.wav"))
+                rows[split].append((speaker, utt, audio_dir / f"{utt}.wav"))
+    return rows
 
-    # which codec re-synthesises what: the three samplings, then CoRS (all test x training codecs)
-    work: dict[str, dict[str, str]] = defaultdict(dict)
-    protocol_lines: dict[str, list[str]] = {}
+
+def _training_protocols(rows: dict[str, Rows], audio_dir: Path, work: Work, utterances: int) -> dict[str, list]:
+    """The three samplings' training/dev/test protocols: each bona fide row and its re-synthesis by the codec the
+    balanced assignment gives it."""
+    training = [s for s in ZOO if not s.heldout]
+    protocol_lines = {}
     for sampling, suffix in SAMPLING_SUFFIX.items():
         for split, prefix in TRAINING_SPLITS.items():
-            rows = utterance_ids[split]
             lines = []
-            for (speaker, utt, path), spec in zip(rows, balanced_assignment(sampling, training, len(rows))):
+            for (speaker, utt, path), spec in zip(rows[split], balanced_assignment(sampling, training,
+                                                                                    len(rows[split]))):
                 aux, dec, vq = spec.protocol_taxonomy()
                 lines += [f"{speaker} {utt} - REAL REAL REAL bonafide",
                           f"{speaker} {utt}_{spec.name} - {aux} {dec} {vq} spoof"]
@@ -149,21 +171,28 @@ def _write_release(partial: Path, speakers: int, utterances: int, seed: int, spe
     if unlabelled:  # CoRS takes each codec's taxonomy from the training protocols, as in CodecFake+
         warnings.warn(f"training codecs {unlabelled} appear in no training protocol of this small corpus "
                       f"({utterances} utterances per speaker), so the CoRS evaluation cannot label their rows; "
-                      "use more utterances per speaker (3 suffice with 8 speakers).", stacklevel=3)
-    cors = []
-    for speaker, utt, path in utterance_ids["test"]:
-        cors.append(f"{speaker} {utt} - - bonafide")
-        for spec in training:
-            cors.append(f"{speaker} {utt}_{spec.name} - - spoof")
-            work[spec.name][str(path)] = str(audio_dir / f"{utt}_{spec.name}.wav")
-    protocol_lines["evaluation/CoRS_ALL.txt"] = cors
+                      "use more utterances per speaker (3 suffice with 8 speakers).", stacklevel=4)
+    return protocol_lines
 
-    # held-out codecs: every test utterance, plus a share of bona fide references per system
+
+def _cors_protocol(test_rows: Rows, audio_dir: Path, work: Work) -> list[str]:
+    """CoRS: every test utterance, bona fide and re-synthesised by every training codec."""
+    lines = []
+    for speaker, utt, path in test_rows:
+        lines.append(f"{speaker} {utt} - - bonafide")
+        for spec in (s for s in ZOO if not s.heldout):
+            lines.append(f"{speaker} {utt}_{spec.name} - - spoof")
+            work[spec.name][str(path)] = str(audio_dir / f"{utt}_{spec.name}.wav")
+    return lines
+
+
+def _cosg_protocols(test_rows: Rows, demos: Path, work: Work) -> dict[str, list[str]]:
+    """The held-out codecs as CoSG systems: every test utterance, plus a share of bona fide references each."""
+    heldout = [s for s in ZOO if s.heldout]
     cosg, cosg_seen = [], []
-    demos = partial / "SLMdemos_16k"
     for index, spec in enumerate(heldout):
-        aux, dec, vq = spec.protocol_taxonomy()
-        for k, (_, utt, path) in enumerate(utterance_ids["test"]):
+        vq = spec.protocol_taxonomy()[2]
+        for k, (_, utt, path) in enumerate(test_rows):
             key = f"{spec.name.lower()}_{utt}"
             work[spec.name][str(path)] = str(demos / spec.name / f"{key}.wav")
             cosg.append(f"{spec.name} {key} - spoof")
@@ -174,11 +203,14 @@ def _write_release(partial: Path, speakers: int, utterances: int, seed: int, spe
                 shutil.copyfile(path, reference)
                 cosg.append(f"{spec.name} {key}_reference - bonafide")
                 cosg_seen.append(f"{spec.name} {key}_reference - REAL bonafide")
-    protocol_lines["evaluation/CoSG_ALL.txt"] = cosg
-    protocol_lines["evaluation/CoSG_SEEN.txt"] = cosg_seen
-    protocol_lines[f"evaluation/{COSG_SYSTEMS_FILE}"] = [f"{s.name} {' '.join(s.protocol_taxonomy())}" for s in heldout]
+    return {"evaluation/CoSG_ALL.txt": cosg, "evaluation/CoSG_SEEN.txt": cosg_seen,
+            f"evaluation/{COSG_SYSTEMS_FILE}": [f"{s.name} {' '.join(s.protocol_taxonomy())}" for s in heldout]}
 
-    # re-synthesis, in parallel over codecs (chunks keep both workers busy to the end)
+
+def _resynthesize_all(work: Work, weights_dir: Path, jobs: int) -> None:
+    """Every re-synthesis, in parallel over codecs (chunks keep both workers busy to the end)."""
+    from tqdm.auto import tqdm
+
     groups = []
     for name, pairs in work.items():
         items = sorted(pairs.items())
@@ -198,19 +230,6 @@ def _write_release(partial: Path, speakers: int, utterances: int, seed: int, spe
             pool.join()
     if failures:
         raise RuntimeError(f"{len(failures)} re-syntheses failed; first: {failures[0]}")
-
-    for name, lines in protocol_lines.items():
-        path = partial / "protocols" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(lines) + "\n")
-    meta = {
-        "seed": seed, "speakers": speakers, "utterances_per_speaker": utterances,
-        "speech": str(speech_dir) if speech_dir else "mini_speech (espeak-ng + festival)", "splits": splits,
-        "codecs": [{"name": s.name, "heldout": s.heldout, "vq": s.vq, "aux": s.aux, "dec": s.dec,
-                    "frame_rate": round(s.frame_rate, 2), "bitrate": round(s.bitrate)} for s in ZOO],
-    }
-    (partial / "codecfake_mini.json").write_text(json.dumps(meta, indent=2))
-    shutil.rmtree(partial / "_work", ignore_errors=True)
 
 
 def ensure_codecfake_mini(release_dir: str | Path, dataset_dir: str | Path, utterances: int = 30) -> Path:

@@ -289,22 +289,59 @@ def build(
     audio_root = locate_audio_root(Path(audio_root))
 
     rows_by_config = read_config_rows(protocol_dir, tuple(configs))
-    index = index_audio(audio_root)
-    tasks = plan_shards(rows_by_config, index, shard_rows)
+    tasks = plan_shards(rows_by_config, index_audio(audio_root), shard_rows)
     fingerprint = hashlib.sha256("".join(t.fingerprint for t in tasks).encode()).hexdigest()[:16]
     for task in tasks:
         task.build_id = fingerprint[:8]
+    up_to_date = _previous_build(output_dir, fingerprint, overwrite)
+    if up_to_date is not None:
+        return up_to_date
+    _refuse_missing_audio(tasks, audio_root, allow_missing)
 
-    if output_dir.exists():
-        previous = output_dir / REPORT_NAME
-        if previous.exists() and json.loads(previous.read_text()).get("fingerprint") == fingerprint:
-            print(f"{output_dir} is up to date (same protocols and audio); nothing to do.")
-            return BuildReport(**json.loads(previous.read_text()))
-        if not overwrite:
-            raise BuildError(
-                f"{output_dir} exists and was built from other inputs or options; pass --overwrite to replace it."
-            )
+    report = BuildReport(fingerprint=fingerprint)
+    partial_dir.mkdir(parents=True, exist_ok=True)
+    pending = []
+    for task in tasks:
+        done = _reusable(task, partial_dir)
+        if done is None:
+            pending.append(task)
+        else:
+            report.reused_shards += 1
+            _add_shard(report, done)
+    for result in _build_shards(pending, partial_dir, allow_missing, allow_corrupt, num_proc, progress):
+        report.built_shards += result["complete"]
+        _add_shard(report, result)
+    corrupt = [s for s in report.skipped if s["reason"] != "missing"]
+    if corrupt and not allow_corrupt:
+        raise BuildError(_summary("unreadable", corrupt, "Fix or remove those files, or pass --allow-corrupt to "
+                                  f"skip them. Finished shards are kept in {partial_dir} for the next run."))
 
+    counts = _count_kept_rows(report, rows_by_config)
+    card = render_card(report.rows, counts, dataset_features(), build_id=fingerprint[:8],
+                       **mini_card_text(audio_root))
+    (partial_dir / "README.md").write_text(card)
+    write_json(partial_dir / REPORT_NAME, asdict(report))
+    shutil.rmtree(partial_dir / ".shards", ignore_errors=True)
+    replace_folder(partial_dir, output_dir)
+    return report
+
+
+def _previous_build(output_dir: Path, fingerprint: str, overwrite: bool) -> BuildReport | None:
+    """The report of an existing build of the same inputs (nothing to do), else None; refuses to replace a build of
+    other inputs without `overwrite`."""
+    if not output_dir.exists():
+        return None
+    previous = output_dir / REPORT_NAME
+    if previous.exists() and json.loads(previous.read_text()).get("fingerprint") == fingerprint:
+        print(f"{output_dir} is up to date (same protocols and audio); nothing to do.")
+        return BuildReport(**json.loads(previous.read_text()))
+    if not overwrite:
+        raise BuildError(f"{output_dir} exists and was built from other inputs or options; pass --overwrite to "
+                         "replace it.")
+    return None
+
+
+def _refuse_missing_audio(tasks: list[ShardTask], audio_root: Path, allow_missing: bool) -> None:
     missing = [
         {"utt_id": row.utt_id, "path": row.audio_stem + ".wav|.flac", "reason": "missing",
          "config": task.config, "split": task.split}
@@ -314,21 +351,17 @@ def build(
         raise BuildError(_summary("missing", missing, f"audio root: {audio_root}. Pass --allow-missing to skip "
                                   "them (they are listed in build_report.json)."))
 
-    report = BuildReport(fingerprint=fingerprint)
-    partial_dir.mkdir(parents=True, exist_ok=True)
-    pending = []
-    for task in tasks:
-        done = _reusable(task, partial_dir)
-        if done is None:
-            pending.append(task)
-            continue
-        report.reused_shards += 1
-        report.skipped += done["skipped"]
-        report.resampled += done["resampled"]
-        report.downmixed += done["downmixed"]
 
-    total = sum(len(t.rows) for t in pending)
-    bar = tqdm(total=total, unit="clip", desc="building CodecFake+", disable=not progress)
+def _add_shard(report: BuildReport, shard: dict) -> None:
+    report.skipped += shard["skipped"]
+    report.resampled += shard["resampled"]
+    report.downmixed += shard["downmixed"]
+
+
+def _build_shards(pending: list[ShardTask], partial_dir: Path, allow_missing: bool, allow_corrupt: bool,
+                  num_proc: int | None, progress: bool) -> list[dict]:
+    """Builds the shards not yet finished, in worker processes when there are several, with a progress bar."""
+    bar = tqdm(total=sum(len(t.rows) for t in pending), unit="clip", desc="building CodecFake+", disable=not progress)
     results = []
     workers = num_proc or min(os.cpu_count() or 1, 8)
     if workers <= 1 or len(pending) <= 1:
@@ -342,17 +375,11 @@ def build(
                 results.append(future.result())
                 bar.update(len(futures[future].rows))
     bar.close()
+    return results
 
-    for result in results:
-        report.built_shards += result["complete"]
-        report.skipped += result["skipped"]
-        report.resampled += result["resampled"]
-        report.downmixed += result["downmixed"]
-    corrupt = [s for s in report.skipped if s["reason"] != "missing"]
-    if corrupt and not allow_corrupt:
-        raise BuildError(_summary("unreadable", corrupt, "Fix or remove those files, or pass --allow-corrupt to "
-                                  f"skip them. Finished shards are kept in {partial_dir} for the next run."))
 
+def _count_kept_rows(report: BuildReport, rows_by_config: dict) -> dict[str, dict]:
+    """Fills `report.rows` (rows kept per config and split) and returns the class counts of the kept rows."""
     skipped_ids: dict[tuple[str, str], set[str]] = {}
     for s in report.skipped:
         skipped_ids.setdefault((s["config"], s["split"]), set()).add(s["utt_id"])
@@ -364,13 +391,7 @@ def build(
             kept = [r for r in rows if r.utt_id not in skipped]
             report.rows[config][split] = len(kept)
             counts[config][split] = class_counts(kept)
-    card = render_card(report.rows, counts, dataset_features(), build_id=fingerprint[:8],
-                       **mini_card_text(audio_root))
-    (partial_dir / "README.md").write_text(card)
-    write_json(partial_dir / REPORT_NAME, asdict(report))
-    shutil.rmtree(partial_dir / ".shards", ignore_errors=True)
-    replace_folder(partial_dir, output_dir)
-    return report
+    return counts
 
 
 # -- stats and push -------------------------------------------------------------------------------------

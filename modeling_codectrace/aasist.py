@@ -239,3 +239,22 @@ class GraphBranch(nn.Module):
             dim=1,
         )
         return self.out_layer(self.drop(embedding)), embedding
+
+
+class AasistHeads:
+    """The paper's heads behind the model's heads interface: the shared trunk, then one graph branch per task.
+
+    A view, not a module: the model registers the trunk and branches under the official checkpoints' names
+    (`trunk`, `binary_branch`, `multiclass_branch_qs`, ...), and this only calls them. The trunk pools over every
+    frame (AASIST has no masking), so `frame_mask` is not used: prefer equal-length windows, as the paper does.
+    """
+
+    min_frames = 3  # the trunk's 3x3 max-pool
+
+    def __init__(self, trunk: AasistTrunk, branches: dict[str, GraphBranch]):
+        self.trunk, self.branches = trunk, branches
+
+    def __call__(self, hidden: torch.Tensor, frame_mask: torch.Tensor | None = None):
+        features, attention = self.trunk(hidden)
+        outputs = {task: branch(features, attention) for task, branch in self.branches.items()}
+        return {task: out[0] for task, out in outputs.items()}, {task: out[1] for task, out in outputs.items()}

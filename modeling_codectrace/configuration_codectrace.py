@@ -6,6 +6,8 @@ official indices, and the paper's model variants. Everything else in the project
 
 from __future__ import annotations
 
+import copy
+
 from transformers import PretrainedConfig, Wav2Vec2Config
 
 # Task -> label names, in the official index order of the CodecFake+ source-tracing baseline.
@@ -144,6 +146,16 @@ def variant_of(tasks: tuple[str, ...]) -> str | None:
     return None
 
 
+def _backbone(backbone_config: dict | Wav2Vec2Config | None) -> Wav2Vec2Config:
+    if backbone_config is None:
+        return xlsr_300m_backbone_config()
+    if isinstance(backbone_config, dict):
+        return Wav2Vec2Config(**{k: v for k, v in backbone_config.items() if k != "model_type"})
+    if not isinstance(backbone_config, Wav2Vec2Config):
+        raise ValueError(f"backbone_config must be a dict or a Wav2Vec2Config, got {type(backbone_config).__name__}.")
+    return backbone_config
+
+
 class CodecTraceConfig(PretrainedConfig):
     r"""
     Configuration of [`CodecTraceForSourceTracing`]: a Wav2Vec2 backbone feeding a shared AASIST trunk
@@ -187,18 +199,22 @@ class CodecTraceConfig(PretrainedConfig):
             Off in the paper, which uses the last layer.
         feature_encoder (`str`, *optional*, defaults to `"conv"`):
             `"conv"`: the backbone's own convolutional feature encoder (the paper's). `"stft_phase"`: a fixed
-            STFT instead of its first convolution (`n_fft = conv_kernel[0]`, hop `conv_stride[0]`, Hann window)
-            giving, per frequency bin and frame, the features `stft_features` names (log power; phase-advance
-            deviation: how far the phase moved from what a steady sinusoid at the bin's frequency would do), then
-            one learned convolution (`conv_kernel[1]`, `conv_stride[1]`) to `conv_dim[-1]` channels; the backbone
-            must have exactly two conv layers (e.g. `codectrace.presets.BACKBONE_SIZES["stft-tiny"]`). Not in the
-            paper: the CPU demo uses it because the decoder domain of unseen codecs shows in the phase
+            STFT instead of its first convolution (see `stft_n_fft`, `stft_hop_length`, `stft_features`; Hann
+            window), then one learned convolution (`conv_kernel[1]`, `conv_stride[1]`) to `conv_dim[-1]` channels;
+            the backbone must have exactly two conv layers (e.g. `codectrace.presets.BACKBONE_SIZES["stft-tiny"]`).
+            Not in the paper: the CPU demo uses it because the decoder domain of unseen codecs shows in the phase
             (docs/codecfake_mini.md).
         stft_features (`list[str]`, *optional*, defaults to `["log_power", "phase_deviation"]`):
             Which per-bin features the `stft_phase` encoder gives its convolution: a non-empty subset of
-            `log_power`, `phase_deviation` and `weighted_phase_deviation` (the deviation times the bin's share of
-            the frame's energy, so that bins holding only noise, whose phase is random, count little). Ignored
-            with `feature_encoder="conv"`.
+            `log_power`, `phase_deviation` (how far the phase moved from what a steady sinusoid at the bin's
+            frequency would do) and `weighted_phase_deviation` (the deviation times the bin's share of the frame's
+            energy, so that bins holding only noise, whose phase is random, count little). Ignored with
+            `feature_encoder="conv"`.
+        stft_n_fft (`int`, *optional*):
+            FFT size of the `stft_phase` encoder; defaults to the backbone's first conv kernel (folders saved before
+            this field existed). Written into `backbone_config.conv_kernel[0]`, from which Wav2Vec2 counts frames.
+        stft_hop_length (`int`, *optional*):
+            Hop of the `stft_phase` encoder; defaults to the backbone's first conv stride, and is written there.
         sampling_rate (`int`, *optional*, defaults to 16000):
             Sampling rate the model expects.
         chunk_samples (`int`, *optional*, defaults to 64600):
@@ -227,23 +243,39 @@ class CodecTraceConfig(PretrainedConfig):
         use_weighted_layer_sum: bool = False,
         feature_encoder: str = "conv",
         stft_features: list[str] | None = None,
+        stft_n_fft: int | None = None,
+        stft_hop_length: int | None = None,
         sampling_rate: int = SAMPLING_RATE,
         chunk_samples: int = 64600,
         **kwargs,
     ):
-        if backbone_config is None:
-            backbone_config = xlsr_300m_backbone_config()
-        elif isinstance(backbone_config, dict):
-            backbone_config = Wav2Vec2Config(**{k: v for k, v in backbone_config.items() if k != "model_type"})
-        elif not isinstance(backbone_config, Wav2Vec2Config):
-            raise ValueError(
-                f"backbone_config must be a dict or a Wav2Vec2Config, got {type(backbone_config).__name__}."
-            )
-        self.backbone_config = backbone_config
-
+        self.backbone_config = _backbone(backbone_config)
         self.tasks = list(resolve_tasks(variant, tasks))
         self.variant = variant_of(tuple(self.tasks))
+        self._set_aasist(projection_dim, encoder_filters, gat_dims, pool_ratios, temperatures)
+        self._set_loss(class_weights, task_weights, task_weighting)
+        if head_type not in HEAD_TYPES:
+            raise ValueError(f"head_type must be one of {list(HEAD_TYPES)}, got {head_type!r}.")
+        self.head_type = head_type
+        self.use_weighted_layer_sum = bool(use_weighted_layer_sum)
+        self._set_front_end(feature_encoder, stft_features, stft_n_fft, stft_hop_length)
+        if sampling_rate <= 0 or chunk_samples <= 0:
+            raise ValueError("sampling_rate and chunk_samples must be positive.")
+        self.sampling_rate = int(sampling_rate)
+        self.chunk_samples = int(chunk_samples)
 
+        kwargs.pop("num_labels", None)
+        if type(self).__module__.startswith("modeling_codectrace."):
+            # A folder saved before 0.2 names its copy of the pipeline code; the installed package registers the
+            # pipeline itself, and that pointer would make transformers insist on remote code.
+            kwargs.pop("custom_pipelines", None)
+        super().__init__(**kwargs)
+        # The generic id2label describes the BIN head, for `audio-classification` pipelines.
+        self.id2label = dict(enumerate(TASK_LABELS["bin"]))
+        self.label2id = {name: i for i, name in self.id2label.items()}
+
+    def _set_aasist(self, projection_dim, encoder_filters, gat_dims, pool_ratios, temperatures) -> None:
+        """The AASIST trunk and branch shapes (the paper's widths by default)."""
         self.projection_dim = int(projection_dim)
         if self.projection_dim < 3:
             raise ValueError(f"projection_dim must be at least 3 (3x3 max-pool), got {projection_dim}.")
@@ -261,6 +293,8 @@ class CodecTraceConfig(PretrainedConfig):
         if len(self.gat_dims) != 2 or len(self.pool_ratios) != 4 or len(self.temperatures) != 4:
             raise ValueError("gat_dims needs 2 values, pool_ratios and temperatures 4 each.")
 
+    def _set_loss(self, class_weights, task_weights, task_weighting) -> None:
+        """Class weights per task (the official ones by default) and how the task losses are combined."""
         weights = {t: list(w) for t, w in OFFICIAL_CLASS_WEIGHTS.items()}
         for task, values in (class_weights or {}).items():
             if task not in TASK_LABELS or len(values) != len(TASK_LABELS[task]):
@@ -279,18 +313,11 @@ class CodecTraceConfig(PretrainedConfig):
         if task_weighting not in ("fixed", "uncertainty"):
             raise ValueError(f"task_weighting must be 'fixed' or 'uncertainty', got {task_weighting!r}.")
         self.task_weighting = task_weighting
-        if head_type not in HEAD_TYPES:
-            raise ValueError(f"head_type must be one of {list(HEAD_TYPES)}, got {head_type!r}.")
-        self.head_type = head_type
-        self.use_weighted_layer_sum = bool(use_weighted_layer_sum)
+
+    def _set_front_end(self, feature_encoder, stft_features, stft_n_fft, stft_hop_length) -> None:
+        """The backbone's front end; the STFT one also sets the geometry of the backbone's first conv layer."""
         if feature_encoder not in FEATURE_ENCODERS:
             raise ValueError(f"feature_encoder must be one of {list(FEATURE_ENCODERS)}, got {feature_encoder!r}.")
-        if feature_encoder == "stft_phase" and len(backbone_config.conv_kernel) != 2:
-            raise ValueError(
-                "feature_encoder='stft_phase' needs a backbone with exactly two conv layers (the STFT, then one "
-                "learned convolution), e.g. codectrace.presets.BACKBONE_SIZES['stft-tiny']; "
-                f"got conv_kernel={backbone_config.conv_kernel}."
-            )
         self.feature_encoder = feature_encoder
         stft_features = ["log_power", "phase_deviation"] if stft_features is None else list(stft_features)
         if not stft_features or not set(stft_features) <= set(STFT_FEATURES) or len(set(stft_features)) < len(
@@ -298,22 +325,29 @@ class CodecTraceConfig(PretrainedConfig):
             raise ValueError(
                 f"stft_features must be a non-empty subset of {list(STFT_FEATURES)}, got {stft_features!r}.")
         self.stft_features = [f for f in STFT_FEATURES if f in stft_features]
-
-        if sampling_rate <= 0 or chunk_samples <= 0:
-            raise ValueError("sampling_rate and chunk_samples must be positive.")
-        self.sampling_rate = int(sampling_rate)
-        self.chunk_samples = int(chunk_samples)
-
-        kwargs.pop("num_labels", None)
-        if type(self).__module__.startswith("modeling_codectrace."):
-            # The installed package registers the `codec-source-tracing` pipeline itself; a folder's pointer to
-            # its copy of the pipeline code (used with trust_remote_code=True) would make transformers insist
-            # on remote code.
-            kwargs.pop("custom_pipelines", None)
-        super().__init__(**kwargs)
-        # The generic id2label describes the BIN head, for `audio-classification` pipelines.
-        self.id2label = dict(enumerate(TASK_LABELS["bin"]))
-        self.label2id = {name: i for i, name in self.id2label.items()}
+        self.stft_n_fft = self.stft_hop_length = None
+        if feature_encoder != "stft_phase":
+            if stft_n_fft is not None or stft_hop_length is not None:
+                raise ValueError("stft_n_fft and stft_hop_length apply to feature_encoder='stft_phase' only.")
+            return
+        backbone = self.backbone_config
+        if len(backbone.conv_kernel) != 2:
+            raise ValueError(
+                "feature_encoder='stft_phase' needs a backbone with exactly two conv layers (the STFT, then one "
+                "learned convolution), e.g. codectrace.presets.BACKBONE_SIZES['stft-tiny']; "
+                f"got conv_kernel={backbone.conv_kernel}."
+            )
+        # Folders saved before these fields existed kept the STFT's size and hop in the first conv entry.
+        self.stft_n_fft = int(stft_n_fft or backbone.conv_kernel[0])
+        self.stft_hop_length = int(stft_hop_length or backbone.conv_stride[0])
+        if not 0 < self.stft_hop_length <= self.stft_n_fft:
+            raise ValueError(f"stft_hop_length must be in (0, stft_n_fft], got {self.stft_hop_length} with "
+                             f"stft_n_fft {self.stft_n_fft}.")
+        # Wav2Vec2 counts frames (for attention masks) from its conv geometry: the STFT stands in the first entry.
+        if (backbone.conv_kernel[0], backbone.conv_stride[0]) != (self.stft_n_fft, self.stft_hop_length):
+            self.backbone_config = backbone = copy.deepcopy(backbone)  # not the caller's object
+            backbone.conv_kernel = [self.stft_n_fft, *backbone.conv_kernel[1:]]
+            backbone.conv_stride = [self.stft_hop_length, *backbone.conv_stride[1:]]
 
     @property
     def label_names(self) -> dict[str, list[str]]:

@@ -11,8 +11,9 @@ from transformers import PreTrainedModel, Wav2Vec2Model
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from .aasist import AasistTrunk, GraphAttentionLayer, GraphBranch, HtrgGraphAttentionLayer
+from .aasist import AasistHeads, AasistTrunk, GraphAttentionLayer, GraphBranch, HtrgGraphAttentionLayer
 from .configuration_codectrace import TASK_LABELS, CodecTraceConfig, resolve_tasks
+from .stft_phase import StftPhaseFeatureEncoder
 
 # Attribute names of the task heads, as in the official checkpoints.
 BRANCH_NAMES: dict[str, str] = {
@@ -57,64 +58,6 @@ class StatsPoolingHead(nn.Module):
         return self.classifier(pooled)
 
 
-def stft_phase_features(input_values: torch.Tensor, n_fft: int, hop: int, features) -> torch.Tensor:
-    """The fixed features of `StftPhaseFeatureEncoder` (see there), also for probes outside the model.
-
-    (batch, samples) -> (batch, len(features) * (n_fft // 2 + 1), frames), in the order `features` lists them.
-    """
-    with torch.no_grad():
-        window = torch.hann_window(n_fft, device=input_values.device, dtype=torch.float32)
-        spectrum = torch.stft(input_values.float(), n_fft, hop, window=window, center=False,
-                              return_complex=True)  # (batch, bins, frames)
-        parts = {}
-        if "log_power" in features:
-            parts["log_power"] = 0.1 * torch.log(spectrum.real**2 + spectrum.imag**2 + 1e-8)
-        if "phase_deviation" in features or "weighted_phase_deviation" in features:
-            bins = torch.arange(spectrum.shape[1], device=spectrum.device)
-            phase_step = -2 * torch.pi * bins * hop / n_fft  # a steady sinusoid's advance per hop
-            steady = torch.polar(torch.ones_like(phase_step, dtype=torch.float32), phase_step.float())
-            advance = spectrum[..., 1:] * spectrum[..., :-1].conj() * steady[:, None]
-            deviation = advance.angle().abs() / torch.pi
-            parts["phase_deviation"] = F.pad(deviation, (1, 0))
-            if "weighted_phase_deviation" in features:
-                energy = advance.abs()  # |S_t| |S_t-1|; relative to the frame's mean bin
-                share = energy / (energy.mean(dim=1, keepdim=True) + 1e-12)
-                parts["weighted_phase_deviation"] = F.pad(deviation * share, (1, 0))
-        return torch.cat([parts[name] for name in features], dim=1).to(input_values.dtype)
-
-
-class StftPhaseFeatureEncoder(nn.Module):
-    """`feature_encoder="stft_phase"`: the backbone's feature encoder with a fixed STFT as its first layer.
-
-    Waveform (batch, samples) -> (batch, conv_dim[-1], frames): Hann-window STFT (`n_fft = conv_kernel[0]`, hop
-    `conv_stride[0]`, no centring, so the frame count is that of the convolution it replaces) -> per bin, as
-    `features` lists them, `log_power` = `0.1 * log(power + 1e-8)` and `phase_deviation` = `|angle(S_t *
-    conj(S_t-1) * exp(-2j pi k hop / n_fft))| / pi` in [0, 1] (0 in the first frame) and
-    `weighted_phase_deviation` = that deviation times `|S_t S_t-1|` over its mean across the frame's bins ->
-    one learned convolution -> GELU. The STFT features are computed without gradient (nothing in them is learned).
-    """
-
-    def __init__(self, backbone_config, features: list[str] | tuple[str, ...] = ("log_power", "phase_deviation")):
-        super().__init__()
-        self.n_fft, self.hop = backbone_config.conv_kernel[0], backbone_config.conv_stride[0]
-        self.features = tuple(features)
-        bins = self.n_fft // 2 + 1
-        self.projection = nn.Conv1d(len(self.features) * bins, backbone_config.conv_dim[-1],
-                                    backbone_config.conv_kernel[1],
-                                    stride=backbone_config.conv_stride[1], bias=backbone_config.conv_bias)
-
-    def _freeze_parameters(self) -> None:  # Wav2Vec2Model.freeze_feature_encoder calls this
-        for parameter in self.parameters():
-            parameter.requires_grad = False
-
-    def stft_features(self, input_values: torch.Tensor) -> torch.Tensor:
-        """(batch, samples) -> (batch, len(features) * (n_fft // 2 + 1), frames), features in `self.features` order."""
-        return stft_phase_features(input_values, self.n_fft, self.hop, self.features)
-
-    def forward(self, input_values: torch.Tensor) -> torch.Tensor:
-        return F.gelu(self.projection(self.stft_features(input_values)))
-
-
 def masked_mean_std(hidden: torch.Tensor, frame_mask: torch.Tensor | None) -> torch.Tensor:
     """(batch, frames, hidden) -> (batch, 2 * hidden): mean and (population) std over the unmasked frames."""
     if frame_mask is None:
@@ -125,6 +68,20 @@ def masked_mean_std(hidden: torch.Tensor, frame_mask: torch.Tensor | None) -> to
     variance = (((hidden - mean.unsqueeze(1)) ** 2) * weights).sum(1) / count
     # The floor keeps the gradient finite where a feature is constant over the frames (e.g. a single frame).
     return torch.cat([mean, variance.clamp_min(1e-10).sqrt()], dim=-1)
+
+
+class StatsPoolingHeads(nn.ModuleDict):
+    """`head_type="stats_pooling"` behind the heads interface (see `CodecTraceForSourceTracing.task_heads`): the
+    frame mean and standard deviation (padded frames left out), then one linear layer per task. Not in the paper."""
+
+    min_frames = 1
+
+    def __init__(self, config: CodecTraceConfig):
+        super().__init__({task: StatsPoolingHead(config.hidden_size, len(TASK_LABELS[task])) for task in config.tasks})
+
+    def forward(self, hidden: torch.Tensor, frame_mask: torch.Tensor | None = None):
+        pooled = masked_mean_std(hidden, frame_mask)
+        return {task: head(pooled) for task, head in self.items()}, {task: pooled for task in self}
 
 
 @dataclass
@@ -212,27 +169,24 @@ class CodecTraceForSourceTracing(CodecTracePreTrainedModel):
         super().__init__(config)
         self.wav2vec2 = Wav2Vec2Model(config.backbone_config)
         if config.feature_encoder == "stft_phase":
-            self.wav2vec2.feature_extractor = StftPhaseFeatureEncoder(config.backbone_config, config.stft_features)
+            self.wav2vec2.feature_extractor = StftPhaseFeatureEncoder(config)
         if config.use_weighted_layer_sum:
             # Softmax weights over the projected conv features and every transformer layer.
             self.layer_weights = nn.Parameter(torch.zeros(config.backbone_config.num_hidden_layers + 1))
         if config.head_type == "aasist":
+            # Registered under the official checkpoints' names (trunk, binary_branch, ...); `task_heads` views them.
             self.trunk = AasistTrunk(config.hidden_size, config.projection_dim, config.encoder_filters)
-            channels = config.encoder_filters[-1][-1]
             for task in config.tasks:
-                branch = GraphBranch(
-                    channels=channels,
+                self.add_module(BRANCH_NAMES[task], GraphBranch(
+                    channels=config.encoder_filters[-1][-1],
                     spectral_nodes=config.projection_dim // 3,
                     gat_dims=config.gat_dims,
                     pool_ratios=config.pool_ratios,
                     temperatures=config.temperatures,
                     num_classes=len(TASK_LABELS[task]),
-                )
-                self.add_module(BRANCH_NAMES[task], branch)
+                ))
         else:
-            self.heads = nn.ModuleDict(
-                {task: StatsPoolingHead(config.hidden_size, len(TASK_LABELS[task])) for task in config.tasks}
-            )
+            self.heads = StatsPoolingHeads(config)
         if config.task_weighting == "uncertainty":
             # One learned log-variance per task, in config.tasks order.
             self.task_log_vars = nn.Parameter(torch.zeros(len(config.tasks)))
@@ -294,11 +248,19 @@ class CodecTraceForSourceTracing(CodecTracePreTrainedModel):
             )
         return getattr(self, BRANCH_NAMES[task])
 
+    def task_heads(self) -> AasistHeads | StatsPoolingHeads:
+        """The model's heads behind one interface: `heads(hidden, frame_mask) -> (logits, embeddings)`, each a dict
+        by task, from backbone features of shape `(batch, frames, hidden)`; `heads.min_frames` is the fewest frames
+        they take. Built from the registered modules on each call (nothing is stored twice)."""
+        if self.config.head_type == "aasist":
+            return AasistHeads(self.trunk, {task: self.branch(task) for task in self.config.tasks})
+        return self.heads
+
     @property
     def min_input_samples(self) -> int:
         """Shortest input giving the backbone frames the heads need (3 for AASIST's 3x3 max-pool, else 1)."""
         backbone = self.config.backbone_config
-        samples = 3 if self.config.head_type == "aasist" else 1
+        samples = self.task_heads().min_frames
         for kernel, stride in reversed(list(zip(backbone.conv_kernel, backbone.conv_stride))):
             samples = (samples - 1) * stride + kernel
         return samples
@@ -328,6 +290,25 @@ class CodecTraceForSourceTracing(CodecTracePreTrainedModel):
                 Class indices per task (see `config.label_names`); `-100` ignores a row for that task.
                 The loss is computed only when at least one is given.
         """
+        labels = {"bin": bin_labels, "vq": vq_labels, "aux": aux_labels, "dec": dec_labels}
+        self._check_inputs(input_values, labels)
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        hidden, frame_mask = self._backbone_features(input_values, attention_mask)
+        logits, embeddings = self.task_heads()(hidden, frame_mask)
+        task_losses = self._task_losses(logits, labels)
+        output = SourceTracingOutput(
+            loss=self._combined_loss(task_losses) if task_losses else None,
+            bin_logits=logits.get("bin"),
+            vq_logits=logits.get("vq"),
+            aux_logits=logits.get("aux"),
+            dec_logits=logits.get("dec"),
+            embeddings=embeddings,
+            task_losses=task_losses or None,
+            logits=logits.get("bin"),
+        )
+        return output if return_dict else output.to_tuple()
+
+    def _check_inputs(self, input_values: torch.Tensor, labels: dict) -> None:
         if input_values.dim() != 2:
             raise ValueError(
                 f"input_values must have shape (batch_size, num_samples); got {tuple(input_values.shape)}."
@@ -337,40 +318,32 @@ class CodecTraceForSourceTracing(CodecTracePreTrainedModel):
                 f"input is {input_values.size(-1)} samples long; the model needs at least "
                 f"{self.min_input_samples} samples ({self.min_input_samples / self.config.sampling_rate:.3f} s)."
             )
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
-        labels = {"bin": bin_labels, "vq": vq_labels, "aux": aux_labels, "dec": dec_labels}
         stray = [t for t, value in labels.items() if value is not None and t not in self.config.tasks]
         if stray:
             raise ValueError(
                 f"labels given for task(s) {stray} but this model only has heads for {self.config.tasks}."
             )
 
-        backbone_output = self.wav2vec2(
+    def _backbone_features(self, input_values, attention_mask):
+        """(batch, frames, hidden) features for the heads (the last layer, or the learned mix of all layers), and
+        the frame mask of padded input (None without an attention mask)."""
+        output = self.wav2vec2(
             input_values, attention_mask=attention_mask, output_hidden_states=self.config.use_weighted_layer_sum
         )
         if self.config.use_weighted_layer_sum:
-            stacked = torch.stack(backbone_output.hidden_states, dim=0)
+            stacked = torch.stack(output.hidden_states, dim=0)
             weights = F.softmax(self.layer_weights, dim=0).to(stacked.dtype)
             hidden = (stacked * weights.view(-1, 1, 1, 1)).sum(dim=0)
         else:
-            hidden = backbone_output.last_hidden_state
+            hidden = output.last_hidden_state
+        frame_mask = None
+        if attention_mask is not None:
+            frame_mask = self.wav2vec2._get_feature_vector_attention_mask(hidden.shape[1], attention_mask)
+        return hidden, frame_mask
 
-        logits: dict[str, torch.Tensor] = {}
-        embeddings: dict[str, torch.Tensor] = {}
-        if self.config.head_type == "aasist":
-            features, attention = self.trunk(hidden)
-            for task in self.config.tasks:
-                logits[task], embeddings[task] = self.branch(task)(features, attention)
-        else:
-            frame_mask = None
-            if attention_mask is not None:
-                frame_mask = self.wav2vec2._get_feature_vector_attention_mask(hidden.shape[1], attention_mask)
-            pooled = masked_mean_std(hidden, frame_mask)
-            for task in self.config.tasks:
-                logits[task], embeddings[task] = self.heads[task](pooled), pooled
-
-        loss = None
-        task_losses: dict[str, torch.Tensor] = {}
+    def _task_losses(self, logits: dict, labels: dict) -> dict[str, torch.Tensor]:
+        """Class-weighted cross-entropy of every task whose labels were given (-100 rows ignored)."""
+        task_losses = {}
         for task in self.config.tasks:
             if labels[task] is None:
                 continue
@@ -385,22 +358,12 @@ class CodecTraceForSourceTracing(CodecTracePreTrainedModel):
                     weight=torch.tensor(self.config.class_weights[task], device=logits[task].device),
                     ignore_index=-100,
                 )
-        if task_losses:
-            if self.config.task_weighting == "uncertainty":
-                log_vars = {t: self.task_log_vars[i] for i, t in enumerate(self.config.tasks)}
-                loss = sum(torch.exp(-log_vars[t]) * task_losses[t] + log_vars[t] for t in task_losses)
-                loss = loss / len(self.config.tasks)
-            else:
-                loss = sum(self.config.task_weight(t) * task_losses[t] for t in task_losses)
+        return task_losses
 
-        output = SourceTracingOutput(
-            loss=loss,
-            bin_logits=logits.get("bin"),
-            vq_logits=logits.get("vq"),
-            aux_logits=logits.get("aux"),
-            dec_logits=logits.get("dec"),
-            embeddings=embeddings,
-            task_losses=task_losses or None,
-            logits=logits.get("bin"),
-        )
-        return output if return_dict else output.to_tuple()
+    def _combined_loss(self, task_losses: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Fixed task weights (official: the plain mean), or learned uncertainty weighting."""
+        if self.config.task_weighting == "uncertainty":
+            log_vars = {t: self.task_log_vars[i] for i, t in enumerate(self.config.tasks)}
+            loss = sum(torch.exp(-log_vars[t]) * task_losses[t] + log_vars[t] for t in task_losses)
+            return loss / len(self.config.tasks)
+        return sum(self.config.task_weight(t) * task_losses[t] for t in task_losses)

@@ -17,7 +17,6 @@ from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import gradio as gr  # noqa: E402
-import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 from codectrace.audio import short_message  # noqa: E402
@@ -162,35 +161,9 @@ def make_handler(loaded: LoadedModel):
     return analyse
 
 
-EXAMPLE_SENTENCE = "The evening news described a map of the coast before the storm arrived."
-EXAMPLE_CODEC = "SVQ4096_F100"  # a CodecFake-mini held-out codec: the demo model never trained on it
-
-
-def example_clips(folder: Path) -> list[str]:
-    """Two clips made by the project itself: synthesizer speech and its re-synthesis by a zoo codec.
-
-    Speech comes from espeak-ng when it is installed, else a synthetic harmonic voice.
-    """
-    import torch
-
-    from codec_zoo.store import load_codec
-
-    folder.mkdir(parents=True, exist_ok=True)
-    bona_fide, spoof = folder / "example_bonafide.wav", folder / "example_codec_resynthesis.wav"
-    if not bona_fide.exists() or not spoof.exists():
-        try:
-            from dataset_scripts.mini_speech import Speaker, synthesize
-
-            synthesize(Speaker("example", "espeak-ng", "en-gb+f3", pitch=55, rate=150), EXAMPLE_SENTENCE, bona_fide)
-            voice, _ = sf.read(bona_fide, dtype="float32")
-        except (RuntimeError, OSError):
-            from dataset_scripts.fixture import _voice
-
-            voice = _voice(np.random.default_rng(7), 3.0)
-            sf.write(bona_fide, voice, 16000)
-        coded = load_codec(EXAMPLE_CODEC).resynthesize(torch.from_numpy(voice)).numpy()
-        sf.write(spoof, coded, 16000)
-    return [str(bona_fide), str(spoof)]
+# Two clips made by the project (examples/README.md): synthesizer speech, and its re-synthesis by a codec the demo
+# model never trained on.
+EXAMPLES = sorted(str(path) for path in (ROOT / "examples").glob("*.wav"))
 
 
 def build_app(loaded: LoadedModel | None = None) -> gr.Blocks:
@@ -208,7 +181,7 @@ def build_app(loaded: LoadedModel | None = None) -> gr.Blocks:
             with gr.Column():
                 audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Clip")
                 button = gr.Button("Trace", variant="primary", elem_id="trace-button")
-                gr.Examples(example_clips(Path(tempfile.gettempdir()) / "codectrace-examples"), inputs=audio)
+                gr.Examples(EXAMPLES, inputs=audio)
             with gr.Column():
                 verdict = gr.Markdown(elem_id="verdict")
                 label_boxes = [gr.Label(label=f"{TASK_TITLES[t]}: {TASK_DESCRIPTIONS[t]}", num_top_classes=len(

@@ -41,6 +41,7 @@ def test_each_sampling_is_balanced_over_its_task_classes(task):
 
 
 @pytest.mark.needs_synthesizers
+@pytest.mark.slow
 def test_layout_matches_codecfake_plus(mini_root):
     assert sorted(p.name for p in mini_root.iterdir()) == ["SLMdemos_16k", "all_data_16k", "codecfake_mini.json",
                                                           "protocols"]
@@ -51,6 +52,7 @@ def test_layout_matches_codecfake_plus(mini_root):
 
 
 @pytest.mark.needs_synthesizers
+@pytest.mark.slow
 def test_every_protocol_parses_and_every_row_has_its_audio(mini_root):
     rows = read_config_rows(mini_root / "protocols")
     for config, splits in rows.items():
@@ -61,6 +63,7 @@ def test_every_protocol_parses_and_every_row_has_its_audio(mini_root):
 
 
 @pytest.mark.needs_synthesizers
+@pytest.mark.slow
 def test_training_protocols_pair_each_bona_fide_with_one_training_codec(mini_root):
     rows = read_config_rows(mini_root / "protocols", ("aux",))["aux"]["train"]
     labels = Counter(TASK_LABELS["bin"][r.labels["bin"]] for r in rows)
@@ -69,6 +72,7 @@ def test_training_protocols_pair_each_bona_fide_with_one_training_codec(mini_roo
 
 
 @pytest.mark.needs_synthesizers
+@pytest.mark.slow
 def test_held_out_codecs_appear_only_in_the_out_of_domain_set(mini_root):
     text = "".join(p.read_text() for p in (mini_root / "protocols" / "training").glob("*.txt"))
     text += (mini_root / "protocols" / "evaluation" / "CoRS_ALL.txt").read_text()
@@ -83,6 +87,7 @@ def test_held_out_codecs_appear_only_in_the_out_of_domain_set(mini_root):
 
 
 @pytest.mark.needs_synthesizers
+@pytest.mark.slow
 def test_cors_holds_every_training_codec_for_every_test_utterance(mini_root):
     meta = json.loads((mini_root / "codecfake_mini.json").read_text())
     cors = read_config_rows(mini_root / "protocols", ("cors_eval",))["cors_eval"]["test"]
@@ -92,6 +97,7 @@ def test_cors_holds_every_training_codec_for_every_test_utterance(mini_root):
 
 
 @pytest.mark.needs_synthesizers
+@pytest.mark.slow
 def test_resynthesis_changes_the_audio_but_keeps_its_length(mini_root):
     spoof = sorted((mini_root / "all_data_16k").glob("*_*_*.wav"))[0]  # <speaker>_<NNN>_<codec>
     bona_fide = "_".join(spoof.stem.split("_")[:2])
@@ -101,6 +107,7 @@ def test_resynthesis_changes_the_audio_but_keeps_its_length(mini_root):
 
 
 @pytest.mark.needs_synthesizers
+@pytest.mark.slow
 def test_the_dataset_builder_reads_codecfake_mini_unchanged(mini_root, tmp_path):
     from datasets import load_dataset
 
@@ -152,6 +159,7 @@ def test_a_declared_system_cannot_be_real_or_malformed(tmp_path):
         read_cosg_systems(declared)
 
 
+@pytest.mark.slow
 def test_a_folder_of_recordings_replaces_the_synthesizer_speech(tmp_path):
     rng = np.random.default_rng(0)
     for k in range(7):

@@ -290,6 +290,7 @@ def test_an_interrupted_build_leaves_nothing_that_loads_and_resumes(fixture_root
     assert load_dataset(str(out), "aux", split="train").num_rows == 24
 
 
+@pytest.mark.slow
 def test_builds_from_the_tar_xz_archives(fixture_root, tmp_path):
     for folder in ("all_data_16k", "SLMdemos_16k"):
         with tarfile.open(tmp_path / f"{folder}.tar.xz", "w:xz", preset=0) as tar:

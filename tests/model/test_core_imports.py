@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CORE = ROOT / "modeling_codectrace"
-CORE_FILES = {"__init__.py", "configuration_codectrace.py", "modeling_codectrace.py", "aasist.py",
+CORE_FILES = {"__init__.py", "configuration_codectrace.py", "modeling_codectrace.py", "aasist.py", "stft_phase.py",
               "feature_extraction_codectrace.py"}
 ALLOWED_IN_CORE = set(sys.stdlib_module_names) | {"torch", "transformers", "numpy"}
 SCRIPTS = {"train", "app"}  # train.py, space/app.py
@@ -38,6 +38,7 @@ def test_a_core_file_imports_only_the_standard_library_torch_and_transformers(na
     assert not outside, f"{name} imports {sorted(outside)}"
 
 
+@pytest.mark.slow
 def test_importing_the_core_loads_none_of_the_tools_and_their_libraries():
     # (transformers itself imports soundfile, torchaudio and scipy where they are installed)
     probe = ("import sys, modeling_codectrace; print(sorted(m for m in ('codectrace', 'datasets', 'torchcodec', "

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import torch
 from safetensors.torch import load_file
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
@@ -50,6 +51,7 @@ def test_in_process_round_trip_gives_identical_logits(tiny_model, waveforms, tmp
         assert torch.equal(a.logits_for(task), b.logits_for(task))
 
 
+@pytest.mark.slow
 def test_trust_remote_code_loads_in_a_process_without_the_package(tiny_model, waveforms, tmp_path):
     folder = tmp_path / "model"
     _save(tiny_model, folder)

@@ -7,7 +7,7 @@ import torch
 
 import modeling_codectrace as mc
 from codectrace.presets import backbone_config
-from modeling_codectrace.modeling_codectrace import StftPhaseFeatureEncoder
+from modeling_codectrace.stft_phase import StftPhaseFeatureEncoder
 
 
 def _model(seed: int = 0, **overrides) -> mc.CodecTraceForSourceTracing:
@@ -29,6 +29,26 @@ def test_it_replaces_the_conv_feature_encoder_and_keeps_the_50_hz_frame_count():
     frames = model.wav2vec2(torch.zeros(1, 32000)).last_hidden_state.shape[1]
     expected = model.wav2vec2._get_feat_extract_output_lengths(torch.tensor(32000))
     assert frames == int(expected) == 98  # (32000 - 512) // 160 + 1 = 197 STFT frames -> (197 - 2) // 2 + 1
+
+
+def test_its_size_and_hop_are_config_fields_that_set_the_backbones_frame_geometry():
+    backbone = backbone_config("stft-tiny")
+    model = _model(backbone_config=backbone, stft_n_fft=400, stft_hop_length=100)
+    encoder = model.wav2vec2.feature_extractor
+    assert (encoder.n_fft, encoder.hop) == (400, 100) and encoder.projection.in_channels == 2 * 201
+    assert list(model.config.backbone_config.conv_kernel[:1]) == [400] and backbone.conv_kernel[0] == 512
+    frames = model.wav2vec2(torch.zeros(1, 16000)).last_hidden_state.shape[1]
+    assert frames == int(model.wav2vec2._get_feat_extract_output_lengths(torch.tensor(16000))) == 78
+
+
+def test_without_the_fields_it_reads_the_backbones_first_conv_as_older_folders_did():
+    config = _model().config
+    assert (config.stft_n_fft, config.stft_hop_length) == (512, 160)
+
+
+def test_stft_fields_are_refused_with_the_conv_front_end():
+    with pytest.raises(ValueError, match="apply to feature_encoder='stft_phase' only"):
+        mc.CodecTraceConfig(stft_n_fft=512)
 
 
 def test_a_steady_sinusoid_at_a_bin_centre_has_no_phase_deviation():

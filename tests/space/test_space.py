@@ -108,6 +108,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @pytest.mark.needs_chromium
+@pytest.mark.slow
 def test_a_browser_upload_shows_the_result_and_errors_then_recovers(served, clip, tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -144,3 +145,10 @@ def test_a_browser_upload_shows_the_result_and_errors_then_recovers(served, clip
         page.wait_for_selector("#verdict h2", timeout=60000)
         assert "Spoof score" in page.inner_text("#verdict")
         browser.close()
+
+
+def test_the_examples_are_files_that_the_app_serves(app_module):
+    assert [Path(p).name for p in app_module.EXAMPLES] == ["example_bonafide.wav", "example_codec_resynthesis.wav"]
+    for path in app_module.EXAMPLES:
+        info = sf.info(path)
+        assert info.samplerate == 16000 and info.channels == 1 and info.frames > 16000

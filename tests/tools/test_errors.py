@@ -133,6 +133,7 @@ def test_the_dataset_builders_and_the_zoo_trainer_fail_in_one_line(main, templat
     _assert_one_line_error(*_run_in_process(main, argv, capsys), names)
 
 
+@pytest.mark.slow
 def test_the_space_refuses_to_start_on_a_model_that_does_not_resolve(tmp_path):
     env = {**os.environ, "CODECTRACE_MODEL": "/nonexistent/model", "HF_HUB_OFFLINE": "1",
            "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(ROOT)}

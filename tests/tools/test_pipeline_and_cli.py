@@ -196,6 +196,7 @@ def test_cli_help_documents_every_subcommand(capsys):
     assert "trace" in out and "convert-official" in out and "evaluate" in out
 
 
+@pytest.mark.slow
 def test_a_folder_alone_serves_the_audio_classification_pipeline_with_remote_code(model_dir, tmp_path):
     """Where neither package is installed, the folder's own code (the model core) serves transformers' built-in
     audio-classification pipeline (the BIN head); the codec-source-tracing task is this package's (import

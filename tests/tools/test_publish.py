@@ -26,10 +26,12 @@ def model_dir(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_staged_space_model_and_dataset_are_complete_and_load(model_dir, built, tmp_path):
     plan = publish.prepare(model_dir, "me/tiny", built, "me/data", "me/space", stage_dir=tmp_path, project_dir=ROOT)
     space = plan.space_dir
-    assert {p.name for p in space.iterdir()} >= {"app.py", "README.md", "requirements.txt"}
+    assert {p.name for p in space.iterdir()} >= {"app.py", "README.md", "requirements.txt", "examples"}
+    assert len(list((space / "examples").glob("*.wav"))) == 2
     card = (space / "README.md").read_text()
     assert "sdk: gradio" in card and "- me/tiny" in card and "- me/data" in card and "app_file: app.py" in card
     wheel = next(space.glob("codectrace-*.whl"))
@@ -42,6 +44,7 @@ def test_staged_space_model_and_dataset_are_complete_and_load(model_dir, built, 
     assert load_dataset(str(built), "cosg_eval", split="test", cache_dir=str(tmp_path / "c")).num_rows == 24
 
 
+@pytest.mark.slow
 def test_upload_sends_model_dataset_and_space_with_the_model_variable(
     model_dir, built, tmp_path, recording_api
 ):

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 from transformers import AutoFeatureExtractor, AutoModel, TrainerCallback
 
 from codectrace import training as train
@@ -76,8 +77,15 @@ def test_the_saved_model_reloads_and_reproduces_the_scores(trained, fixture_root
 
 def test_the_best_checkpoint_is_the_one_saved(trained):
     output_dir, _ = trained
-    state = json.loads(next(output_dir.glob("checkpoint-*/trainer_state.json")).read_text())
-    assert state["best_metric"] is not None and state["best_model_checkpoint"]
+    last = max(output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    state = json.loads((last / "trainer_state.json").read_text())
+    best = Path(state["best_model_checkpoint"])
+    saved, best_weights = load_file(output_dir / "model.safetensors"), load_file(best / "model.safetensors")
+    assert saved.keys() == best_weights.keys()
+    assert all(torch.equal(saved[name], best_weights[name]) for name in saved)
+    if best.name != last.name:  # a later, worse epoch was not what got saved
+        last_weights = load_file(last / "model.safetensors")
+        assert not all(torch.equal(saved[name], last_weights[name]) for name in saved)
 
 
 def test_loss_decreases_on_the_easy_fixture(built, tmp_path):
@@ -200,8 +208,11 @@ def test_push_uploads_the_model_folder_without_checkpoints(trained, recording_ap
     assert push_model_folder(str(output_dir), "me/codectrace-demo", api=api).endswith("/commit/0")
     upload = api.calls[1][1]
     assert upload["folder_path"] == str(output_dir) and "checkpoint-*" in upload["ignore_patterns"]
-    # What would be uploaded loads as a model with its card.
-    assert AutoModel.from_pretrained(output_dir) is not None and (output_dir / "README.md").exists()
+    # What would be uploaded loads as the trained model, with its card.
+    model = AutoModel.from_pretrained(output_dir)
+    saved = load_file(output_dir / "model.safetensors")
+    assert all(torch.equal(model.state_dict()[name], value) for name, value in saved.items())
+    assert (output_dir / "README.md").read_text().startswith("---")
 
 
 def test_presets_fill_defaults_and_flags_win():
@@ -296,6 +307,7 @@ def test_a_missing_dataset_is_refused_with_what_to_give(tmp_path):
 
 
 @pytest.mark.needs_synthesizers
+@pytest.mark.slow
 def test_the_demo_job_builds_codecfake_mini_once(tmp_path):
     from datasets import load_dataset
 
@@ -326,6 +338,7 @@ def test_the_seed_sweep_tabulates_finished_runs_and_reuses_them(trained, tmp_pat
     assert "| held-out codec | seed 1 | seed 2 |" in table and "seed 1: done" not in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_the_seed_sweep_records_a_failed_seed_and_goes_on(tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     import demo_seeds

@@ -146,6 +146,7 @@ def test_frozen_trunk_is_not_trained_and_features_replace_it(tmp_path):
 
 
 @pytest.mark.needs_synthesizers
+@pytest.mark.slow
 def test_every_shipped_codec_beats_4_bit_mu_law_on_held_out_speech():
     from codec_zoo.quality import held_out_speech, measure
 
