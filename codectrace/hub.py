@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 from transformers import AutoFeatureExtractor, pipeline
 
 from modeling_codectrace.feature_extraction_codectrace import CodecTraceFeatureExtractor
 
+from .files import write_json
 from .pipeline import CodecSourceTracingPipeline
 from .resolve import load_model
 
@@ -32,15 +35,24 @@ def load_tracer(
                     precision=precision)
 
 
+PIPELINE_FILE = "pipeline_codectrace.py"  # the name folders saved by 0.1.0 used for the pipeline's code
+CUSTOM_PIPELINE = {"codec-source-tracing": {"impl": "pipeline_codectrace.CodecSourceTracingPipeline",
+                                            "pt": ["AutoModel"], "type": "audio"}}
+
+
 def save_model_folder(model, feature_extractor, folder: str | Path) -> Path:
     """Writes weights (safetensors), config (with `auto_map`), feature extractor and the model core's code files,
     so the folder loads with `AutoModel.from_pretrained(folder, trust_remote_code=True)` where this package is not
-    installed. The `codec-source-tracing` pipeline is this package's (`import codectrace`); it does not travel."""
+    installed. The `codec-source-tracing` pipeline is this package's: the folder carries only a hand-over file
+    (`pipeline_handover.py`) that gives it where the package is installed and says how to get it elsewhere."""
     folder = Path(folder)
-    if hasattr(model.config, "custom_pipelines"):  # a folder saved before 0.2 named a pipeline file it carried
+    if hasattr(model.config, "custom_pipelines"):  # loaded with remote code from an older folder
         del model.config.custom_pipelines
     model.save_pretrained(str(folder))
     feature_extractor.save_pretrained(str(folder))
+    shutil.copyfile(Path(__file__).with_name("pipeline_handover.py"), folder / PIPELINE_FILE)
+    config = json.loads((folder / "config.json").read_text())
+    write_json(folder / "config.json", config | {"custom_pipelines": CUSTOM_PIPELINE})
     return folder
 
 

@@ -60,9 +60,11 @@ def test_the_feature_extractor_of_an_old_folder_loads(saved, name):
     assert isinstance(extractor, mc.CodecTraceFeatureExtractor) and extractor.chunk_samples == 16000
 
 
-def test_an_old_folder_resaved_today_drops_its_pipeline_pointer(saved, tmp_path):
-    from codectrace.hub import save_model_folder
+def test_an_old_folder_resaved_today_carries_the_pipeline_hand_over_not_its_old_code(saved, tmp_path):
+    from codectrace.hub import CUSTOM_PIPELINE, save_model_folder
 
     model = _folder_class(saved / "m1_aasist_tiny").from_pretrained(saved / "m1_aasist_tiny")
     save_model_folder(model, AutoFeatureExtractor.from_pretrained(saved / "m1_aasist_tiny"), tmp_path / "again")
-    assert "custom_pipelines" not in json.loads((tmp_path / "again" / "config.json").read_text())
+    assert json.loads((tmp_path / "again" / "config.json").read_text())["custom_pipelines"] == CUSTOM_PIPELINE
+    assert "codectrace.pipeline import" in (tmp_path / "again" / "pipeline_codectrace.py").read_text()
+    assert not (tmp_path / "again" / "audio.py").exists()

@@ -197,10 +197,10 @@ def test_cli_help_documents_every_subcommand(capsys):
 
 
 @pytest.mark.slow
-def test_a_folder_alone_serves_the_audio_classification_pipeline_with_remote_code(model_dir, tmp_path):
+def test_a_folder_alone_serves_audio_classification_and_names_the_package_for_the_tracer(model_dir, tmp_path):
     """Where neither package is installed, the folder's own code (the model core) serves transformers' built-in
-    audio-classification pipeline (the BIN head); the codec-source-tracing task is this package's (import
-    codectrace) and does not travel with the folder."""
+    audio-classification pipeline (the BIN head); the codec-source-tracing task is this package's, and asking the
+    folder for it says so."""
     import os
     import subprocess
     import sys
@@ -218,6 +218,12 @@ def test_a_folder_alone_serves_the_audio_classification_pipeline_with_remote_cod
         assert type(classifier.model).__module__.startswith("transformers_modules"), type(classifier.model)
         labels = {{row["label"] for row in classifier(clip)}}
         assert labels == {{"spoof", "bonafide"}}, labels
+        try:
+            pipeline("codec-source-tracing", model={str(model_dir)!r}, trust_remote_code=True)
+        except ImportError as error:
+            assert "codectrace package" in str(error) and "pip install ." in str(error), error
+        else:
+            raise AssertionError("the tracer loaded without its package")
         print("REMOTE-PIPELINE-OK")
         """
     )
@@ -227,4 +233,10 @@ def test_a_folder_alone_serves_the_audio_classification_pipeline_with_remote_cod
                             timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "REMOTE-PIPELINE-OK" in result.stdout
-    assert not (model_dir / "pipeline_codectrace.py").exists() and not (model_dir / "audio.py").exists()
+    assert not (model_dir / "audio.py").exists()  # no audio I/O travels with the model
+
+
+def test_with_the_package_installed_remote_code_hands_over_its_pipeline(model_dir, speechlike):
+    tracer = pipeline("codec-source-tracing", model=str(model_dir), trust_remote_code=True, precision="fp32")
+    assert isinstance(tracer, CodecSourceTracingPipeline)
+    assert tracer(speechlike, sampling_rate=16000)["decision"] in ("spoof", "bonafide")
