@@ -52,6 +52,8 @@ def resolve_model(reference: str, revision: str | None = None) -> str:
     fetched (or is cached, when offline). Returns the reference unchanged."""
     from huggingface_hub import hf_hub_download
 
+    if not str(reference).strip():
+        raise ResolveError("no model given: name a model folder or a Hub model id.")
     path = Path(reference).expanduser()
     if path.is_dir():
         return str(check_model_folder(path))
@@ -84,6 +86,8 @@ def load_split(dataset: str, config: str, split: str, revision: str | None = Non
     `limit` rows. A folder that is not there and a Hub id that cannot be fetched are refused in one line."""
     from datasets import Audio, load_dataset
 
+    if not str(dataset).strip():
+        raise ResolveError(f"no dataset given. {DATASET_HINT}")
     try:
         ds = load_dataset(dataset, config, split=split, revision=revision)
     except (ValueError, OSError) as error:  # missing folder or config, offline, invalid id, ...

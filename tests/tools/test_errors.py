@@ -142,6 +142,14 @@ def test_the_space_refuses_to_start_on_a_model_that_does_not_resolve(tmp_path):
     _assert_one_line_error(result.returncode, result.stderr, "CODECTRACE_MODEL=/nonexistent/model")
 
 
+@pytest.mark.parametrize("reference", ["", "  "])
+def test_an_empty_reference_is_refused_not_read_as_the_current_folder(reference):
+    with pytest.raises(ResolveError, match="no model given"):
+        resolve_model(reference)
+    with pytest.raises(ResolveError, match="no dataset given"):
+        load_split(reference, "aux", "train")
+
+
 def test_a_resolvable_folder_passes_unchanged(folders):
     assert resolve_model(str(folders["model"])) == str(folders["model"])
     assert check_model_folder(folders["model"]) == folders["model"]
