@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import sys
 
+from codectrace.errors import run_tool
 from codectrace.presets import DEMO_DATASET_DIR, DEMO_RELEASE_DIR
 from codectrace.training import configure_logging, parse_arguments, train
 from dataset_scripts.build_codecfake_mini import ensure_codecfake_mini
@@ -40,8 +41,5 @@ def main(argv: list[str]) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except ValueError as error:  # bad arguments or data: say what, without a traceback
-        logger.error("%s", error)
-        sys.exit(2)
+    # Bad data, a dataset or model that is not there, an output folder that cannot be written: one line, exit 2.
+    sys.exit(run_tool(lambda: main(sys.argv[1:]) and None))

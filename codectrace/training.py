@@ -26,6 +26,7 @@ from .data import (
     label_columns,
     training_sampling,
 )
+from .errors import check_writable_folder
 from .evaluation import EVAL_CONFIGS, results_table, run_evaluation_sets, split_logits
 from .files import write_json, write_text
 from .hub import push_model_folder, save_model_folder
@@ -386,6 +387,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: C
     results, the results table and the Trainer."""
     if data_args.dataset is None:
         raise ValueError("no dataset: give --dataset (a built CodecFake+ folder or a Hub dataset id).")
+    check_writable_folder(training_args.output_dir, "--output_dir", create=True)  # before anything is built
     set_seed(training_args.seed)
     # The finished folder is pushed at the end (push_model_folder); the Trainer must not push checkpoints.
     push, training_args.push_to_hub = training_args.push_to_hub, False

@@ -301,6 +301,16 @@ def test_the_official_preset_trains_with_torch_adam_and_l2_weight_decay(built, t
     assert trainer.train_dataset._format_kwargs["transform"].augment == "rawboost5"
 
 
+@pytest.mark.skipif(not Path("/sys").is_dir(), reason="no /sys to stand for an unwritable folder")
+def test_an_unwritable_output_folder_is_refused_before_anything_is_built(built):
+    script = subprocess.run([sys.executable, str(ROOT / "train.py"), "--preset", "demo", "--dataset", str(built),
+                             "--output_dir", "/sys/codectrace-out"], capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert script.returncode == 2 and "Traceback" not in script.stderr
+    assert script.stderr.strip().splitlines()[-1].startswith("error: --output_dir: cannot write in /sys/codectrace-out")
+    assert "model M1" not in script.stderr  # refused before the model was built
+
+
 def test_a_missing_dataset_is_refused_with_what_to_give(tmp_path):
     with pytest.raises(ValueError, match="cannot load config 'aux' split 'train'.*build_codecfake_plus build"):
         train.run(["--preset", "demo", "--dataset", str(tmp_path / "nothing"), "--output_dir", str(tmp_path / "o")])
