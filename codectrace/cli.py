@@ -15,7 +15,7 @@ import argparse
 import csv
 import json
 import sys
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from modeling_codectrace.configuration_codectrace import TASK_LABELS
 
 from .audio import is_audio_file, short_message
-from .errors import ToolArgumentParser, check_writable_folder, run_tool
+from .errors import ToolArgumentParser, ToolError, check_writable_folder, run_tool
 from .evaluation import score_line
 from .files import atomic_path
 
@@ -58,6 +58,15 @@ def check_result_file(output: Path) -> None:
         raise ValueError(f"--output must end in {' or '.join(RESULT_SUFFIXES)}, got {output.name!r}.")
 
 
+@contextmanager
+def writing(option: str, where: Path):
+    """A failed write of an output (a full disk, a lost folder) names the output, not only the system's reason."""
+    try:
+        yield
+    except OSError as error:
+        raise ToolError(f"{option} {where}: cannot write ({error.strerror or error}).") from None
+
+
 class ResultWriter:
     """CSV or JSONL rows written as they come, into `<output>.partial`, renamed when the run ends."""
 
@@ -77,14 +86,16 @@ class ResultWriter:
     def write(self, row: dict) -> None:
         if self.handle is None:
             return
-        if self.output.suffix == ".csv":
-            self.csv.writerow({key: row.get(key, "") for key in self.columns})
-        else:
-            self.handle.write(json.dumps(row) + "\n")
-        self.handle.flush()
+        with writing("--output", self.output):
+            if self.output.suffix == ".csv":
+                self.csv.writerow({key: row.get(key, "") for key in self.columns})
+            else:
+                self.handle.write(json.dumps(row) + "\n")
+            self.handle.flush()
 
     def close(self) -> None:
-        self.files.close()
+        with writing("--output", self.output):
+            self.files.close()
 
 
 class ScoreWriter:
@@ -93,6 +104,7 @@ class ScoreWriter:
 
     def __init__(self, folder: Path | None, tasks):
         self.handles = {}
+        self.folder = folder
         self.files = ExitStack()
         if folder is not None:
             for task in list(tasks) + ([] if "bin" in tasks else ["bin"]):
@@ -106,12 +118,14 @@ class ScoreWriter:
         return [result["spoof_score"], 1.0 - result["spoof_score"]]  # fused BIN, label order spoof, bonafide
 
     def write(self, utt: str, result: dict) -> None:
-        for task, handle in self.handles.items():
-            handle.write(score_line(task, utt, self.probabilities(task, result)))
-            handle.flush()
+        with writing("--scores-dir", self.folder):
+            for task, handle in self.handles.items():
+                handle.write(score_line(task, utt, self.probabilities(task, result)))
+                handle.flush()
 
     def close(self) -> None:
-        self.files.close()
+        with writing("--scores-dir", self.folder):
+            self.files.close()
 
 
 def run_trace(args) -> int:
@@ -194,7 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from transformers.utils import logging as transformers_logging
+
     args = build_parser().parse_args(argv)
+    transformers_logging.disable_progress_bar()  # the command shows its own progress; stderr stays for errors
     return run_tool(lambda: args.func(args), verbose=args.verbose)
 
 

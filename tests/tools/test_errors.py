@@ -106,6 +106,18 @@ def test_the_codectrace_command_fails_in_one_line(case, template, names, folders
     _assert_one_line_error(*_run_in_process(cli_main, argv, capsys), names)
 
 
+@pytest.mark.parametrize("option, partial", [("--output", "rows.csv.partial"),
+                                             ("--scores-dir", "scores_bin.txt.partial")])
+def test_a_full_disk_for_the_outputs_fails_in_one_line(option, partial, folders, tmp_path, capsys):
+    """/dev/full answers every write with ENOSPC: the file the writer fills stands on it."""
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full to stand for a full disk")
+    (tmp_path / partial).symlink_to("/dev/full")
+    target = tmp_path / "rows.csv" if option == "--output" else tmp_path
+    argv = ["trace", str(folders["clips"]), "--model", str(folders["model"]), option, str(target), "--quiet"]
+    _assert_one_line_error(*_run_in_process(cli_main, argv, capsys), "No space left on device")
+
+
 def test_verbose_adds_the_detail_of_an_error(folders, tmp_path, capsys):
     checkpoint = tmp_path / "objects.pth"
     torch.save({"weights": torch.zeros(1), "step": Fraction(1, 3)}, checkpoint)  # not allowed by weights_only
