@@ -46,7 +46,7 @@ def collect_audio_files(paths: list[str]) -> tuple[list[Path], list[tuple[str, s
 
 
 def _result_columns(tasks) -> list[str]:
-    columns = ["path", "status", "error", "spoof_score", "decision", "num_windows", "duration_seconds"]
+    columns = ["path", "status", "error", "spoof_score", "decision", "num_windows", "duration_seconds", "warnings"]
     return columns + [f"{task}_{label}" for task in tasks for label in TASK_LABELS[task]]
 
 
@@ -156,7 +156,7 @@ def run_trace(args) -> int:
             rows.write({"path": str(path), "status": "error", "error": short_message(error)})
             tqdm.write(f"error: {short_message(error)}", file=sys.stderr)
             continue
-        row = {"path": str(path), "status": "ok", "error": "",
+        row = {"path": str(path), "status": "ok", "error": "", "warnings": "; ".join(result["warnings"]),
                **{k: result[k] for k in ("spoof_score", "decision", "num_windows", "duration_seconds")}}
         for task in tasks:
             row.update({f"{task}_{label}": p for label, p in result[task].items()})
@@ -164,7 +164,8 @@ def run_trace(args) -> int:
         scores.write(path.stem, result)
         if args.output is None:
             heads = "  ".join(f"{t}={max(result[t], key=result[t].get)}" for t in tasks if t != "bin")
-            tqdm.write(f"{path}: {result['decision']} (spoof score {result['spoof_score']:.3f})  {heads}")
+            notes = "".join(f"\n  warning: {w}" for w in result["warnings"])
+            tqdm.write(f"{path}: {result['decision']} (spoof score {result['spoof_score']:.3f})  {heads}{notes}")
     rows.close()
     scores.close()
     total = len(files) + len(problems)

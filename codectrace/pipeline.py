@@ -23,6 +23,7 @@ from modeling_codectrace.feature_extraction_codectrace import fit_to_length
 from modeling_codectrace.modeling_codectrace import spoof_probability
 
 from .audio import load_audio
+from .input_checks import AudioStats, input_warnings, refuse_too_short
 
 
 def window_starts(num_samples: int, chunk: int, hop: int) -> list[int]:
@@ -87,7 +88,9 @@ class CodecSourceTracingPipeline(Pipeline):
         sampling_rate (`int`, *optional*): with array inputs.
 
     Returns per clip: `spoof_score` (P(spoof), averaged over windows), `decision` (`spoof` or `bonafide`),
-    `num_windows`, `duration_seconds`, and one `{label: probability}` dict per head the model has. Models
+    `num_windows`, `duration_seconds`, `warnings` (plain-language notes on short, padded, silent or clipped audio;
+    empty when none) and one `{label: probability}` dict per head the model has. Audio shorter than 10 ms is
+    refused. Models
     without a BIN head (M2) score spoofing with the authors' fusion of their taxonomy heads (`spoof_probability`).
     """
 
@@ -138,14 +141,19 @@ class CodecSourceTracingPipeline(Pipeline):
             inputs = io.BytesIO(inputs)
         source = _StreamingSource(inputs, sampling_rate, max_seconds, min_seconds)
         try:
+            refuse_too_short(source.num_samples)
             starts = window_starts(source.num_samples, chunk, hop)
+            stats = AudioStats()
             for first in range(0, len(starts), window_batch_size):
                 batch_starts = starts[first : first + window_batch_size]
-                windows = [fit_to_length(source.read(s, chunk), chunk) for s in batch_starts]
+                raw = [source.read(s, chunk) for s in batch_starts]
+                for start, window in zip(batch_starts, raw):
+                    stats.add(start, window)
                 yield {
-                    "input_values": torch.from_numpy(np.stack(windows)),
+                    "input_values": torch.from_numpy(np.stack([fit_to_length(w, chunk) for w in raw])),
                     "starts": batch_starts,
                     "num_samples": source.num_samples,
+                    "audio_stats": stats,  # complete once the last batch is read
                     "is_last": first + window_batch_size >= len(starts),
                 }
         finally:
@@ -164,7 +172,8 @@ class CodecSourceTracingPipeline(Pipeline):
             for task in self.model.config.tasks
         }
         return {"probabilities": probabilities, "starts": model_inputs["starts"],
-                "num_samples": model_inputs["num_samples"], "is_last": model_inputs["is_last"]}
+                "num_samples": model_inputs["num_samples"], "audio_stats": model_inputs["audio_stats"],
+                "is_last": model_inputs["is_last"]}
 
     def postprocess(self, model_outputs, return_windows: bool = False, threshold: float = 0.5) -> dict:
         if isinstance(model_outputs, dict):
@@ -180,6 +189,7 @@ class CodecSourceTracingPipeline(Pipeline):
             "decision": "spoof" if spoof_score >= threshold else "bonafide",
             "num_windows": len(starts),
             "duration_seconds": num_samples / SAMPLING_RATE,
+            "warnings": input_warnings(model_outputs[-1]["audio_stats"], self.model.config.chunk_samples),
         }
         for task in tasks:
             mean = stacked[task].mean(axis=0)

@@ -149,7 +149,8 @@ def make_handler(loaded: LoadedModel):
         except ValueError as error:
             raise gr.Error(short_message(error) + ".") from None
         verdict = "Spoof (codec-generated)" if result["decision"] == "spoof" else "Bona fide"
-        summary = (f"## {verdict}\nSpoof score **{result['spoof_score']:.3f}** (threshold 0.5), "
+        cautions = "".join(f"> **Warning**: {w}.\n\n" for w in result["warnings"])
+        summary = cautions + (f"## {verdict}\nSpoof score **{result['spoof_score']:.3f}** (threshold 0.5), "
                    f"{result['duration_seconds']:.1f} s of audio in {result['num_windows']} window(s).")
         if not loaded.trained:
             summary += "\n\n> This is an **untrained** placeholder model: its answers are meaningless."

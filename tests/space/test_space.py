@@ -61,6 +61,12 @@ def test_handler_returns_verdict_labels_explanations_and_plot(app_module, loaded
     assert plot is not None  # 2.5 s with 1-s windows: several windows
 
 
+def test_warnings_about_the_audio_stand_above_the_verdict(app_module, loaded, tmp_path):
+    sf.write(tmp_path / "quiet.wav", np.zeros(16000 * 2, dtype=np.float32), 16000)
+    summary = app_module.make_handler(loaded)(str(tmp_path / "quiet.wav"))[0]
+    assert summary.startswith("> **Warning**: (near-)silence") and summary.index("Warning") < summary.index("## ")
+
+
 def test_handler_refuses_bad_input_with_a_clear_message(app_module, loaded, tmp_path):
     import gradio as gr
 
