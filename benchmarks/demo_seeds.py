@@ -26,6 +26,7 @@ from codectrace.files import write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("vq", "aux", "dec")
+HEADS = ("bin", *TASKS)
 SETS = {"cors_eval": "in-domain", "cosg_eval": "held-out"}
 
 
@@ -54,6 +55,8 @@ def read_run(folder: Path) -> dict:
     for name, label in SETS.items():
         metrics = results[name]
         row[label] = {"bin_eer": 100 * metrics["bin"]["eer"], **{t: metrics[t]["f1_macro"] for t in TASKS}}
+        row.setdefault("calibration", {})[label] = {
+            t: (metrics[t].get("ece_uncalibrated", metrics[t]["ece"]), metrics[t]["ece"]) for t in HEADS}
     per_source = json.loads((folder / "eval" / "cosg_eval" / "metrics.json").read_text())["per_source"]
     row["per_codec"] = {codec: {t: values[t]["accuracy"] for t in TASKS}
                         for codec, values in per_source.items() if codec != "bonafide"}
@@ -71,6 +74,7 @@ def markdown(rows: dict[int, dict]) -> str:
             eer = (max if summary == "worst seed" else reduce)([row[label]["bin_eer"] for row in rows.values()])
             lines.append(f"| {label} | **{summary}** | {eer:.2f} | {values['vq']:.3f} | {values['aux']:.3f} | "
                          f"{values['dec']:.3f} |")
+    lines += calibration_table(rows)
     codecs = sorted(next(iter(rows.values()))["per_codec"])
     lines += ["", "Held-out accuracy per codec (VQ / AUX / DEC), one column per seed:", "",
               "| held-out codec | " + " | ".join(f"seed {s}" for s in rows) + " |", "|---|" + "---|" * len(rows)]
@@ -78,6 +82,20 @@ def markdown(rows: dict[int, dict]) -> str:
         cells = [" / ".join(f"{row['per_codec'][codec][t]:.2f}" for t in TASKS) for row in rows.values()]
         lines.append(f"| {codec} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def calibration_table(rows: dict[int, dict]) -> list[str]:
+    """ECE (15 bins) per head before -> after temperature scaling: the mean over seeds and the worst seed after."""
+    lines = ["", "Expected calibration error (15 bins), before -> after temperature scaling on the validation split: "
+             "the mean over seeds [the worst seed after]:", "",
+             "| set | " + " | ".join(h.upper() for h in HEADS) + " |", "|---|" + "---|" * len(HEADS)]
+    for label in SETS.values():
+        cells = []
+        for head in HEADS:
+            before, after = zip(*(row["calibration"][label][head] for row in rows.values()))
+            cells.append(f"{sum(before) / len(before):.3f} -> {sum(after) / len(after):.3f} [{max(after):.3f}]")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 from modeling_codectrace.configuration_codectrace import TASK_LABELS
 from modeling_codectrace.modeling_codectrace import spoof_probability
 
+from .calibration import calibration_metrics, plot_reliability
 from .files import atomic_path, write_json, write_text
 from .metrics import binary_metrics, softmax, task_metrics
 
@@ -37,15 +38,18 @@ def bonafide_probability(logits: dict[str, np.ndarray]) -> np.ndarray:
     return 1.0 - spoof_probability({task: softmax(values) for task, values in logits.items()})
 
 
-def evaluate_predictions(tasks, logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], sources) -> dict:
+def evaluate_predictions(tasks, logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], sources,
+                         temperatures: dict[str, float] | None = None) -> dict:
     """Overall and per-source metrics of every task. `sources`: one name per row (codec, system, bonafide).
 
     A model without a BIN head (M2) still gets BIN metrics when `labels` has a `bin` entry: EER and ROC-AUC of the
-    fused bona fide score, as the CodecFake+ authors score M2 (`overall["bin"]["fused"]` is then True)."""
+    fused bona fide score, as the CodecFake+ authors score M2 (`overall["bin"]["fused"]` is then True). Every head
+    also gets its ECE and Brier score; given the model's calibration `temperatures`, also those before them."""
     sources = np.asarray(sources)
     result = {"overall": {}, "per_source": {}}
     for task in tasks:
         result["overall"][task] = task_metrics(task, logits[task], labels[task])
+        result["overall"][task].update(calibration_metrics(logits[task], labels[task], (temperatures or {}).get(task)))
     if "bin" not in tasks and "bin" in labels:
         result["overall"]["bin"] = binary_metrics(bonafide_probability(logits), labels["bin"]) | {"fused": True}
     for source in sorted(set(sources.tolist())):
@@ -152,14 +156,21 @@ def per_source_table(tasks, result: dict) -> str:
     return "\n".join(lines)
 
 
-def save_evaluation(folder: Path, name: str, tasks, utt_ids, logits, labels, sources) -> dict:
+def save_evaluation(folder: Path, name: str, tasks, utt_ids, logits, labels, sources,
+                    temperatures: dict[str, float] | None = None) -> dict:
     """Computes and writes everything for one evaluation set under `folder/name/`; returns the metrics."""
     target = folder / name
-    result = evaluate_predictions(tasks, logits, labels, sources)
+    result = evaluate_predictions(tasks, logits, labels, sources, temperatures)
     write_score_files(target, utt_ids, logits)
     for task in tasks:
         plot_confusion(result["overall"][task]["confusion_matrix"], TASK_LABELS[task],
                        f"{name} {task.upper()}", target / f"confusion_{task}.png")
+        temperature = (temperatures or {}).get(task)
+        curves = {"calibrated" if temperature else "as trained": (softmax(logits[task]), labels[task])}
+        if temperature:
+            curves = {"before": (softmax(np.asarray(logits[task], dtype=np.float64) * temperature), labels[task]),
+                      **curves}
+        plot_reliability(curves, f"{name} {task.upper()}", target / f"reliability_{task}.png")
     write_json(target / "metrics.json", result)
     write_text(target / "per_source.md", per_source_table(tasks, result) + "\n")
     return result
@@ -181,19 +192,24 @@ def labels_by_task(dataset, tasks) -> dict[str, np.ndarray]:
             for task in tasks}
 
 
-def run_evaluation_sets(trainer, tasks, chunk_samples: int, sets: dict, output_dir: Path) -> dict[str, dict]:
-    """Predicts every dataset in `sets` (name -> dataset with undecoded audio) with the trainer (one or many
-    processes), then, on the main process, writes metrics, tables, score files and plots under
-    `output_dir/eval/<name>/`. Windows follow the official policy (first `chunk_samples`, repeat-padded)."""
+def predict_logits(trainer, ds, tasks, chunk_samples: int, name: str = "eval") -> dict[str, np.ndarray]:
+    """Task -> logits of every row of a dataset (undecoded audio), windowed by the official policy (first
+    `chunk_samples`, repeat-padded), predicted by the trainer (one or many processes)."""
     from .data import WaveformTransform
 
+    windows = ds.with_transform(WaveformTransform(tuple(tasks), chunk_samples))
+    return split_logits(trainer.predict(windows, metric_key_prefix=name).predictions, tasks)
+
+
+def run_evaluation_sets(trainer, tasks, chunk_samples: int, sets: dict, output_dir: Path,
+                        temperatures: dict[str, float] | None = None) -> dict[str, dict]:
+    """Predicts every dataset in `sets` (name -> dataset with undecoded audio), then, on the main process, writes
+    metrics, tables, score files and plots under `output_dir/eval/<name>/`."""
     results = {}
     for name, ds in sets.items():
-        windows = ds.with_transform(WaveformTransform(tuple(tasks), chunk_samples))
-        prediction = trainer.predict(windows, metric_key_prefix=name)
+        logits = predict_logits(trainer, ds, tasks, chunk_samples, name)
         if trainer.is_world_process_zero():
-            logits = split_logits(prediction.predictions, tasks)
             labelled = tuple(tasks) + (("bin",) if "bin" in ds.column_names and "bin" not in tasks else ())
             results[name] = save_evaluation(Path(output_dir) / "eval", name, tasks, ds["utt_id"], logits,
-                                            labels_by_task(ds, labelled), ds["source"])
+                                            labels_by_task(ds, labelled), ds["source"], temperatures)
     return results

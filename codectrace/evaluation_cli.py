@@ -45,7 +45,7 @@ def _run_evaluate(args) -> int:
         data_collator=collate,
     )
     results = run_evaluation_sets(trainer, model.config.tasks, model.config.chunk_samples, sets,
-                                  Path(args.output_dir))
+                                  Path(args.output_dir), getattr(model.config, "calibration_temperatures", None))
     table = results_table(model.config.variant or "custom", model.config.tasks, results)
     write_text(Path(args.output_dir) / "eval" / "results.md", table + "\n")
     print(table)

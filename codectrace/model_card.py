@@ -218,3 +218,16 @@ def render_model_card(
     lines += _summary(config, source_note) + _labels(config) + _how_to_use(config, repo_id)
     lines += _evaluation(recipe, results_markdown) + _limitations(config) + ["## Citation", "", CITATION, ""]
     return "\n".join(lines)
+
+
+def training_summary(card: str) -> str | None:
+    """One line on what a model was trained on, read from its card: the card's note on the model (a demo model says
+    it was never trained on real speech), else its training recipe's dataset row; None when the card has neither."""
+    body = card.split("\n---\n", 1)[-1]  # past the YAML header
+    for line in body.splitlines():
+        if line.startswith("> "):
+            return line[2:].strip()
+    for line in body.splitlines():
+        if line.startswith("| dataset |"):
+            return "trained on " + line.split("|")[2].strip()
+    return None

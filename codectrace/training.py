@@ -17,6 +17,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 import modeling_codectrace as mc
 
+from .calibration import fit_temperatures
 from .data import (
     AUGMENTATIONS,
     CROP_MODES,
@@ -27,7 +28,14 @@ from .data import (
     training_sampling,
 )
 from .errors import check_writable_folder
-from .evaluation import EVAL_CONFIGS, results_table, run_evaluation_sets, split_logits
+from .evaluation import (
+    EVAL_CONFIGS,
+    labels_by_task,
+    predict_logits,
+    results_table,
+    run_evaluation_sets,
+    split_logits,
+)
 from .files import write_json, write_text
 from .hub import push_model_folder, save_model_folder
 from .metrics import selection_score, task_metrics
@@ -129,6 +137,10 @@ class CodecTraceTrainingArguments(TrainingArguments):
     save_total_limit: int = field(default=2)
     # A resumed run keeps its early-stopping count, so it stops where an uninterrupted one would.
     restore_callback_states_from_checkpoint: bool = field(default=True)
+    calibrate: bool = field(
+        default=False, metadata={"help": "after training, fit one temperature per head on the validation split and "
+                                         "store it in the model's config (calibrated probabilities; argmax, F1 and "
+                                         "EER unchanged). Off in the paper recipe"})
     early_stopping_patience: int | None = field(
         default=None,
         metadata={"help": "stop after this many evaluations without a better metric_for_best_model; 0 or unset: "
@@ -294,7 +306,17 @@ def evaluate_sets(trainer, model, data_args, training_args, test_split) -> dict[
         except ValueError as error:  # a dataset without that evaluation config
             logger.warning("skipping %s: %s", config, error)
     return run_evaluation_sets(trainer, model.config.tasks, model.config.chunk_samples, sets,
-                               Path(training_args.output_dir))
+                               Path(training_args.output_dir), model.config.calibration_temperatures)
+
+
+def calibrate(trainer, model, validation) -> dict[str, float]:
+    """Fits one temperature per head on the validation split's logits as trained and stores them in the model's
+    config (`calibration_temperatures`), so every consumer of the saved model gets calibrated probabilities."""
+    model.config.calibration_temperatures = None
+    logits = predict_logits(trainer, validation, model.config.tasks, model.config.chunk_samples, "calibration")
+    model.config.calibration_temperatures = fit_temperatures(logits, labels_by_task(validation, model.config.tasks))
+    logger.info("calibration temperatures (validation split): %s", model.config.calibration_temperatures)
+    return model.config.calibration_temperatures
 
 
 def _plain(value) -> str:
@@ -325,6 +347,8 @@ def recipe_table(model_args, data_args, training_args, model, epochs_run: float 
         "seed": training_args.seed,
         "loss": f"class-weighted cross-entropy per task, {model.config.task_weighting} task weighting",
         "model selection": f"{training_args.metric_for_best_model} on the validation split",
+        "calibration": ("temperature scaling per head on the validation split" if training_args.calibrate
+                        else "none (as the paper)"),
         "precision": "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32",
     } | ({"differs from the authors' code": OFFICIAL_DEVIATIONS} if training_args.preset == "official" else {})
 
@@ -412,6 +436,8 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: C
         callbacks=list(callbacks) + early_stopping(training_args),
     )
     train_metrics = trainer.train(resume_from_checkpoint=_last_checkpoint(training_args)).metrics
+    if training_args.calibrate:
+        calibrate(trainer, trainer.model, validation)
     results = evaluate_sets(trainer, trainer.model, data_args, training_args, test)
     table = None
     if trainer.is_world_process_zero():

@@ -219,6 +219,11 @@ class CodecTraceConfig(PretrainedConfig):
             Sampling rate the model expects.
         chunk_samples (`int`, *optional*, defaults to 64600):
             Length of one model input window in samples (about 4 s; the official clip length).
+        calibration_temperatures (`dict[str, float]`, *optional*):
+            Per-head temperatures fitted after training on validation data (temperature scaling; not in the paper):
+            the model's logits are divided by them, so probabilities are calibrated for every consumer while every
+            argmax and the BIN ranking (hence EER) stay as trained. The loss uses the logits as trained. `None`:
+            no calibration.
     """
 
     model_type = "codectrace"
@@ -247,6 +252,7 @@ class CodecTraceConfig(PretrainedConfig):
         stft_hop_length: int | None = None,
         sampling_rate: int = SAMPLING_RATE,
         chunk_samples: int = 64600,
+        calibration_temperatures: dict[str, float] | None = None,
         **kwargs,
     ):
         self.backbone_config = _backbone(backbone_config)
@@ -263,6 +269,7 @@ class CodecTraceConfig(PretrainedConfig):
             raise ValueError("sampling_rate and chunk_samples must be positive.")
         self.sampling_rate = int(sampling_rate)
         self.chunk_samples = int(chunk_samples)
+        self._set_calibration(calibration_temperatures)
 
         kwargs.pop("num_labels", None)
         if type(self).__module__.startswith("modeling_codectrace."):
@@ -273,6 +280,16 @@ class CodecTraceConfig(PretrainedConfig):
         # The generic id2label describes the BIN head, for `audio-classification` pipelines.
         self.id2label = dict(enumerate(TASK_LABELS["bin"]))
         self.label2id = {name: i for i, name in self.id2label.items()}
+
+    def _set_calibration(self, temperatures: dict[str, float] | None) -> None:
+        """Per-head temperatures fitted after training (None: the logits as trained)."""
+        if temperatures is not None:
+            unknown = set(temperatures) - set(self.tasks)
+            if unknown or any(not float(t) > 0 for t in temperatures.values()):
+                raise ValueError(f"calibration_temperatures must map some of this model's tasks {self.tasks} to "
+                                 f"positive temperatures, got {temperatures!r}.")
+            temperatures = {task: float(t) for task, t in temperatures.items()}
+        self.calibration_temperatures = temperatures
 
     def _set_aasist(self, projection_dim, encoder_filters, gat_dims, pool_ratios, temperatures) -> None:
         """The AASIST trunk and branch shapes (the paper's widths by default)."""

@@ -295,7 +295,8 @@ class CodecTraceForSourceTracing(CodecTracePreTrainedModel):
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         hidden, frame_mask = self._backbone_features(input_values, attention_mask)
         logits, embeddings = self.task_heads()(hidden, frame_mask)
-        task_losses = self._task_losses(logits, labels)
+        task_losses = self._task_losses(logits, labels)  # on the logits as trained
+        logits = self._calibrated(logits)
         output = SourceTracingOutput(
             loss=self._combined_loss(task_losses) if task_losses else None,
             bin_logits=logits.get("bin"),
@@ -340,6 +341,12 @@ class CodecTraceForSourceTracing(CodecTracePreTrainedModel):
         if attention_mask is not None:
             frame_mask = self.wav2vec2._get_feature_vector_attention_mask(hidden.shape[1], attention_mask)
         return hidden, frame_mask
+
+    def _calibrated(self, logits: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Logits divided by each head's calibration temperature (`config.calibration_temperatures`), if any."""
+        temperatures = self.config.calibration_temperatures or {}
+        return {task: values / temperatures[task] if task in temperatures else values
+                for task, values in logits.items()}
 
     def _task_losses(self, logits: dict, labels: dict) -> dict[str, torch.Tensor]:
         """Class-weighted cross-entropy of every task whose labels were given (-100 rows ignored)."""

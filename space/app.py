@@ -13,6 +13,7 @@ import sys
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import tempfile  # noqa: E402
+import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -31,6 +32,9 @@ ROOT = Path(__file__).resolve().parent
 DEFAULT_MODEL_DIRS = (ROOT / "model", ROOT.parent / "outputs" / "demo-M1")
 MAX_SECONDS = float(os.environ.get("CODECTRACE_MAX_SECONDS", 300))
 MAX_MB = float(os.environ.get("CODECTRACE_MAX_MB", 30))
+# Requests run one at a time (the model uses every core); the queue holds as many as can be answered within this wait.
+MAX_WAIT_SECONDS = float(os.environ.get("CODECTRACE_MAX_WAIT_SECONDS", 120))
+MIN_QUEUE = 32  # never fewer places than this, whatever the timing (20 people at once must all be answered)
 TASK_TITLES = {"bin": "Bona fide or spoof", "vq": "Quantizer (VQ)", "aux": "Auxiliary objective (AUX)",
                "dec": "Decoder (DEC)"}
 LIMITS_NOTE = f"""**Limits and misuse.** Scores are evidence for human review, not proof: do not use them alone for
@@ -45,6 +49,21 @@ class LoadedModel:
     name: str
     revision: str | None
     trained: bool
+
+    @property
+    def trained_on(self) -> str:
+        """What the model was trained on, from its card (a local folder's, or the Hub repo's where it is cached)."""
+        from codectrace.model_card import training_summary
+
+        card = Path(self.name) / "README.md"
+        if not card.is_file():
+            try:
+                from huggingface_hub import hf_hub_download
+
+                card = Path(hf_hub_download(self.name, "README.md", revision=self.revision))
+            except (ValueError, OSError):
+                return "unknown: the model has no card to say"
+        return training_summary(card.read_text()) or "unknown: its card does not say"
 
 
 def untrained_tiny_model(folder: Path) -> Path:
@@ -167,6 +186,16 @@ def make_handler(loaded: LoadedModel):
 EXAMPLES = sorted(str(path) for path in (ROOT / "examples").glob("*.wav"))
 
 
+def queue_size(handler, clip: str) -> int:
+    """Places in the queue: how many requests fit in MAX_WAIT_SECONDS at the time one request takes here (the
+    example clip, timed once after a warm-up), and at least MIN_QUEUE."""
+    handler(clip)  # warm-up
+    start = time.perf_counter()
+    handler(clip)
+    seconds = time.perf_counter() - start
+    return max(MIN_QUEUE, int(MAX_WAIT_SECONDS / max(seconds, 1e-3)))
+
+
 def build_app(loaded: LoadedModel | None = None) -> gr.Blocks:
     loaded = loaded or load_model()
     config = loaded.tracer.model.config
@@ -176,8 +205,9 @@ def build_app(loaded: LoadedModel | None = None) -> gr.Blocks:
                     "codec? Based on *Codec-Based Deepfake Source Tracing via Neural Audio Codec Taxonomy* "
                     "(Chen et al., Interspeech 2025).")
         status = "" if loaded.trained else " (**untrained placeholder**: run `python train.py` for the demo model)"
+        trained_on = f"\n\n**What the model was trained on**: {loaded.trained_on}" if loaded.trained else ""
         gr.Markdown(f"Model: `{loaded.name}`" + (f" @ `{loaded.revision}`" if loaded.revision else "") +
-                    f", variant {config.variant}{status}", elem_id="model-info")
+                    f", variant {config.variant}{status}{trained_on}", elem_id="model-info")
         with gr.Row():
             with gr.Column():
                 audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Clip")
@@ -192,7 +222,10 @@ def build_app(loaded: LoadedModel | None = None) -> gr.Blocks:
         gr.Markdown(LIMITS_NOTE.format(window=config.chunk_samples / config.sampling_rate))
         button.click(handler, inputs=audio, outputs=[verdict, *label_boxes, explanation, plot],
                      api_name="trace", concurrency_limit=1)
-    app.queue(max_size=16, default_concurrency_limit=1)
+    size = queue_size(handler, EXAMPLES[-1])
+    print(f"queue: {size} places (one request at a time, answers within about {MAX_WAIT_SECONDS:g} s)",
+          file=sys.stderr)
+    app.queue(max_size=size, default_concurrency_limit=1)
     return app
 
 

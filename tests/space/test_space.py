@@ -110,6 +110,25 @@ def test_served_app_answers_gradio_client(served, clip):
     assert {c["label"] for c in bin_label["confidences"]} == {"spoof", "bonafide"}
 
 
+def test_the_queue_is_sized_from_the_time_a_request_takes(app_module, loaded):
+    handler = app_module.make_handler(loaded)
+    assert app_module.queue_size(handler, app_module.EXAMPLES[0]) >= app_module.MIN_QUEUE >= 20
+
+
+@pytest.mark.slow
+def test_twenty_people_at_the_same_moment_are_all_answered(served, clip):
+    """A bounded load test on localhost: 20 clients submit at once; every one gets a verdict, none is refused."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client, handle_file
+
+    clients = [Client(served.local_url, verbose=False) for _ in range(20)]
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        jobs = [pool.submit(c.predict, handle_file(clip), api_name="/trace") for c in clients]
+        summaries = [job.result(timeout=180)[0] for job in jobs]
+    assert len(summaries) == 20 and all("Spoof score" in s for s in summaries)
+
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
@@ -158,3 +177,16 @@ def test_the_examples_are_files_that_the_app_serves(app_module):
     for path in app_module.EXAMPLES:
         info = sf.info(path)
         assert info.samplerate == 16000 and info.channels == 1 and info.frames > 16000
+
+
+def test_the_page_says_what_the_model_was_trained_on_from_its_card(app_module, loaded, tmp_path):
+    from codectrace.model_card import training_summary
+
+    demo_card = (ROOT / "model_card.md").read_text()
+    assert training_summary(demo_card).startswith("Demo model: trained from scratch on CodecFake-mini")
+    assert training_summary("---\na: b\n---\n# m\n\n| dataset | data/x (config `aux`) |\n") == (
+        "trained on data/x (config `aux`)")
+    assert loaded.trained_on == "unknown: the model has no card to say"  # the test's model folder has none
+    (tmp_path / "README.md").write_text(demo_card)
+    with_card = app_module.LoadedModel(loaded.tracer, str(tmp_path), None, trained=True)
+    assert with_card.trained_on.startswith("Demo model: trained from scratch on CodecFake-mini")

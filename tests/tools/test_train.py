@@ -56,6 +56,24 @@ def test_a_run_writes_model_card_metrics_and_evaluation_files(trained):
     assert "BIN EER %" in result["table"]
 
 
+def test_the_demo_run_is_calibrated_on_validation_and_evaluation_reports_before_and_after(trained):
+    output_dir, _ = trained
+    config = json.loads((output_dir / "config.json").read_text())
+    assert set(config["calibration_temperatures"]) == {"bin", "vq", "aux", "dec"}
+    assert all(t > 0 for t in config["calibration_temperatures"].values())
+    overall = json.loads((output_dir / "eval" / "cors_eval" / "metrics.json").read_text())["overall"]
+    for task in ("bin", "vq", "aux", "dec"):
+        assert {"ece", "brier", "ece_uncalibrated", "brier_uncalibrated"} <= set(overall[task])
+        assert (output_dir / "eval" / "cors_eval" / f"reliability_{task}.png").stat().st_size > 1000
+    assert "| calibration | temperature scaling per head on the validation split |" in (
+        output_dir / "model_card.md").read_text()
+
+
+def test_the_official_preset_does_not_calibrate():
+    _, _, official = train.parse_arguments(["--preset", "official", "--dataset", "x"])
+    assert not official.calibrate
+
+
 def test_score_files_have_the_official_layout(trained):
     folder = trained[0] / "eval" / "cors_eval"
     bin_line = (folder / "scores_bin.txt").read_text().splitlines()[0].split()
@@ -346,6 +364,7 @@ def test_the_seed_sweep_tabulates_finished_runs_and_reuses_them(trained, tmp_pat
     table = out.read_text()
     assert "| held-out | 2 |" in table and "| in-domain | **worst seed** |" in table
     assert "| held-out codec | seed 1 | seed 2 |" in table and "seed 1: done" not in capsys.readouterr().out
+    assert "Expected calibration error" in table and "| in-domain | " in table.split("Expected calibration")[1]
 
 
 @pytest.mark.slow
