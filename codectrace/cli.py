@@ -47,7 +47,13 @@ def collect_audio_files(paths: list[str]) -> tuple[list[Path], list[tuple[str, s
 
 def _result_columns(tasks) -> list[str]:
     columns = ["path", "status", "error", "spoof_score", "decision", "num_windows", "duration_seconds", "warnings"]
+    columns += [f"{task}_{kind}" for task in tasks for kind in ("label", "unknown_score")]
     return columns + [f"{task}_{label}" for task in tasks for label in TASK_LABELS[task]]
+
+
+def head_label(answer: dict) -> str:
+    """A head's answer for people: its label, or `unknown` when the clip is not one of the kinds it knows."""
+    return "unknown" if answer["known"] is False else answer["label"]
 
 
 RESULT_SUFFIXES = (".csv", ".jsonl")
@@ -160,10 +166,12 @@ def run_trace(args) -> int:
                **{k: result[k] for k in ("spoof_score", "decision", "num_windows", "duration_seconds")}}
         for task in tasks:
             row.update({f"{task}_{label}": p for label, p in result[task].items()})
+            row.update({f"{task}_label": head_label(result["heads"][task]),
+                        f"{task}_unknown_score": result["heads"][task]["unknown_score"]})
         rows.write(row)
         scores.write(path.stem, result)
         if args.output is None:
-            heads = "  ".join(f"{t}={max(result[t], key=result[t].get)}" for t in tasks if t != "bin")
+            heads = "  ".join(f"{t}={head_label(result['heads'][t])}" for t in tasks if t != "bin")
             notes = "".join(f"\n  warning: {w}" for w in result["warnings"])
             tqdm.write(f"{path}: {result['decision']} (spoof score {result['spoof_score']:.3f})  {heads}{notes}")
     rows.close()

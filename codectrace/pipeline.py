@@ -89,8 +89,9 @@ class CodecSourceTracingPipeline(Pipeline):
 
     Returns per clip: `spoof_score` (P(spoof), averaged over windows), `decision` (`spoof` or `bonafide`),
     `num_windows`, `duration_seconds`, `warnings` (plain-language notes on short, padded, silent or clipped audio;
-    empty when none) and one `{label: probability}` dict per head the model has. Audio shorter than 10 ms is
-    refused. Models
+    empty when none), one `{label: probability}` dict per head the model has, and `heads`: per head its `label`,
+    `probability`, `unknown_score` and `known` (False: not one of the codec families the model was trained on;
+    None where the model has no unknown-source scorer). Audio shorter than 10 ms is refused. Models
     without a BIN head (M2) score spoofing with the authors' fusion of their taxonomy heads (`spoof_probability`).
     """
 
@@ -101,8 +102,9 @@ class CodecSourceTracingPipeline(Pipeline):
     _load_feature_extractor = True
     _load_tokenizer = False
 
-    def __init__(self, *args, precision: str = "auto", **kwargs):
+    def __init__(self, *args, precision: str = "auto", unknown_source=None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.unknown_source = unknown_source  # an UnknownSourceScorer, or None: no known / unknown
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
         self.precision = precision
@@ -171,7 +173,11 @@ class CodecSourceTracingPipeline(Pipeline):
             task: torch.softmax(outputs.logits_for(task).float(), dim=-1).cpu().numpy()
             for task in self.model.config.tasks
         }
-        return {"probabilities": probabilities, "starts": model_inputs["starts"],
+        unknown_scores = {}
+        if self.unknown_source is not None:
+            unknown_scores = self.unknown_source.scores(
+                {task: values.float().cpu().numpy() for task, values in outputs.embeddings.items()})
+        return {"probabilities": probabilities, "unknown_scores": unknown_scores, "starts": model_inputs["starts"],
                 "num_samples": model_inputs["num_samples"], "audio_stats": model_inputs["audio_stats"],
                 "is_last": model_inputs["is_last"]}
 
@@ -194,6 +200,7 @@ class CodecSourceTracingPipeline(Pipeline):
         for task in tasks:
             mean = stacked[task].mean(axis=0)
             result[task] = {name: float(p) for name, p in zip(TASK_LABELS[task], mean)}
+        result["heads"] = self._head_answers(result, model_outputs)
         if return_windows:
             chunk = self.model.config.chunk_samples
             result["windows"] = [
@@ -204,6 +211,19 @@ class CodecSourceTracingPipeline(Pipeline):
                 for i, s in enumerate(starts)
             ]
         return result
+
+    def _head_answers(self, result: dict, model_outputs: list[dict]) -> dict[str, dict]:
+        """Per head: the most probable label, its probability and, for the taxonomy heads where the model has an
+        unknown-source scorer, the clip's score (the mean over its windows) and whether the clip is `known`."""
+        answers = {}
+        for task in self.model.config.tasks:
+            label = max(result[task], key=result[task].get)
+            answer = {"label": label, "probability": result[task][label], "unknown_score": None, "known": None}
+            if self.unknown_source is not None and task in self.unknown_source.heads:
+                score = float(np.mean(np.concatenate([o["unknown_scores"][task] for o in model_outputs])))
+                answer.update(unknown_score=score, known=self.unknown_source.known(task, score))
+            answers[task] = answer
+        return answers
 
     # Each input yields several model batches (windows); gather them before postprocess.
     def run_single(self, inputs, preprocess_params, forward_params, postprocess_params):

@@ -42,6 +42,7 @@ from .metrics import selection_score, task_metrics
 from .model_card import render_model_card
 from .presets import AASIST_SIZES, BACKBONE_SIZES, DEMO_DATASET_DIR, TRAINING_PRESETS, backbone_config
 from .resolve import load_split, resolve_model
+from .unknown_source import UnknownSourceScorer, evaluate_unknown_source, fit_unknown_source, unknown_source_table
 
 logger = logging.getLogger("codectrace.train")
 
@@ -137,6 +138,11 @@ class CodecTraceTrainingArguments(TrainingArguments):
     save_total_limit: int = field(default=2)
     # A resumed run keeps its early-stopping count, so it stops where an uninterrupted one would.
     restore_callback_states_from_checkpoint: bool = field(default=True)
+    unknown_source: bool = field(
+        default=False, metadata={"help": "after training, fit the unknown-source scorer (Mahalanobis distance of each "
+                                         "taxonomy head's embedding to its training classes; threshold on the "
+                                         "validation split, docs/trust.md) and save it beside the model. Off in the "
+                                         "paper recipe"})
     calibrate: bool = field(
         default=False, metadata={"help": "after training, fit one temperature per head on the validation split and "
                                          "store it in the model's config (calibrated probabilities; argmax, F1 and "
@@ -296,7 +302,7 @@ def make_compute_metrics(tasks):
     return compute_metrics
 
 
-def evaluate_sets(trainer, model, data_args, training_args, test_split) -> dict[str, dict]:
+def evaluation_sets(data_args, test_split) -> dict:
     """Test split of the training config, then every evaluation config that the dataset has."""
     sets = {f"{data_args.dataset_config}_test": test_split}
     for config in data_args.eval_configs:
@@ -305,8 +311,17 @@ def evaluate_sets(trainer, model, data_args, training_args, test_split) -> dict[
                                       data_args.max_eval_samples)
         except ValueError as error:  # a dataset without that evaluation config
             logger.warning("skipping %s: %s", config, error)
-    return run_evaluation_sets(trainer, model.config.tasks, model.config.chunk_samples, sets,
-                               Path(training_args.output_dir), model.config.calibration_temperatures)
+    return sets
+
+
+def unknown_source(trainer, train_split, validation, sets: dict) -> tuple[UnknownSourceScorer, dict | None]:
+    """Fits the unknown-source scorer (training and validation splits) and, where the dataset has both, measures it
+    on CoSG (unseen codecs) against CoRS (training codecs)."""
+    model, chunk = trainer.model, trainer.model.config.chunk_samples
+    scorer = fit_unknown_source(model, train_split, validation, chunk)
+    if not {"cors_eval", "cosg_eval"} <= set(sets):
+        return scorer, None
+    return scorer, evaluate_unknown_source(model, scorer, sets["cors_eval"], sets["cosg_eval"], chunk)
 
 
 def calibrate(trainer, model, validation) -> dict[str, float]:
@@ -349,15 +364,23 @@ def recipe_table(model_args, data_args, training_args, model, epochs_run: float 
         "model selection": f"{training_args.metric_for_best_model} on the validation split",
         "calibration": ("temperature scaling per head on the validation split" if training_args.calibrate
                         else "none (as the paper)"),
+        "unknown source": ("Mahalanobis distance per taxonomy head, threshold on the validation split"
+                           if training_args.unknown_source else "none (as the paper)"),
         "precision": "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32",
     } | ({"differs from the authors' code": OFFICIAL_DEVIATIONS} if training_args.preset == "official" else {})
 
 
-def write_outputs(trainer, model, feature_extractor, model_args, data_args, training_args, train_metrics, results):
+def write_outputs(trainer, model, feature_extractor, model_args, data_args, training_args, train_metrics, results,
+                  scorer=None, unknown: dict | None = None):
     output_dir = Path(training_args.output_dir)
-    save_model_folder(model, feature_extractor, output_dir)  # weights, config, extractor, code incl. pipeline
+    save_model_folder(model, feature_extractor, output_dir)  # weights, config, extractor, code files
+    if scorer is not None:
+        scorer.save(output_dir)
     variant = model.config.variant or "custom"
     table = results_table(variant, model.config.tasks, results) if results else None
+    if table and unknown:
+        table += ("\n\nUnknown source, spoof clips of unseen codecs (CoSG) against those of training codecs (CoRS):\n\n"
+                  + unknown_source_table(unknown))
     hub_id = training_args.hub_model_id or f"USER/{output_dir.name}"
     dataset_id = data_args.dataset if data_args.dataset != str(DEMO_DATASET_DIR) else "codecfake-mini"
     status = None
@@ -373,7 +396,7 @@ def write_outputs(trainer, model, feature_extractor, model_args, data_args, trai
     write_text(output_dir / "model_card.md", card)
     write_text(output_dir / "README.md", card)
     summary = {"train": train_metrics, "eval": {name: r["overall"] for name, r in results.items()},
-               "arguments": {"model": asdict(model_args), "data": asdict(data_args)}}
+               "unknown_source": unknown, "arguments": {"model": asdict(model_args), "data": asdict(data_args)}}
     write_json(output_dir / "all_results.json", summary)
     if table:
         write_text(output_dir / "eval" / "results.md", table + "\n")
@@ -438,11 +461,15 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: C
     train_metrics = trainer.train(resume_from_checkpoint=_last_checkpoint(training_args)).metrics
     if training_args.calibrate:
         calibrate(trainer, trainer.model, validation)
-    results = evaluate_sets(trainer, trainer.model, data_args, training_args, test)
+    sets = evaluation_sets(data_args, test)
+    results = run_evaluation_sets(trainer, tasks, model.config.chunk_samples, sets, Path(training_args.output_dir),
+                                  trainer.model.config.calibration_temperatures)
     table = None
     if trainer.is_world_process_zero():
+        scorer, unknown = (unknown_source(trainer, train_split, validation, sets) if training_args.unknown_source
+                           else (None, None))
         table = write_outputs(trainer, trainer.model, feature_extractor, model_args, data_args, training_args,
-                              train_metrics, results)
+                              train_metrics, results, scorer, unknown)
         print("\n" + (table or "no evaluation sets found") + "\n")
         print(f"model, card and results written to {training_args.output_dir}")
         if push:

@@ -153,13 +153,24 @@ def window_plot(windows: list[dict]):
     return figure
 
 
-def explain(task: str, distribution: dict[str, float]) -> str:
-    top = max(distribution, key=distribution.get)
-    return f"**{TASK_TITLES[task]}**: most likely `{top}`: {LABEL_DESCRIPTIONS[task][top]}."
+UNKNOWN = "not one of the codec families it knows"
+
+
+def explain(task: str, answer: dict) -> str:
+    """One line per head: its label and probability, or that the clip is not of a kind the model was trained on."""
+    if answer["known"] is False:
+        return (f"**{TASK_TITLES[task]}**: {UNKNOWN} (its `{answer['label']}` answer, "
+                f"{100 * answer['probability']:.0f}%, is not to be trusted).")
+    return (f"**{TASK_TITLES[task]}**: most likely `{answer['label']}` ({100 * answer['probability']:.0f}%): "
+            f"{LABEL_DESCRIPTIONS[task][answer['label']]}.")
 
 
 def make_handler(loaded: LoadedModel):
     tasks = loaded.tracer.model.config.tasks
+
+    calibrated = bool(getattr(loaded.tracer.model.config, "calibration_temperatures", None))
+    meaning = ("a probability calibrated on validation data" if calibrated
+               else "not calibrated: a score, not a probability")
 
     def analyse(path: str | None):
         check_upload(path)
@@ -169,12 +180,13 @@ def make_handler(loaded: LoadedModel):
             raise gr.Error(short_message(error) + ".") from None
         verdict = "Spoof (codec-generated)" if result["decision"] == "spoof" else "Bona fide"
         cautions = "".join(f"> **Warning**: {w}.\n\n" for w in result["warnings"])
-        summary = cautions + (f"## {verdict}\nSpoof score **{result['spoof_score']:.3f}** (threshold 0.5), "
-                   f"{result['duration_seconds']:.1f} s of audio in {result['num_windows']} window(s).")
+        summary = cautions + (f"## {verdict}\nSpoof score **{result['spoof_score']:.3f}** ({meaning}; threshold "
+                              f"0.5), {result['duration_seconds']:.1f} s of audio in {result['num_windows']} "
+                              "window(s).")
         if not loaded.trained:
             summary += "\n\n> This is an **untrained** placeholder model: its answers are meaningless."
         labels = [result[t] if t in tasks else None for t in TASKS]
-        explanations = "\n\n".join(explain(t, result[t]) for t in tasks)
+        explanations = "\n\n".join(explain(t, result["heads"][t]) for t in tasks)
         plot = window_plot(result["windows"]) if result["num_windows"] > 1 else None
         return summary, *labels, explanations, plot
 

@@ -61,6 +61,12 @@ def test_handler_returns_verdict_labels_explanations_and_plot(app_module, loaded
     assert plot is not None  # 2.5 s with 1-s windows: several windows
 
 
+def test_a_head_that_does_not_know_the_clip_says_so_instead_of_a_class(app_module):
+    answer = {"label": "mvq", "probability": 0.81, "unknown_score": 9.0, "known": False}
+    assert app_module.explain("vq", answer).startswith("**Quantizer (VQ)**: not one of the codec families it knows")
+    assert "most likely `mvq` (81%)" in app_module.explain("vq", answer | {"known": True})
+
+
 def test_warnings_about_the_audio_stand_above_the_verdict(app_module, loaded, tmp_path):
     sf.write(tmp_path / "quiet.wav", np.zeros(16000 * 2, dtype=np.float32), 16000)
     summary = app_module.make_handler(loaded)(str(tmp_path / "quiet.wav"))[0]

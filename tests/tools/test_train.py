@@ -69,9 +69,22 @@ def test_the_demo_run_is_calibrated_on_validation_and_evaluation_reports_before_
         output_dir / "model_card.md").read_text()
 
 
-def test_the_official_preset_does_not_calibrate():
+def test_the_official_preset_does_not_calibrate_or_score_unknown_sources():
     _, _, official = train.parse_arguments(["--preset", "official", "--dataset", "x"])
-    assert not official.calibrate
+    assert not official.calibrate and not official.unknown_source
+
+
+def test_the_demo_run_saves_an_unknown_source_scorer_and_measures_it_on_unseen_codecs(trained):
+    from codectrace.unknown_source import UnknownSourceScorer
+
+    output_dir, result = trained
+    scorer = UnknownSourceScorer.load(output_dir)
+    assert list(scorer.heads) == ["vq", "aux", "dec"] and all(h.threshold > 0 for h in scorer.heads.values())
+    unknown = json.loads((output_dir / "all_results.json").read_text())["unknown_source"]
+    for task in ("vq", "aux", "dec"):
+        assert 0.0 <= unknown[task]["mahalanobis"]["auroc"] <= 1.0
+        assert {"max_softmax_probability", "energy", "correct_turned_unknown"} <= set(unknown[task])
+    assert "Unknown source" in result["table"] and "| VQ |" in result["table"]
 
 
 def test_score_files_have_the_official_layout(trained):
