@@ -57,6 +57,7 @@ def read_run(folder: Path) -> dict:
         row[label] = {"bin_eer": 100 * metrics["bin"]["eer"], **{t: metrics[t]["f1_macro"] for t in TASKS}}
         row.setdefault("calibration", {})[label] = {
             t: (metrics[t].get("ece_uncalibrated", metrics[t]["ece"]), metrics[t]["ece"]) for t in HEADS}
+    row["unknown_source"] = json.loads((folder / "all_results.json").read_text()).get("unknown_source")
     per_source = json.loads((folder / "eval" / "cosg_eval" / "metrics.json").read_text())["per_source"]
     row["per_codec"] = {codec: {t: values[t]["accuracy"] for t in TASKS}
                         for codec, values in per_source.items() if codec != "bonafide"}
@@ -74,7 +75,7 @@ def markdown(rows: dict[int, dict]) -> str:
             eer = (max if summary == "worst seed" else reduce)([row[label]["bin_eer"] for row in rows.values()])
             lines.append(f"| {label} | **{summary}** | {eer:.2f} | {values['vq']:.3f} | {values['aux']:.3f} | "
                          f"{values['dec']:.3f} |")
-    lines += calibration_table(rows)
+    lines += calibration_table(rows) + unknown_source_table(rows)
     codecs = sorted(next(iter(rows.values()))["per_codec"])
     lines += ["", "Held-out accuracy per codec (VQ / AUX / DEC), one column per seed:", "",
               "| held-out codec | " + " | ".join(f"seed {s}" for s in rows) + " |", "|---|" + "---|" * len(rows)]
@@ -95,6 +96,29 @@ def calibration_table(rows: dict[int, dict]) -> list[str]:
             before, after = zip(*(row["calibration"][label][head] for row in rows.values()))
             cells.append(f"{sum(before) / len(before):.3f} -> {sum(after) / len(after):.3f} [{max(after):.3f}]")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def unknown_source_table(rows: dict[int, dict]) -> list[str]:
+    """Per taxonomy head: AUROC of held-out against in-domain spoof clips (the Mahalanobis score used, then max
+    softmax and energy for comparison), and the share of correct in-domain answers turned unknown: mean [min-max]."""
+    runs = [row["unknown_source"] for row in rows.values() if row.get("unknown_source")]
+    if not runs:
+        return []
+
+    def spread(values) -> str:
+        return f"{sum(values) / len(values):.3f} [{min(values):.3f}-{max(values):.3f}]"
+
+    lines = ["", f"Unknown source, held-out against in-domain spoof clips, over {len(runs)} seeds: mean [min-max]:", "",
+             "| head | AUROC Mahalanobis (used) | AUROC max softmax | AUROC energy | correct in-domain answers "
+             "turned unknown | held-out clips called unknown |", "|---|---|---|---|---|---|"]
+    for task in TASKS:
+        cells = [spread([r[task]["mahalanobis"]["auroc"] for r in runs]),
+                 spread([r[task]["max_softmax_probability"]["auroc"] for r in runs]),
+                 spread([r[task]["energy"]["auroc"] for r in runs]),
+                 spread([r[task]["correct_turned_unknown"] for r in runs]),
+                 spread([r[task]["unseen_called_unknown"] for r in runs])]
+        lines.append(f"| {task.upper()} | " + " | ".join(cells) + " |")
     return lines
 
 

@@ -37,7 +37,7 @@ class HeadStatistics:
     def distances(self, embeddings: np.ndarray) -> np.ndarray:
         """(rows, dim) -> (rows,): Mahalanobis distance to the nearest class mean."""
         differences = embeddings[:, None, :] - self.means[None, :, :]  # (rows, classes, dim)
-        squared = np.einsum("rcd,de,rce->rc", differences, self.precision, differences)
+        squared = ((differences @ self.precision) * differences).sum(axis=-1)
         return np.sqrt(np.maximum(squared.min(axis=1), 0.0))
 
 

@@ -1,0 +1,67 @@
+"""What calibration, unknown-source scoring and input warnings cost per clip, on the demo model, in one run.
+
+    python benchmarks/bench_trust_overhead.py [--model outputs/demo-M1] [--clips 40] [--repeats 5]
+
+Traces the same clips (the Space's two examples, cut into 3-s pieces) through the pipeline with the model as saved
+(calibration temperatures in its config, the unknown-source scorer beside it) and with both removed, alternating
+the two in each repeat, and reports the median time per clip of each and their ratio. Input warnings are computed
+in both (they are part of reading the audio).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from codectrace.hub import load_tracer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def clips(count: int, seconds: float = 3.0) -> list[np.ndarray]:
+    audio = [sf.read(path, dtype="float32")[0] for path in sorted((ROOT / "space" / "examples").glob("*.wav"))]
+    pieces = [a[i : i + int(seconds * 16000)] for a in audio for i in range(0, len(a) - 16000, 8000)]
+    return [pieces[i % len(pieces)] for i in range(count)]
+
+
+def per_clip_seconds(tracer, inputs: list[np.ndarray]) -> float:
+    start = time.perf_counter()
+    for clip in inputs:
+        tracer(clip, sampling_rate=16000)
+    return (time.perf_counter() - start) / len(inputs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=str(ROOT / "outputs" / "demo-M1"))
+    parser.add_argument("--clips", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+
+    full = load_tracer(args.model)
+    if full.unknown_source is None or not full.model.config.calibration_temperatures:
+        raise SystemExit(f"{args.model} has no calibration or no unknown-source scorer; train it with the demo preset")
+    bare = load_tracer(args.model, precision=full.precision)
+    bare.unknown_source = None
+    bare.model = copy.deepcopy(bare.model)
+    bare.model.config.calibration_temperatures = None
+    inputs = clips(args.clips)
+    per_clip_seconds(full, inputs[:4]), per_clip_seconds(bare, inputs[:4])  # warm-up
+    times = {"with": [], "without": []}
+    for _ in range(args.repeats):
+        times["without"].append(per_clip_seconds(bare, inputs))
+        times["with"].append(per_clip_seconds(full, inputs))
+    with_, without = np.median(times["with"]), np.median(times["without"])
+    print(f"precision {full.resolved_precision}, {args.clips} clips of 3 s, median of {args.repeats} runs")
+    print(f"without calibration and unknown-source scoring: {1000 * without:.2f} ms per clip")
+    print(f"with both:                                      {1000 * with_:.2f} ms per clip")
+    print(f"ratio: {with_ / without:.3f} (the target: at most 1.05)")
+
+
+if __name__ == "__main__":
+    main()
