@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 extra=""
 [ "${1:-}" = "--test" ] && extra="[test]"
 
-apt_packages=(ffmpeg espeak-ng festival festvox-kallpc16k sox)
+# ktuberling-data: real recorded voices (benchmarks/real_voice_false_alarms.py reads them where installed)
+apt_packages=(ffmpeg espeak-ng festival festvox-kallpc16k sox ktuberling-data)
 [ -n "$extra" ] && apt_packages+=(chromium)
 missing=()
 for pkg in "${apt_packages[@]}"; do
