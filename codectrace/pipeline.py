@@ -176,7 +176,7 @@ class CodecSourceTracingPipeline(Pipeline):
         unknown_scores = {}
         if self.unknown_source is not None:
             unknown_scores = self.unknown_source.scores(
-                {task: values.float().cpu().numpy() for task, values in outputs.embeddings.items()})
+                {task: outputs.embeddings[task].float().cpu().numpy() for task in self.unknown_source.heads})
         return {"probabilities": probabilities, "unknown_scores": unknown_scores, "starts": model_inputs["starts"],
                 "num_samples": model_inputs["num_samples"], "audio_stats": model_inputs["audio_stats"],
                 "is_last": model_inputs["is_last"]}

@@ -161,16 +161,18 @@ def evaluate_unknown_source(model, scorer: UnknownSourceScorer, known, unseen, c
     """Per taxonomy head, on spoof clips: how well the score separates clips of unseen codecs (`unseen`, e.g. CoSG)
     from clips of training codecs (`known`, e.g. CoRS), beside maximum softmax probability and energy (reported,
     not chosen); and the share of the known clips' correct answers that the threshold turns into unknown."""
+    from scipy.special import logsumexp
+
     from .evaluation import labels_by_task
     from .metrics import softmax
 
     spoof = TASK_LABELS["bin"].index("spoof")
     sets = {}
     for name, ds in (("known", known), ("unseen", unseen)):
+        ds = ds.select(np.flatnonzero(np.asarray(ds["bin"]) == spoof))  # only spoof clips are compared
         embeddings, logits = embed_dataset(model, ds, chunk_samples)
-        rows = np.asarray(ds["bin"]) == spoof
-        labels = labels_by_task(ds, list(scorer.heads))
-        sets[name] = {t: (scorer.scores(embeddings)[t][rows], logits[t][rows], labels[t][rows]) for t in scorer.heads}
+        scores, labels = scorer.scores(embeddings), labels_by_task(ds, list(scorer.heads))
+        sets[name] = {t: (scores[t], logits[t], labels[t]) for t in scorer.heads}
     result = {}
     for task, head in scorer.heads.items():
         (known_scores, known_logits, known_labels), (unseen_scores, unseen_logits, _) = sets["known"][task], \
@@ -178,8 +180,8 @@ def evaluate_unknown_source(model, scorer: UnknownSourceScorer, known, unseen, c
         correct = known_logits.argmax(1) == known_labels
         msp = {name: 1.0 - softmax(values).max(1) for name, values in (("known", known_logits),
                                                                       ("unseen", unseen_logits))}
-        energy = {name: -np.log(np.exp(values - values.max(1, keepdims=True)).sum(1)) - values.max(1)
-                  for name, values in (("known", known_logits), ("unseen", unseen_logits))}
+        energy = {name: -logsumexp(values, axis=1) for name, values in (("known", known_logits),
+                                                                         ("unseen", unseen_logits))}
         result[task] = {
             "mahalanobis": separation(known_scores, unseen_scores),
             "max_softmax_probability": separation(msp["known"], msp["unseen"]),
