@@ -1,14 +1,19 @@
-"""How much do the demo model's results depend on the seed? Trains the demo preset once per seed and tabulates.
+"""The demo recipe over seeds: in domain, on the validation codecs, on the test codecs, and on real voices.
 
     python benchmarks/demo_seeds.py                          # seeds 1234 7 42, one run at a time
-    python benchmarks/demo_seeds.py --seeds 1 2 3 4 --jobs 2 --out docs/demo_seeds.md
+    python benchmarks/demo_seeds.py --seeds 1 2 3 --jobs 2 --out docs/demo_seeds.md
+    python benchmarks/demo_seeds.py --runs outputs/try-x --hide-test -- --augment none   # choosing a recipe
 
-Held-out (out-of-domain) results from a single run are anecdotes: which unseen codecs a model gets right
-changes with the seed. This runs `train.py --preset demo --seed S` for every seed (into
-`<runs>/seed-S`; a finished run is reused, so an interrupted sweep continues), then writes a markdown table of
-in-domain (CoRS) and held-out (CoSG-like) BIN EER and macro-F1 per seed with the mean and the worst seed, and
-the held-out accuracy per codec. `--jobs 2` runs two seeds at once with one thread each. Extra arguments after
-`--` go to train.py (e.g. `-- --num_train_epochs 30`). Needs the demo corpus (`python train.py` builds it).
+Results on unseen codecs from a single run are anecdotes: which unseen codecs a model gets right changes with the
+seed. This runs `train.py --preset demo --seed S` for every seed (into `<runs>/seed-S`; a finished run is reused,
+so an interrupted sweep continues), then writes markdown tables, mean [min-max] over seeds: BIN EER and macro-F1
+in domain (CoRS), on the validation codecs (`val_codecs`, which model selection reads) and on the test codecs
+(CoSG-like); bona fide false alarms (share of bona fide clips whose spoof score is >= 0.5) of the validation and
+of the held-out test speakers, real and synthetic apart; the issue #15 targets; calibration and unknown-source
+figures; and the test-codec accuracy per codec. `--hide-test` shows validation figures only (validation codecs
+and speakers; no test speaker or codec), for comparing candidate recipes. `--jobs 2` runs two seeds at once
+with one thread each. Extra arguments after `--` go to train.py (e.g. `-- --augment none`). Needs the demo
+corpus (`python train.py` builds it).
 """
 
 from __future__ import annotations
@@ -22,12 +27,21 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from codectrace.files import write_text
+from codectrace.files import write_json, write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("vq", "aux", "dec")
 HEADS = ("bin", *TASKS)
-SETS = {"cors_eval": "in-domain", "cosg_eval": "held-out"}
+SETS = {"cors_eval": "in-domain", "val_codecs": "validation codecs", "cosg_eval": "test codecs"}
+# Issue #15's targets: (what, key in a run's row, at least / at most, value).
+TARGETS = (
+    ("test codecs: VQ macro-F1", ("test codecs", "vq"), ">=", 0.70),
+    ("test codecs: AUX macro-F1", ("test codecs", "aux"), ">=", 0.80),
+    ("test codecs: DEC macro-F1", ("test codecs", "dec"), ">=", 0.90),
+    ("test codecs: BIN EER %", ("test codecs", "bin_eer"), "<=", 2.0),
+    ("false alarms, held-out real speakers %", ("false_alarms", "real"), "<=", 2.0),
+    ("in domain: lowest macro-F1 of VQ / AUX / DEC", ("in-domain", "min_f1"), ">=", 0.95),
+)
 
 
 def run_seed(seed: int, runs: Path, threads: int, extra: list[str]) -> Path | None:
@@ -45,52 +59,123 @@ def run_seed(seed: int, runs: Path, threads: int, extra: list[str]) -> Path | No
     if done.returncode != 0:  # recorded; the other seeds go on
         print(f"seed {seed}: FAILED (exit {done.returncode}); see {folder / 'train.log'}", flush=True)
         return None
-    print(f"seed {seed}: done in {time.perf_counter() - start:.0f} s", flush=True)
+    seconds = time.perf_counter() - start
+    write_json(folder / "timing.json", {"seconds": round(seconds, 1), "threads": threads, "extra": extra})
+    print(f"seed {seed}: done in {seconds:.0f} s", flush=True)
     return folder
 
 
-def read_run(folder: Path) -> dict:
-    results = json.loads((folder / "all_results.json").read_text())["eval"]
+def speaker_kinds(dataset: Path) -> dict[str, str]:
+    """Speaker -> `synthetic` or `real`, from the CodecFake-mini release beside the dataset (empty if unknown)."""
+    meta = dataset.parent / "release" / "codecfake_mini.json"
+    return json.loads(meta.read_text()).get("speaker_kinds", {}) if meta.is_file() else {}
+
+
+def false_alarms(folder: Path, kinds: dict[str, str], eval_set: str = "cors_eval") -> dict[str, float]:
+    """Per speaker kind, % of the bona fide clips of one evaluation set called spoof (spoof score >= 0.5): CoRS
+    holds the test speakers' bona fide clips, `val_codecs` the validation speakers'."""
+    called, total = {}, {}
+    scores = folder / "eval" / eval_set / "scores_bin.txt"
+    if not scores.is_file():
+        return {}
+    for line in scores.read_text().splitlines():
+        utt, score = line.split()
+        speaker, _, rest = utt.partition("_")
+        if "_" in rest:  # a re-synthesis (<speaker>_<NNN>_<codec>), not bona fide
+            continue
+        kind = kinds.get(speaker, "synthetic")
+        total[kind] = total.get(kind, 0) + 1
+        called[kind] = called.get(kind, 0) + (1.0 - float(score) >= 0.5)
+    return {kind: 100.0 * called[kind] / total[kind] for kind in total}
+
+
+def read_run(folder: Path, kinds: dict[str, str]) -> dict:
+    summary = json.loads((folder / "all_results.json").read_text())
+    results = summary["eval"]
     row = {}
     for name, label in SETS.items():
+        if name not in results:
+            continue
         metrics = results[name]
         row[label] = {"bin_eer": 100 * metrics["bin"]["eer"], **{t: metrics[t]["f1_macro"] for t in TASKS}}
+        row[label]["min_f1"] = min(row[label][t] for t in TASKS)
         row.setdefault("calibration", {})[label] = {
             t: (metrics[t].get("ece_uncalibrated", metrics[t]["ece"]), metrics[t]["ece"]) for t in HEADS}
-    row["unknown_source"] = json.loads((folder / "all_results.json").read_text()).get("unknown_source")
+    row["false_alarms"] = false_alarms(folder, kinds)
+    row["false_alarms_validation"] = false_alarms(folder, kinds, "val_codecs")
+    row["unknown_source"] = summary.get("unknown_source")
+    timing = folder / "timing.json"
+    row["minutes"] = json.loads(timing.read_text())["seconds"] / 60 if timing.is_file() else None
     per_source = json.loads((folder / "eval" / "cosg_eval" / "metrics.json").read_text())["per_source"]
     row["per_codec"] = {codec: {t: values[t]["accuracy"] for t in TASKS}
                         for codec, values in per_source.items() if codec != "bonafide"}
     return row
 
 
-def markdown(rows: dict[int, dict]) -> str:
-    lines = ["| set | seed | BIN EER % | VQ macro-F1 | AUX macro-F1 | DEC macro-F1 |", "|---|---|---|---|---|---|"]
-    for label in SETS.values():
-        for seed, row in rows.items():
-            r = row[label]
-            lines.append(f"| {label} | {seed} | {r['bin_eer']:.2f} | {r['vq']:.3f} | {r['aux']:.3f} | {r['dec']:.3f} |")
-        for summary, reduce in (("mean", lambda v: sum(v) / len(v)), ("worst seed", min)):
-            values = {k: reduce([row[label][k] for row in rows.values()]) for k in TASKS}
-            eer = (max if summary == "worst seed" else reduce)([row[label]["bin_eer"] for row in rows.values()])
-            lines.append(f"| {label} | **{summary}** | {eer:.2f} | {values['vq']:.3f} | {values['aux']:.3f} | "
-                         f"{values['dec']:.3f} |")
-    lines += calibration_table(rows) + unknown_source_table(rows)
-    codecs = sorted(next(iter(rows.values()))["per_codec"])
-    lines += ["", "Held-out accuracy per codec (VQ / AUX / DEC), one column per seed:", "",
-              "| held-out codec | " + " | ".join(f"seed {s}" for s in rows) + " |", "|---|" + "---|" * len(rows)]
-    for codec in codecs:
-        cells = [" / ".join(f"{row['per_codec'][codec][t]:.2f}" for t in TASKS) for row in rows.values()]
-        lines.append(f"| {codec} | " + " | ".join(cells) + " |")
+def spread(values: list[float], digits: int = 3) -> str:
+    """`mean [min-max]`."""
+    return f"{sum(values) / len(values):.{digits}f} [{min(values):.{digits}f}-{max(values):.{digits}f}]"
+
+
+def markdown(rows: dict[int, dict], hide_test: bool = False) -> str:
+    # choosing a recipe reads validation data only: the test speakers (CoRS, their false alarms) and codecs stay out
+    shown = ["validation codecs"] if hide_test else list(SETS.values())
+    labels = [label for label in shown if label in next(iter(rows.values()))]
+    lines = [f"Over {len(rows)} seeds ({', '.join(map(str, rows))}): mean [min-max].", "",
+             "| set | BIN EER % | VQ macro-F1 | AUX macro-F1 | DEC macro-F1 |", "|---|---|---|---|---|"]
+    for label in labels:
+        cells = [spread([row[label]["bin_eer"] for row in rows.values()], 2)]
+        cells += [spread([row[label][t] for row in rows.values()]) for t in TASKS]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    groups = (("false_alarms_validation", "validation"), ("false_alarms", "held-out test"))
+    for key, speakers in groups[:1] if hide_test else groups:
+        kinds = sorted({kind for row in rows.values() for kind in row[key]})
+        if not kinds:
+            continue
+        lines += ["", f"Bona fide false alarms (% of the {speakers} speakers' bona fide clips called spoof, threshold "
+                  "0.5):", "", "| speakers | " + " | ".join(f"seed {s}" for s in rows) + " | mean [min-max] |",
+                  "|---|" + "---|" * (len(rows) + 1)]
+        for kind in kinds:
+            values = [row[key].get(kind, float("nan")) for row in rows.values()]
+            lines.append(f"| {kind} | " + " | ".join(f"{v:.1f}" for v in values) + f" | {spread(values, 1)} |")
+    minutes = [row["minutes"] for row in rows.values() if row["minutes"] is not None]
+    if minutes:
+        lines += ["", f"Training + evaluation per seed (corpus already built): {spread(minutes, 1)} min."]
+    lines += calibration_table(rows, labels)
+    if not hide_test:  # these read the test speakers and codecs
+        lines += targets_table(rows) + unknown_source_table(rows) + per_codec_table(rows)
     return "\n".join(lines) + "\n"
 
 
-def calibration_table(rows: dict[int, dict]) -> list[str]:
+def targets_table(rows: dict[int, dict]) -> list[str]:
+    lines = ["", "Issue #15 targets (met when the mean is on the right side; the worst seed beside it):", "",
+             "| target | mean [min-max] | met (mean) | met (every seed) |", "|---|---|---|---|"]
+    for what, (group, key), side, bound in TARGETS:
+        if any(key not in row.get(group, {}) for row in rows.values()):
+            continue
+        values = [row[group][key] for row in rows.values()]
+        met = [(v >= bound) if side == ">=" else (v <= bound) for v in [sum(values) / len(values), *values]]
+        lines.append(f"| {what} {side} {bound:g} | {spread(values)} | {'yes' if met[0] else 'NO'} | "
+                     f"{'yes' if all(met[1:]) else 'NO'} |")
+    return lines
+
+
+def per_codec_table(rows: dict[int, dict]) -> list[str]:
+    codecs = sorted(next(iter(rows.values()))["per_codec"])
+    lines = ["", "Test-codec accuracy per codec (VQ / AUX / DEC), one column per seed:", "",
+             "| test codec | " + " | ".join(f"seed {s}" for s in rows) + " |", "|---|" + "---|" * len(rows)]
+    for codec in codecs:
+        cells = [" / ".join(f"{row['per_codec'][codec][t]:.2f}" for t in TASKS) for row in rows.values()]
+        lines.append(f"| {codec} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def calibration_table(rows: dict[int, dict], labels: list[str]) -> list[str]:
     """ECE (15 bins) per head before -> after temperature scaling: the mean over seeds and the worst seed after."""
-    lines = ["", "Expected calibration error (15 bins), before -> after temperature scaling on the validation split: "
+    lines = ["", "Expected calibration error (15 bins), before -> after temperature scaling on the selection set: "
              "the mean over seeds [the worst seed after]:", "",
              "| set | " + " | ".join(h.upper() for h in HEADS) + " |", "|---|" + "---|" * len(HEADS)]
-    for label in SETS.values():
+    for label in labels:
         cells = []
         for head in HEADS:
             before, after = zip(*(row["calibration"][label][head] for row in rows.values()))
@@ -105,11 +190,8 @@ def unknown_source_table(rows: dict[int, dict]) -> list[str]:
     runs = [row["unknown_source"] for row in rows.values() if row.get("unknown_source")]
     if not runs:
         return []
-
-    def spread(values) -> str:
-        return f"{sum(values) / len(values):.3f} [{min(values):.3f}-{max(values):.3f}]"
-
-    lines = ["", f"Unknown source, held-out against in-domain spoof clips, over {len(runs)} seeds: mean [min-max]:", "",
+    lines = ["", f"Unknown source, test-codec against in-domain spoof clips, over {len(runs)} seeds: "
+             "mean [min-max]:", "",
              "| head | AUROC Mahalanobis (used) | AUROC max softmax | AUROC energy | correct in-domain answers "
              "turned unknown | held-out clips called unknown |", "|---|---|---|---|---|---|"]
     for task in TASKS:
@@ -130,17 +212,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=Path, default=ROOT / "outputs" / "demo-seeds")
     parser.add_argument("--jobs", type=int, default=1, help="seeds trained at once")
     parser.add_argument("--out", type=Path, help="also write the table here (markdown)")
+    parser.add_argument("--hide-test", action="store_true", help="leave test-codec figures out (choosing a recipe)")
+    parser.add_argument("--dataset", type=Path, default=ROOT / "data" / "codecfake-mini" / "dataset",
+                        help="the corpus the runs trained on (for the speaker kinds)")
     args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     with ThreadPoolExecutor(args.jobs) as pool:
         folders = list(pool.map(lambda s: run_seed(s, args.runs, threads, extra), args.seeds))
-    finished = {seed: read_run(folder) for seed, folder in zip(args.seeds, folders) if folder is not None}
+    kinds = speaker_kinds(args.dataset)
+    finished = {seed: read_run(folder, kinds) for seed, folder in zip(args.seeds, folders) if folder is not None}
     if not finished:
         raise SystemExit("every seed failed; nothing to tabulate")
     failed = [seed for seed, folder in zip(args.seeds, folders) if folder is None]
-    table = markdown(finished) + (f"\nFailed seeds (see their train.log): {failed}\n" if failed else "")
+    table = markdown(finished, args.hide_test) + (f"\nFailed seeds (see their train.log): {failed}\n" if failed else "")
     print(table)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

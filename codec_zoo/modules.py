@@ -39,7 +39,11 @@ class Snake(nn.Module):
 
 
 def _activation(kind: str, channels: int) -> nn.Module:
-    return Snake(channels) if kind == "snake" else nn.ELU()
+    if kind == "snake":
+        return Snake(channels)
+    if kind == "elu":
+        return nn.ELU()
+    raise ValueError(f"unknown activation {kind!r}; accepted: snake, elu.")
 
 
 class ResidualUnit(nn.Module):
@@ -131,41 +135,51 @@ class Quantizer(nn.Module):
         return quantized.transpose(1, 2), first.transpose(1, 2), loss
 
 
-# Time-domain decoder bodies (200 Hz -> 16 kHz). Each is pre-trained once as an auto-encoder on the shared
-# trunk's features and then fine-tuned inside every codec that uses it. Bodies "a" and "c" serve the training
-# codecs (two of them, so a tracer cannot take one body's traits for "time-domain"); body "b" (other strides,
-# width and seed) serves the held-out ones, so no held-out codec shares weights with a training codec's decoder.
+# Time-domain decoder bodies (200 Hz -> 16 kHz). Each is pre-trained once as an auto-encoder on its split's
+# trunk features and then fine-tuned inside every codec that uses it. Bodies "a", "c" and "d" serve the training
+# codecs (three bodies of other strides, widths and activations, so a tracer cannot take one body's traits for
+# "time-domain"); "b" serves the validation codecs and "e" the test codecs, so no codec shares decoder weights
+# across splits.
 TIME_BODIES: dict[str, dict] = {
-    "a": {"strides": (5, 4, 4), "channels": 128, "seed": 101},
-    "b": {"strides": (8, 5, 2), "channels": 112, "seed": 202},
-    "c": {"strides": (4, 4, 5), "channels": 96, "seed": 303},
+    "a": {"strides": (5, 4, 4), "channels": 128, "seed": 101, "split": "train", "activation": "snake"},
+    "b": {"strides": (8, 5, 2), "channels": 112, "seed": 202, "split": "validation", "activation": "snake"},
+    "c": {"strides": (4, 4, 5), "channels": 96, "seed": 303, "split": "train", "activation": "snake"},
+    "d": {"strides": (2, 5, 8), "channels": 112, "seed": 404, "split": "train", "activation": "elu"},
+    "e": {"strides": (10, 4, 2), "channels": 120, "seed": 505, "split": "test", "activation": "snake"},
 }
 
 
 class TimeDecoderBody(nn.Module):
-    """(B, C, N) at 200 Hz -> waveform (B, 80 N): transposed convolutions with Snake activations.
+    """(B, C, N) at 200 Hz -> waveform (B, 80 N): transposed convolutions with Snake (or ELU) activations.
 
     Channels halve at each upsampling; the last (full-rate) stage has one residual unit instead of two to keep
     training affordable on CPU.
     """
 
-    def __init__(self, channels: int, strides: tuple[int, ...]):
+    def __init__(self, channels: int, strides: tuple[int, ...], activation: str = "snake"):
         super().__init__()
         layers: list[nn.Module] = []
         width = channels
         for index, stride in enumerate(strides):
             nxt = max(width // 2, 16)
-            layers += [Snake(width), nn.ConvTranspose1d(width, nxt, 2 * stride, stride=stride,
-                                                        padding=stride // 2 + stride % 2, output_padding=stride % 2),
-                       ResidualUnit(nxt, 1, activation="snake")]
+            layers += [_activation(activation, width),
+                       nn.ConvTranspose1d(width, nxt, 2 * stride, stride=stride, padding=stride // 2 + stride % 2,
+                                          output_padding=stride % 2),
+                       ResidualUnit(nxt, 1, activation=activation)]
             if index < len(strides) - 1:
-                layers.append(ResidualUnit(nxt, 3, activation="snake"))
+                layers.append(ResidualUnit(nxt, 3, activation=activation))
             width = nxt
-        layers += [Snake(width), nn.Conv1d(width, 1, 7, padding=3), nn.Tanh()]
+        layers += [_activation(activation, width), nn.Conv1d(width, 1, 7, padding=3), nn.Tanh()]
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x).squeeze(1)
+
+
+def time_body(name: str) -> TimeDecoderBody:
+    """A fresh (untrained) time-domain body as `TIME_BODIES[name]` describes it."""
+    body = TIME_BODIES[name]
+    return TimeDecoderBody(body["channels"], body["strides"], body.get("activation", "snake"))
 
 
 class TimeDecoder(nn.Module):
@@ -183,7 +197,7 @@ class TimeDecoder(nn.Module):
             layers.append(nn.Conv1d(channels, body_channels, 3, padding=1))
         layers.append(ResidualUnit(body_channels, 1, activation="snake"))
         self.head = nn.Sequential(*layers)
-        self.body = TimeDecoderBody(body_channels, TIME_BODIES[body]["strides"])
+        self.body = time_body(body)
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
         return self.body(self.head(codes))
@@ -199,7 +213,7 @@ class BodyPretrainer(nn.Module):
         channels = TIME_BODIES[body]["channels"]
         self.adapter = nn.Sequential(nn.Conv1d(trunk_channels, channels, 7, padding=3),
                                      ResidualUnit(channels, 1, activation="snake"))
-        self.body = TimeDecoderBody(channels, TIME_BODIES[body]["strides"])
+        self.body = time_body(body)
 
     def forward(self, waveform: torch.Tensor, trunk_features: torch.Tensor, **_) -> dict[str, torch.Tensor]:
         audio = self.body(self.adapter(trunk_features))

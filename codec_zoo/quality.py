@@ -56,7 +56,7 @@ def measure(speech: list[np.ndarray], weights_dir: Path = WEIGHTS_DIR,
         _, record = read_metadata(path)
         scores = [log_mel_l1(codec.resynthesize(torch.from_numpy(x)), x) for x in speech]
         results[spec.name] = {
-            "log_mel_l1": float(np.mean(scores)), "heldout": spec.heldout, "vq": spec.vq, "aux": spec.aux,
+            "log_mel_l1": float(np.mean(scores)), "split": spec.split, "vq": spec.vq, "aux": spec.aux,
             "dec": spec.dec, "frame_rate": round(spec.frame_rate, 1), "bitrate": round(spec.bitrate),
             "parameters": sum(p.numel() for p in codec.parameters()), "file_bytes": path.stat().st_size,
             "steps": record["steps"], "cpu_minutes": round(record["cpu_seconds"] / 60, 1),
@@ -79,7 +79,7 @@ def markdown_table(results: dict) -> str:
     for name, r in results.items():
         if name.startswith("mu-law"):
             continue
-        lines.append(f"| {name} | {'held-out' if r['heldout'] else 'training'} | {r['vq']} | {r['aux']} | {r['dec']} | "
+        lines.append(f"| {name} | {r['split']} | {r['vq']} | {r['aux']} | {r['dec']} | "
                      f"{r['frame_rate']} | {r['bitrate']} | {r['parameters'] / 1e6:.2f} M | "
                      f"{r['file_bytes'] / 1e6:.2f} | {r['steps']} | {r['cpu_minutes']} | {r['log_mel_l1']:.3f} | "
                      f"{'yes' if r['log_mel_l1'] < bar else 'NO'} | {_clean(r)} |")
@@ -103,7 +103,8 @@ def spectrogram_figure(speech: np.ndarray, path: Path, weights_dir: Path = WEIGH
     for spec in ZOO:
         codec = load_codec(weights_dir / f"{spec.name}.safetensors")
         audio = codec.resynthesize(torch.from_numpy(speech)).numpy()
-        panels.append((f"{spec.name} ({spec.vq}/{spec.aux}/{spec.dec}{', held out' if spec.heldout else ''})", audio))
+        where = "" if spec.split == "train" else f", {spec.split}"
+        panels.append((f"{spec.name} ({spec.vq}/{spec.aux}/{spec.dec}{where})", audio))
     columns = 4
     rows = -(-len(panels) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 2.4 * rows), sharex=True, sharey=True)

@@ -1,9 +1,16 @@
-"""The CodecFake-mini codec zoo: 14 small codecs whose taxonomy classes we control.
+"""The CodecFake-mini codec zoo: small codecs whose taxonomy classes we control, split three ways.
+
+- **train** codecs re-synthesise the training corpus (like CoRS);
+- **validation** codecs are never trained on; they re-synthesise the validation speakers and serve model
+  selection, early stopping and whatever is fitted after training (thresholds, temperatures);
+- **test** codecs are never trained on and never used to choose anything; they re-synthesise the test
+  speakers and are reported (like CoSG).
 
 Every class of every task (VQ mvq / svq / sq, AUX none / semantic / disentangle, DEC time / freq) has at least
-two codecs among the training codecs (re-synthesise the corpus like CoRS) and at least one *different* codec
-among the held-out codecs (the out-of-domain set, like CoSG). Instances differ in seed, frame rate, code size,
-codebook sizes and decoder shape, so a tracer has to learn classes, not one codec per class.
+three training codecs, one validation codec and one test codec. No pre-trained part is shared across the splits:
+each split has its own encoder trunk (`SPLIT_TRUNK_SEEDS`) and its own time-domain decoder bodies
+(`modules.TIME_BODIES`). Instances differ in seed, frame rate, code size, codebook sizes and decoder shape, so a
+tracer has to learn classes, not one codec per class.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ class CodecSpec:
 
     name (`str`): the codec's name in file ids (`<speaker>_<NNN>_<name>`) or its held-out system folder.
     vq / aux / dec (`str`): the taxonomy classes (`mvq|svq|sq`, `none|semantic|disentangle`, `time|freq`).
-    heldout (`bool`): True for the out-of-domain codecs (never seen in training).
+    split (`str`): `train`, `validation` or `test` (see the module docstring).
     seed (`int`): initialisation and data-order seed.
     head_stride (`int`): last encoder stride; frame rate = 16000 / (80 * head_stride) Hz.
     code_dim (`int`): size of the latent the quantizer sees.
@@ -47,7 +54,7 @@ class CodecSpec:
     vq: str
     aux: str
     dec: str
-    heldout: bool = False
+    split: str = "train"
     seed: int = 0
     head_stride: int = 2
     code_dim: int = 64
@@ -64,6 +71,11 @@ class CodecSpec:
     learning_rate: float = 2e-3
     noise_augment: float = 0.0
     extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def heldout(self) -> bool:
+        """Never trained on by the tracer (a validation or a test codec)."""
+        return self.split != "train"
 
     @property
     def hop(self) -> int:
@@ -103,9 +115,14 @@ class CodecSpec:
         data = dict(data)
         data["fsq_levels"] = tuple(data.get("fsq_levels", ()))
         data.pop("decoder_strides", None)  # stored by early files; now derived from the body
+        if "heldout" in data:  # files written before the three-way split: held out meant validation
+            data["split"] = "validation" if data.pop("heldout") else "train"
         return cls(**data)
 
 
+SPLITS = ("train", "validation", "test")
+# Each split's codecs start from an encoder trunk pre-trained for that split alone (seed of its pre-training).
+SPLIT_TRUNK_SEEDS = {"train": 0, "validation": 1, "test": 2}
 TIME_STEPS = 500
 FREQ_STEPS = 700
 
@@ -133,30 +150,64 @@ ZOO: tuple[CodecSpec, ...] = (
               n_fft=320, istft_upsample=3, steps=FREQ_STEPS),
     CodecSpec("rvq4x1024_f100", "mvq", "none", "freq", seed=10, levels=4, codebook_size=1024, n_fft=800,
               istft_upsample=2, decoder_channels=144, steps=FREQ_STEPS),
-    # -- held-out codecs (the out-of-domain set, like CoSG) --
-    CodecSpec("RVQ6DIS_T67", "mvq", "disentangle", "time", heldout=True, seed=11, head_stride=3, levels=6,
+    # body "d" (ELU activations, strides 2-5-8): a third time-domain body among the training codecs
+    CodecSpec("svq2048_dis_t50", "svq", "disentangle", "time", seed=16, head_stride=4, codebook_size=2048,
+              decoder_body="d", decoder_channels=144, steps=TIME_STEPS, batch_size=6),
+    CodecSpec("fsq5_t100", "sq", "none", "time", seed=17, fsq_levels=(8, 8, 5, 5, 5), decoder_body="d",
+              decoder_channels=128, steps=TIME_STEPS, batch_size=6),
+    # -- validation codecs (the four held-out codecs of the first zoo, retrained on the validation trunk) --
+    CodecSpec("RVQ6DIS_T67", "mvq", "disentangle", "time", split="validation", seed=11, head_stride=3, levels=6,
               codebook_size=512, decoder_body="b", decoder_channels=136, steps=TIME_STEPS, batch_size=6),
-    CodecSpec("SVQ4096_F100", "svq", "none", "freq", heldout=True, seed=12, codebook_size=4096, n_fft=1024,
+    CodecSpec("SVQ4096_F100", "svq", "none", "freq", split="validation", seed=12, codebook_size=4096, n_fft=1024,
               decoder_blocks=4, steps=FREQ_STEPS),
-    CodecSpec("FSQ5SEM_F100", "sq", "semantic", "freq", heldout=True, seed=13, fsq_levels=(8, 8, 5, 5, 5),
+    CodecSpec("FSQ5SEM_F100", "sq", "semantic", "freq", split="validation", seed=13, fsq_levels=(8, 8, 5, 5, 5),
               n_fft=400, istft_upsample=2, steps=FREQ_STEPS),
-    CodecSpec("FSQ4_T100", "sq", "none", "time", heldout=True, seed=14, fsq_levels=(8, 8, 5, 5),
+    CodecSpec("FSQ4_T100", "sq", "none", "time", split="validation", seed=14, fsq_levels=(8, 8, 5, 5),
               decoder_body="b", decoder_channels=152, steps=TIME_STEPS, batch_size=6),
+    # -- test codecs (test trunk, body "e"; chosen before any result on them was seen, never tuned on) --
+    CodecSpec("RVQ5SEM_T100", "mvq", "semantic", "time", split="test", seed=21, levels=5, codebook_size=512,
+              decoder_body="e", decoder_channels=144, steps=TIME_STEPS, batch_size=6),
+    CodecSpec("SVQ2048DIS_F50", "svq", "disentangle", "freq", split="test", seed=22, head_stride=4,
+              codebook_size=2048, n_fft=768, istft_upsample=2, steps=FREQ_STEPS),
+    CodecSpec("FSQ6_T67", "sq", "none", "time", split="test", seed=23, head_stride=3,
+              fsq_levels=(8, 8, 5, 5, 5, 5), decoder_body="e", decoder_channels=160, steps=TIME_STEPS, batch_size=6),
+    CodecSpec("RVQ3_F100", "mvq", "none", "freq", split="test", seed=24, levels=3, codebook_size=1024, n_fft=576,
+              decoder_blocks=4, steps=FREQ_STEPS),
 )
+
+# How many codecs of each class each split needs (issue #15's three-way split).
+MIN_CODECS_PER_CLASS = {"train": 3, "validation": 1, "test": 1}
 
 
 def zoo_by_name() -> dict[str, CodecSpec]:
     return {spec.name: spec for spec in ZOO}
 
 
+def codecs_of(split: str, zoo: tuple[CodecSpec, ...] = ZOO) -> list[CodecSpec]:
+    """The zoo's codecs of one split, in zoo order."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown codec split {split!r}; accepted: {', '.join(SPLITS)}.")
+    return [spec for spec in zoo if spec.split == split]
+
+
 def coverage_problems(zoo: tuple[CodecSpec, ...] = ZOO) -> list[str]:
-    """Every class needs >= 2 training codecs and >= 1 held-out codec; returns what is missing."""
-    problems = []
+    """What the zoo lacks for the three-way split (`MIN_CODECS_PER_CLASS` per class and split; time-domain
+    bodies never shared across splits; >= 3 bodies among the training codecs); empty when nothing."""
+    from .modules import TIME_BODIES
+
+    problems = [f"{s.name}: unknown split {s.split!r}" for s in zoo if s.split not in SPLITS]
     for task, classes in CODEC_CLASSES.items():
-        for heldout, needed in ((False, 2), (True, 1)):
-            counts = Counter(getattr(s, task) for s in zoo if s.heldout == heldout)
-            problems += [f"{task}={name}: {counts[name]} {'held-out' if heldout else 'training'} codecs, need "
-                         f"{needed}" for name in classes if counts[name] < needed]
+        for split, needed in MIN_CODECS_PER_CLASS.items():
+            counts = Counter(getattr(s, task) for s in zoo if s.split == split)
+            problems += [f"{task}={name}: {counts[name]} {split} codecs, need {needed}"
+                         for name in classes if counts[name] < needed]
+    for spec in (s for s in zoo if s.dec == "time"):
+        if TIME_BODIES.get(spec.decoder_body, {}).get("split") != spec.split:
+            problems.append(f"{spec.name}: a {spec.split} codec on body {spec.decoder_body!r}, which is not a "
+                            f"{spec.split} body")
+    training_bodies = {s.decoder_body for s in zoo if s.dec == "time" and s.split == "train"}
+    if len(training_bodies) < 3:
+        problems.append(f"training time-domain codecs use {len(training_bodies)} bodies, need 3")
     names = [s.name for s in zoo]
     problems += [f"duplicate codec name {n}" for n, c in Counter(names).items() if c > 1]
     return problems

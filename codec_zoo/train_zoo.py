@@ -2,16 +2,19 @@
 
     python -m codec_zoo.train_zoo [--work zoo_work] [--jobs 2] [--codecs NAME ...]
 
-Stages: (1) the codecs' training speech (speech.py); (2) a shared encoder trunk, pre-trained as a
-quantised auto-encoder with an inverse-STFT decoder; (3) each codec, initialised from the trunk, trained
-end to end with its own head, quantizer, decoder and auxiliary objective. Every stage checkpoints (write,
-then rename) and a rerun continues where it stopped; finished codecs are skipped. CPU seconds are counted
-per codec and stored in each file's metadata (the budget is 5 CPU-hours for the zoo).
+Stages: (1) the codecs' training speech (speech.py); (2) one encoder trunk per codec split (train,
+validation, test), pre-trained as a quantised auto-encoder with an inverse-STFT decoder; (3) the time-domain
+decoder bodies, each pre-trained on its split's trunk features; (4) each codec, initialised from its split's
+trunk (frozen) and body, trained end to end with its own head, quantizer, decoder and auxiliary objective.
+Every stage checkpoints (write, then rename) and a rerun continues where it stopped; finished codecs are
+skipped. CPU seconds are counted per codec and stored in each file's metadata (the budget is 5 CPU-hours for
+the zoo).
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -25,14 +28,24 @@ from codectrace.files import atomic_path
 
 from .losses import ReconstructionLoss
 from .modules import TIME_BODIES, BodyPretrainer, NeuralCodec
-from .specs import ZOO, CodecSpec, coverage_problems, zoo_by_name
+from .specs import SPLIT_TRUNK_SEEDS, ZOO, CodecSpec, codecs_of, coverage_problems, zoo_by_name
 from .speech import LABEL_HOP, PHONES, Utterance, load_training_speech, write_training_speech
-from .store import WEIGHTS_DIR, save_codec
+from .store import WEIGHTS_DIR, read_metadata, save_codec
 
 CROP = 16000
 CHECKPOINT_EVERY = 100
-TRUNK_SPEC = CodecSpec("shared_trunk", "sq", "none", "freq", seed=0, fsq_levels=(8, 8, 8, 8, 8, 8), steps=500)
 BODY_STEPS = 1200
+
+
+def trunk_spec(split: str) -> CodecSpec:
+    """The auto-encoder that pre-trains a split's encoder trunk (the training split's keeps its first name)."""
+    name = "shared_trunk" if split == "train" else f"trunk_{split}"
+    return CodecSpec(name, "sq", "none", "freq", seed=SPLIT_TRUNK_SEEDS[split], fsq_levels=(8, 8, 8, 8, 8, 8),
+                     steps=500)
+
+
+def _suffix(split: str) -> str:
+    return "" if split == "train" else f"_{split}"  # the first zoo's file names stay valid for its trunk
 
 
 class CropSampler:
@@ -168,13 +181,37 @@ def scaled(spec: CodecSpec, steps_scale: float) -> CodecSpec:
     return spec if steps_scale == 1.0 else replace(spec, steps=max(2, int(spec.steps * steps_scale)))
 
 
-def trained_trunk(work: Path, utterances: list[Utterance], num_speakers: int, steps_scale: float = 1.0) -> dict:
-    """The shared encoder trunk, pre-trained once, then read from work/trunk.pt: {"trunk": state, "record": ...}."""
-    path = work / "trunk.pt"
+def trained_trunk(work: Path, utterances: list[Utterance], num_speakers: int, steps_scale: float = 1.0,
+                  split: str = "train", weights_dir: Path = WEIGHTS_DIR) -> dict:
+    """A split's encoder trunk, pre-trained once, then read from work/trunk[_<split>].pt: {"trunk", "record"}.
+
+    When the work folder is gone but a codec of the split ships, its (frozen, fp16-stored) trunk is taken from
+    the weights instead of training a new one, so codecs added later share their split's trunk.
+    """
+    path = work / f"trunk{_suffix(split)}.pt"
     if not path.exists():
-        model, record = train_codec(scaled(TRUNK_SPEC, steps_scale), utterances, num_speakers, work)
-        _atomic_save({"trunk": model.trunk.state_dict(), "record": record}, path)
+        shipped = [s for s in codecs_of(split) if (weights_dir / f"{s.name}.safetensors").is_file()]
+        if shipped and steps_scale == 1.0:
+            state, record = _shipped_trunk(weights_dir / f"{shipped[0].name}.safetensors")
+        else:
+            model, record = train_codec(scaled(trunk_spec(split), steps_scale), utterances, num_speakers, work)
+            state = model.trunk.state_dict()
+        _atomic_save({"trunk": state, "record": record}, path)
     return torch.load(path, weights_only=False)
+
+
+def _shipped_trunk(path: Path) -> tuple[dict, dict]:
+    from safetensors.torch import load_file
+
+    _, record = read_metadata(path)
+    state = {key[len("trunk."):]: value.float() for key, value in load_file(str(path)).items()
+             if key.startswith("trunk.")}
+    return state, {"cpu_seconds": record.get("shared_trunk_cpu_seconds", 0.0), "step": 0, "losses": [],
+                   "from_weights": path.name}
+
+
+def split_features(work: Path, split: str) -> list[torch.Tensor]:
+    return torch.load(work / f"trunk_features{_suffix(split)}.pt", weights_only=False)
 
 
 def body_spec(body: str, steps_scale: float = 1.0) -> CodecSpec:
@@ -190,7 +227,7 @@ def _train_body(args: tuple[str, str, float]) -> str:
     path = work_path / f"body_{body}.pt"
     if not path.exists():
         utterances, speakers = load_training_speech(work_path / "speech")
-        features = torch.load(work_path / "trunk_features.pt", weights_only=False)
+        features = split_features(work_path, TIME_BODIES[body]["split"])
         spec = body_spec(body, steps_scale)
         torch.manual_seed(spec.seed)
         model, record = train_codec(spec, utterances, len(speakers), work_path, features=features,
@@ -199,24 +236,39 @@ def _train_body(args: tuple[str, str, float]) -> str:
     return body
 
 
-def _train_one(args: tuple[str, str, str, float]) -> str:
-    name, work, weights_dir, steps_scale = args
+def _prepare_trunk(args: tuple[str, str, str, float]) -> str:
+    """Worker: a split's trunk (trained or taken from its shipped codecs) and its features of every utterance."""
+    split, work, weights_dir, steps_scale = args
     torch.set_num_threads(1)
     work_path = Path(work)
     utterances, speakers = load_training_speech(work_path / "speech")
-    trunk = trained_trunk(work_path, utterances, len(speakers), steps_scale)
-    features = torch.load(work_path / "trunk_features.pt", weights_only=False)
+    trunk = trained_trunk(work_path, utterances, len(speakers), steps_scale, split, Path(weights_dir))
+    path = work_path / f"trunk_features{_suffix(split)}.pt"
+    if not path.exists():
+        _atomic_save(trunk_features(trunk["trunk"], utterances), path)
+    return split
+
+
+def _train_one(args: tuple[str, str, str, float]) -> str:
+    name, work, weights_dir, steps_scale = args
+    if name.startswith("body:"):  # bodies and codecs share one pool so no core idles between the stages
+        return "time body " + _train_body((name[len("body:"):], work, steps_scale))
+    torch.set_num_threads(1)
+    work_path = Path(work)
+    utterances, speakers = load_training_speech(work_path / "speech")
     spec = scaled(zoo_by_name()[name], steps_scale)
+    trunk = torch.load(work_path / f"trunk{_suffix(spec.split)}.pt", weights_only=False)
+    features = split_features(work_path, spec.split)
     body = torch.load(work_path / f"body_{spec.decoder_body}.pt", weights_only=False) if spec.dec == "time" else None
     model, record = train_codec(spec, utterances, len(speakers), work_path, trunk["trunk"], features,
                                 body["body"] if body else None)
-    shared = {"shared_trunk_cpu_seconds": round(trunk["record"]["cpu_seconds"], 1)}
+    shared = {"shared_trunk_cpu_seconds": round(trunk["record"]["cpu_seconds"], 1), "trunk_split": spec.split}
     if body:
         shared[f"shared_body_{spec.decoder_body}_cpu_seconds"] = round(body["record"]["cpu_seconds"], 1)
     save_codec(model, Path(weights_dir) / f"{name}.safetensors",
                {"steps": record["step"], "cpu_seconds": round(record["cpu_seconds"], 1),
                 "loss_curve": record["losses"], "num_speakers": len(speakers), "num_phones": len(PHONES), **shared})
-    return name
+    return "exported " + name
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -251,25 +303,34 @@ def train_zoo(args) -> None:
         return
     torch.set_num_threads(1)
     utterances, speakers = load_training_speech(args.work / "speech")
-    trunk = trained_trunk(args.work, utterances, len(speakers), args.steps_scale)["trunk"]
-    if not (args.work / "trunk_features.pt").exists():
-        _atomic_save(trunk_features(trunk, utterances), args.work / "trunk_features.pt")
-    bodies = sorted({zoo_by_name()[n].decoder_body for n in todo if zoo_by_name()[n].dec == "time"})
-    body_jobs = [(b, str(args.work), args.steps_scale) for b in bodies]
-    jobs = [(n, str(args.work), str(args.weights_dir), args.steps_scale) for n in todo]
+    specs = [zoo_by_name()[n] for n in todo]
+    trunk_jobs = [(split, str(args.work), str(args.weights_dir), args.steps_scale)
+                  for split in sorted({s.split for s in specs})]
     if args.jobs <= 1:
-        for job in body_jobs:
-            print("pre-trained time body", _train_body(job), flush=True)
+        for job in trunk_jobs:
+            _prepare_trunk(job)
+    else:
+        with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+            for split in pool.imap_unordered(_prepare_trunk, trunk_jobs):
+                print(f"{split} trunk ready", flush=True)
+    bodies = sorted({s.decoder_body for s in specs if s.dec == "time"})
+    # bodies first, then the frequency-domain codecs (which need no body) while the last bodies finish, then
+    # the time-domain codecs
+    order = [f"body:{b}" for b in bodies] + [s.name for s in specs if s.dec != "time"] + \
+        [s.name for s in specs if s.dec == "time"]
+    jobs = [(n, str(args.work), str(args.weights_dir), args.steps_scale) for n in order]
+    if args.jobs <= 1:
         for job in jobs:
-            print("exported", _train_one(job), flush=True)
+            print(_train_one(job), flush=True)
         return
-    import multiprocessing
-
+    body_jobs = [j for j in jobs if j[0].startswith("body:")]
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
-        for body in pool.imap_unordered(_train_body, body_jobs):
-            print("pre-trained time body", body, flush=True)
-        for name in pool.imap_unordered(_train_one, jobs):
-            print("exported", name, flush=True)
+        # a time-domain codec must wait for its body: run bodies and freq codecs together, then time codecs
+        first = body_jobs + [j for j in jobs if j[0] in {s.name for s in specs if s.dec != "time"}]
+        for done in pool.imap_unordered(_train_one, first):
+            print(done, flush=True)
+        for done in pool.imap_unordered(_train_one, [j for j in jobs if j not in first]):
+            print(done, flush=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Turning dataset rows (undecoded audio + label columns) into model batches, for training and evaluation.
 
 The same window policy is used in every split (official: the first `chunk_samples`, repeat-padded);
-RawBoost augmentation applies to training rows only.
+augmentation (RawBoost, the paper's; or the channel augmentation of `channel_augment`) applies to training rows
+only.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from modeling_codectrace.configuration_codectrace import TASK_LABELS
 from modeling_codectrace.feature_extraction_codectrace import fit_to_length
 
 from .audio import load_audio
+from .channel_augment import ChannelConfig, channel_augment
 from .rawboost import RawBoostConfig, rawboost_algo5
 
 CROP_MODES = ("first", "random")
-AUGMENTATIONS = ("rawboost5", "none")
+# rawboost5: the paper's (on the whole utterance); channel: lossy codecs, narrowband, noise and level on the window,
+# bona fide and spoof alike (docs/generalisation.md); none.
+AUGMENTATIONS = ("rawboost5", "channel", "none")
 
 # The training samplings of CodecFake+ (protocol files *_mult_learn.txt, *_bal_vq.txt, *_bal_dec.txt), and the one
 # each paper variant trains on in the authors' README: VQ-balanced for S_VQ / D_VQ, DEC-balanced for S_DEC / D_DEC,
@@ -50,7 +54,7 @@ class WaveformTransform:
         tasks: the model's tasks; their label columns become `<task>_labels`.
         chunk_samples: window length in samples.
         crop: `first` (official) or `random`.
-        augment: `rawboost5` (official, training only) or `none`.
+        augment: `rawboost5` (official), `channel` (`channel_augment`) or `none`; training rows only.
         seed: base seed; each worker process derives its own generator from it and its PyTorch seed.
     """
 
@@ -60,6 +64,7 @@ class WaveformTransform:
     augment: str = "none"
     seed: int = 1234
     rawboost: RawBoostConfig = field(default_factory=RawBoostConfig)
+    channel: ChannelConfig = field(default_factory=ChannelConfig)
 
     def __post_init__(self):
         if self.crop not in CROP_MODES:
@@ -84,7 +89,10 @@ class WaveformTransform:
         waveform = load_audio(audio_value)
         if self.augment == "rawboost5":  # on the whole utterance, before the window is cut (as the official code)
             waveform = rawboost_algo5(waveform, rng, self.rawboost)
-        return crop_window(waveform, self.chunk_samples, self.crop, rng).astype(np.float32, copy=False)
+        window = crop_window(waveform, self.chunk_samples, self.crop, rng)
+        if self.augment == "channel":  # on the window: a channel acts on every part of a clip alike
+            window = channel_augment(window, rng, self.channel)
+        return window.astype(np.float32, copy=False)
 
     def __call__(self, batch: dict) -> dict:
         out = {"input_values": [self.window(value) for value in batch["audio"]]}

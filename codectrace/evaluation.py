@@ -22,13 +22,15 @@ EVAL_SETS = {
     "cosg_eval": "out-of-domain (CoSG)",
     "cosg_seen": "out-of-domain (CoSG seen)",
 }
+# Reported when model selection read it (CodecFake-mini's `val_codecs`); not one of the default test configs.
+SELECTION_SET_NAMES = {"val_codecs": "validation codecs (selection)"}
 EVAL_CONFIGS = tuple(EVAL_SETS)
 
 
 def eval_set_name(name: str) -> str:
     """Display name of an evaluation set; `<config>_test` is the test split of a training sampling."""
-    if name in EVAL_SETS:
-        return EVAL_SETS[name]
+    if name in EVAL_SETS or name in SELECTION_SET_NAMES:
+        return {**EVAL_SETS, **SELECTION_SET_NAMES}[name]
     return f"{name.removesuffix('_test')} test speakers (in-domain)"
 
 

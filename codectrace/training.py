@@ -99,6 +99,12 @@ class DataArguments:
                                     metadata={"help": "evaluation configs run after training"})
     crop: str = field(default="first", metadata={"help": f"training window: {CROP_MODES} (official: first)"})
     augment: str = field(default="rawboost5", metadata={"help": f"training augmentation: {AUGMENTATIONS}"})
+    selection_set: str = field(
+        default="validation",
+        metadata={"help": "what model selection, early stopping and calibration read: validation (the training "
+                          "config's validation split: validation speakers, training codecs; the paper) | val_codecs "
+                          "(CodecFake-mini: validation speakers re-synthesised by validation codecs that no training "
+                          "row uses, so selection sees generalisation)"})
     max_train_samples: int | None = field(default=None)
     max_eval_samples: int | None = field(default=None)
     demo_utterances: int = field(default=30, metadata={"help": "utterances per speaker of CodecFake-mini (demo)"})
@@ -190,6 +196,8 @@ def _validate(model_args: ModelArguments, data_args: DataArguments, parser) -> N
         parser.error(str(error))
     if data_args.crop not in CROP_MODES or data_args.augment not in AUGMENTATIONS:
         parser.error(f"--crop must be one of {CROP_MODES} and --augment one of {AUGMENTATIONS}")
+    if data_args.selection_set not in SELECTION_SETS:
+        parser.error(f"--selection_set must be one of {list(SELECTION_SETS)}, got {data_args.selection_set!r}")
     if data_args.dataset_config is None:
         data_args.dataset_config = training_sampling(model_args.variant)
     if data_args.dataset_config not in TRAINING_SAMPLINGS:
@@ -302,8 +310,27 @@ def make_compute_metrics(tasks):
     return compute_metrics
 
 
-def evaluation_sets(data_args, test_split) -> dict:
-    """Test split of the training config, then every evaluation config that the dataset has."""
+# --selection_set -> how cards and tables name the data model selection reads.
+SELECTION_SETS = {"validation": "the validation split (validation speakers, training codecs)",
+                  "val_codecs": "the validation codecs (validation speakers, codecs never trained on)"}
+
+
+def selection_split(data_args, validation):
+    """The rows model selection, early stopping and calibration read (`--selection_set`)."""
+    if data_args.selection_set == "validation":
+        return validation
+    try:
+        return load_split(data_args.dataset, data_args.selection_set, "validation", data_args.dataset_revision,
+                          data_args.max_eval_samples)
+    except ValueError:  # the training splits loaded, so the dataset lacks this config
+        raise ValueError(f"--selection_set {data_args.selection_set} needs the dataset's {data_args.selection_set!r} "
+                         f"config, which {data_args.dataset} lacks (CodecFake-mini has it; CodecFake+ has no "
+                         "validation codecs): pass --selection_set validation for this dataset.") from None
+
+
+def evaluation_sets(data_args, test_split, selection=None) -> dict:
+    """Test split of the training config, every evaluation config that the dataset has, then the selection set
+    when it is not the training config's validation split (reported, so choices made on it can be read back)."""
     sets = {f"{data_args.dataset_config}_test": test_split}
     for config in data_args.eval_configs:
         try:
@@ -311,6 +338,8 @@ def evaluation_sets(data_args, test_split) -> dict:
                                       data_args.max_eval_samples)
         except ValueError as error:  # a dataset without that evaluation config
             logger.warning("skipping %s: %s", config, error)
+    if selection is not None and data_args.selection_set != "validation":
+        sets[data_args.selection_set] = selection
     return sets
 
 
@@ -325,8 +354,9 @@ def unknown_source(trainer, train_split, validation, sets: dict) -> tuple[Unknow
 
 
 def calibrate(trainer, model, validation) -> dict[str, float]:
-    """Fits one temperature per head on the validation split's logits as trained and stores them in the model's
-    config (`calibration_temperatures`), so every consumer of the saved model gets calibrated probabilities."""
+    """Fits one temperature per head on the selection set's logits as trained (`--selection_set`) and stores them
+    in the model's config (`calibration_temperatures`), so every consumer of the saved model gets calibrated
+    probabilities."""
     model.config.calibration_temperatures = None
     logits = predict_logits(trainer, validation, model.config.tasks, model.config.chunk_samples, "calibration")
     model.config.calibration_temperatures = fit_temperatures(logits, labels_by_task(validation, model.config.tasks))
@@ -361,9 +391,9 @@ def recipe_table(model_args, data_args, training_args, model, epochs_run: float 
             f" (stopped after {epochs_run:g})" if epochs_run and epochs_run < training_args.num_train_epochs else ""),
         "seed": training_args.seed,
         "loss": f"class-weighted cross-entropy per task, {model.config.task_weighting} task weighting",
-        "model selection": f"{training_args.metric_for_best_model} on the validation split",
-        "calibration": ("temperature scaling per head on the validation split" if training_args.calibrate
-                        else "none (as the paper)"),
+        "model selection": f"{training_args.metric_for_best_model} on {SELECTION_SETS[data_args.selection_set]}",
+        "calibration": (f"temperature scaling per head on {SELECTION_SETS[data_args.selection_set]}"
+                        if training_args.calibrate else "none (as the paper)"),
         "unknown source": ("Mahalanobis distance per taxonomy head, threshold on the validation split"
                            if training_args.unknown_source else "none (as the paper)"),
         "precision": "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32",
@@ -385,9 +415,9 @@ def write_outputs(trainer, model, feature_extractor, model_args, data_args, trai
     dataset_id = data_args.dataset if data_args.dataset != str(DEMO_DATASET_DIR) else "codecfake-mini"
     status = None
     if data_args.dataset == str(DEMO_DATASET_DIR):
-        status = ("Demo model: trained from scratch on CodecFake-mini (synthesizer speech re-synthesised by the "
-                  "project's 15 small neural codecs), for trying the tools. It has never heard real speech or real "
-                  "codecs; do not use it to judge real audio.")
+        status = ("Demo model: trained from scratch on CodecFake-mini (synthesizer voices and real recorded words "
+                  "of a few speakers, re-synthesised by the project's small neural codecs), for trying the tools. "
+                  "It has never heard a public codec or a real speech generator; do not use it to judge real audio.")
     card = render_model_card(model.config, model_name=output_dir.name,
                              base_model=model_args.backbone if model_args.backbone else None, dataset_id=dataset_id,
                              recipe=recipe_table(model_args, data_args, training_args, model, trainer.state.epoch),
@@ -439,6 +469,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: C
     # The finished folder is pushed at the end (push_model_folder); the Trainer must not push checkpoints.
     push, training_args.push_to_hub = training_args.push_to_hub, False
     train_split, validation, test = load_training_splits(data_args)
+    selection = selection_split(data_args, validation)
 
     model = build_model(model_args)
     tasks = model.config.tasks
@@ -452,7 +483,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: C
         args=training_args,
         train_dataset=with_windows(train_split, tasks, model.config.chunk_samples, data_args.crop, data_args.augment,
                                    training_args.seed),
-        eval_dataset=with_windows(validation, tasks, model.config.chunk_samples),
+        eval_dataset=with_windows(selection, tasks, model.config.chunk_samples),
         data_collator=collate,
         processing_class=feature_extractor,
         compute_metrics=make_compute_metrics(tasks),
@@ -460,8 +491,8 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: C
     )
     train_metrics = trainer.train(resume_from_checkpoint=_last_checkpoint(training_args)).metrics
     if training_args.calibrate:
-        calibrate(trainer, trainer.model, validation)
-    sets = evaluation_sets(data_args, test)
+        calibrate(trainer, trainer.model, selection)
+    sets = evaluation_sets(data_args, test, selection)
     results = run_evaluation_sets(trainer, tasks, model.config.chunk_samples, sets, Path(training_args.output_dir),
                                   trainer.model.config.calibration_temperatures)
     table = None

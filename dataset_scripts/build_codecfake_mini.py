@@ -1,20 +1,27 @@
 """CodecFake-mini: bona fide speech re-synthesised by the codec zoo, in exactly the CodecFake+ layout.
 
     python -m dataset_scripts.build_codecfake_mini OUT_DIR [--speakers 24] [--utterances 30] [--seed 0]
-        [--speech-dir FOLDER_OF_SPEAKER_FOLDERS] [--jobs 2]
+        [--real-voices FOLDER | --no-real-voices] [--speech-dir FOLDER_OF_SPEAKER_FOLDERS] [--jobs 2]
 
 Writes, like the official release:
-- `all_data_16k/<spk>_<NNN>.wav` (bona fide) and `all_data_16k/<spk>_<NNN>_<codec>.wav` (training codecs, CoRS);
-- `SLMdemos_16k/<SYSTEM>/<key>.wav`: the held-out codecs (never trained on), as CoSG, with bona fide references;
+- `all_data_16k/<spk>_<NNN>.wav` (bona fide) and `all_data_16k/<spk>_<NNN>_<codec>.wav` (training codecs, CoRS,
+  and the validation codecs on the validation speakers);
+- `SLMdemos_16k/<SYSTEM>/<key>.wav`: the *test* codecs (never trained on, never used to choose anything), as
+  CoSG, with bona fide references;
 - `protocols/training/{train,dev,test}_mult_learn{,_bal_vq,_bal_dec}.txt` (`SPK UTT - AUX DEC VQ LABEL`, one
-  codec version per bona fide utterance, each sampling balanced over its task's classes);
-- `protocols/evaluation/CoRS_ALL.txt`, `CoSG_ALL.txt`, `CoSG_SEEN.txt`, and `CoSG_systems.txt` (the held-out
+  training-codec version per bona fide utterance, each sampling balanced over its task's classes);
+- `protocols/training/dev_valcodecs.txt` (same format): every validation utterance, bona fide and re-synthesised
+  by every *validation* codec; model selection, early stopping and post-training fits read it (CodecFake+ has
+  no such split);
+- `protocols/evaluation/CoRS_ALL.txt`, `CoSG_ALL.txt`, `CoSG_SEEN.txt`, and `CoSG_systems.txt` (the test
   systems' taxonomy, which the official code hard-codes for the real CoSG systems);
-- `codecfake_mini.json`: the codecs (taxonomy, held out or not), speakers and splits.
+- `codecfake_mini.json`: the codecs (taxonomy and split), speakers (synthetic or real) and splits.
 
-Bona fide speech comes from `mini_speech` (speech synthesizers; deterministic per seed) or, with
-`--speech-dir`, from a folder of real recordings laid out as `<speaker>/<audio files>` (e.g. VCTK).
-Re-synthesis never trains anything: the codecs' weights ship in `codec_zoo/weights/`.
+Bona fide speech: `mini_speech` (speech synthesizers; deterministic per seed) plus real recorded voices
+(`real_speech`: Debian's ktuberling-data, one speaker per language; `--no-real-voices` leaves them out), each
+kind speaker-disjointly split; or, with `--speech-dir`, only a folder of real recordings laid out as
+`<speaker>/<audio files>` (e.g. VCTK). Re-synthesis never trains anything: the codecs' weights ship in
+`codec_zoo/weights/`.
 """
 
 from __future__ import annotations
@@ -29,14 +36,15 @@ from pathlib import Path
 
 import numpy as np
 
-from codec_zoo.specs import ZOO, CodecSpec
+from codec_zoo.specs import ZOO, CodecSpec, codecs_of
 from codec_zoo.store import WEIGHTS_DIR, shipped_codecs
 from codectrace.audio import load_audio
 from codectrace.dataset_folder import REPORT_NAME
 from codectrace.errors import ToolArgumentParser, run_tool
 from codectrace.files import staged_folder, write_audio, write_json, write_text
 
-from .protocols import COSG_SYSTEMS_FILE, SAMPLING_SUFFIX, TRAINING_SPLITS
+from .protocols import CONFIG_FILES, COSG_SYSTEMS_FILE, SAMPLING_SUFFIX, TRAINING_SPLITS
+from .real_speech import KTUBERLING_SOUNDS
 
 
 def _one_thread() -> None:
@@ -64,16 +72,38 @@ def _resynthesize_group(job: tuple[str, str, list[tuple[str, str]]]) -> tuple[st
     return name, failures
 
 
-def bona_fide_speech(work: Path, speakers: int, utterances: int, seed: int,
-                     speech_dir: Path | None) -> tuple[dict[str, list[Path]], dict[str, list[str]]]:
-    """Speaker -> utterance files (at most `utterances` each) and the train/validation/test speaker split."""
+SpeechFiles = dict[str, list[Path]]  # speaker -> utterance files
+Splits = dict[str, list[str]]  # train / validation / test -> speakers
+
+
+def bona_fide_speech(work: Path, speakers: int, utterances: int, seed: int, speech_dir: Path | None,
+                     real_voices: Path | None = None) -> tuple[SpeechFiles, Splits, dict[str, str]]:
+    """Speaker -> utterance files (at most `utterances` each), the train/validation/test speaker split, and each
+    speaker's kind (`synthetic` or `real`)."""
+    from . import mini_speech, real_speech
+
+    if speech_dir is not None:
+        files, splits = _speech_dir_corpus(speech_dir, utterances)
+        return files, splits, {s: "real" for s in files}
+    corpora = {"synthetic": mini_speech.write_corpus(work / "speech", speakers, utterances, seed)}
+    if real_voices is not None:
+        corpora["real"] = real_speech.write_real_corpus(work / "real_speech", utterances, seed, real_voices)
+    files: SpeechFiles = {}
+    splits: Splits = {"train": [], "validation": [], "test": []}
+    kinds = {}
+    for kind, corpus in corpora.items():
+        meta = json.loads((corpus / "speakers.json").read_text())
+        for split, names in meta["splits"].items():
+            splits[split] += names
+            for name in names:
+                files[name] = sorted((corpus / name).glob("*.wav"))
+                kinds[name] = kind
+    return files, splits, kinds
+
+
+def _speech_dir_corpus(speech_dir: Path, utterances: int) -> tuple[SpeechFiles, Splits]:
     from . import mini_speech
 
-    if speech_dir is None:
-        corpus = mini_speech.write_corpus(work / "speech", speakers, utterances, seed)
-        meta = json.loads((corpus / "speakers.json").read_text())
-        files = {s: sorted((corpus / s).glob("*.wav")) for split in meta["splits"].values() for s in split}
-        return files, meta["splits"]
     found = mini_speech.real_corpus_utterances(speech_dir)
     bad = [s for s in found if "_" in s or not s.strip()]
     if bad:
@@ -98,8 +128,11 @@ def balanced_assignment(task: str, codecs: list[CodecSpec], count: int) -> list[
 
 def write_codecfake_mini(out: str | Path, speakers: int = 24, utterances: int = 30, seed: int = 0,
                          speech_dir: str | Path | None = None, jobs: int = 2,
-                         weights_dir: str | Path = WEIGHTS_DIR) -> Path:
-    """Writes CodecFake-mini into `out` (built in `out.partial`, renamed when complete)."""
+                         weights_dir: str | Path = WEIGHTS_DIR,
+                         real_voices: str | Path | None = KTUBERLING_SOUNDS) -> Path:
+    """Writes CodecFake-mini into `out` (built in `out.partial`, renamed when complete). `real_voices`: a folder of
+    `<language>/<word recordings>` (default: Debian's ktuberling-data) whose speakers join the synthetic ones, or
+    None for synthetic speakers only."""
     out = Path(out)
     weights_dir = Path(weights_dir)
     missing = sorted({s.name for s in ZOO} - set(shipped_codecs(weights_dir)))
@@ -107,7 +140,8 @@ def write_codecfake_mini(out: str | Path, speakers: int = 24, utterances: int = 
         raise FileNotFoundError(f"codec weights missing in {weights_dir}: {', '.join(missing)}. They ship with the "
                                 "project; retrain with `python -m codec_zoo.train_zoo`.")
     with staged_folder(out) as partial:
-        _write_release(partial, speakers, utterances, seed, speech_dir, jobs, weights_dir)
+        _write_release(partial, speakers, utterances, seed, speech_dir, jobs, weights_dir,
+                       Path(real_voices) if real_voices else None)
     return out
 
 
@@ -116,23 +150,27 @@ Work = dict[str, dict[str, str]]  # codec -> {bona fide audio: where its re-synt
 
 
 def _write_release(partial: Path, speakers: int, utterances: int, seed: int, speech_dir: str | Path | None,
-                   jobs: int, weights_dir: Path) -> None:
+                   jobs: int, weights_dir: Path, real_voices: Path | None) -> None:
     """The release in the official layout: bona fide audio, re-syntheses, protocol files, `codecfake_mini.json`."""
-    files, splits = bona_fide_speech(partial / "_work", speakers, utterances, seed,
-                                     Path(speech_dir) if speech_dir else None)
+    files, splits, kinds = bona_fide_speech(partial / "_work", speakers, utterances, seed,
+                                            Path(speech_dir) if speech_dir else None, real_voices)
     audio_dir = partial / "all_data_16k"
     rows = _copy_bona_fide(files, splits, audio_dir)
     work: Work = defaultdict(dict)
     protocol_lines = _training_protocols(rows, audio_dir, work, utterances)
+    protocol_lines[f"training/{CONFIG_FILES['val_codecs']['validation']}"] = _validation_codec_protocol(
+        rows["validation"], audio_dir, work)
     protocol_lines["evaluation/CoRS_ALL.txt"] = _cors_protocol(rows["test"], audio_dir, work)
     protocol_lines.update(_cosg_protocols(rows["test"], partial / "SLMdemos_16k", work))
     _resynthesize_all(work, weights_dir, jobs)
     for name, lines in protocol_lines.items():
         write_text(partial / "protocols" / name, "\n".join(lines) + "\n")
+    speech = str(speech_dir) if speech_dir else "mini_speech (espeak-ng + festival)" + (
+        f" + real voices ({real_voices})" if real_voices else "")
     meta = {
-        "seed": seed, "speakers": speakers, "utterances_per_speaker": utterances,
-        "speech": str(speech_dir) if speech_dir else "mini_speech (espeak-ng + festival)", "splits": splits,
-        "codecs": [{"name": s.name, "heldout": s.heldout, "vq": s.vq, "aux": s.aux, "dec": s.dec,
+        "seed": seed, "speakers": speakers, "utterances_per_speaker": utterances, "speech": speech, "splits": splits,
+        "speaker_kinds": kinds,
+        "codecs": [{"name": s.name, "split": s.split, "vq": s.vq, "aux": s.aux, "dec": s.dec,
                     "frame_rate": round(s.frame_rate, 2), "bitrate": round(s.bitrate)} for s in ZOO],
     }
     write_json(partial / "codecfake_mini.json", meta)
@@ -155,7 +193,7 @@ def _copy_bona_fide(files: dict[str, list[Path]], splits: dict[str, list[str]], 
 def _training_protocols(rows: dict[str, Rows], audio_dir: Path, work: Work, utterances: int) -> dict[str, list]:
     """The three samplings' training/dev/test protocols: each bona fide row and its re-synthesis by the codec the
     balanced assignment gives it."""
-    training = [s for s in ZOO if not s.heldout]
+    training = codecs_of("train")
     protocol_lines = {}
     for sampling, suffix in SAMPLING_SUFFIX.items():
         for split, prefix in TRAINING_SPLITS.items():
@@ -175,36 +213,48 @@ def _training_protocols(rows: dict[str, Rows], audio_dir: Path, work: Work, utte
     return protocol_lines
 
 
+def _validation_codec_protocol(validation_rows: Rows, audio_dir: Path, work: Work) -> list[str]:
+    """Every validation utterance, bona fide and re-synthesised by every validation codec (training format)."""
+    lines = []
+    for speaker, utt, path in validation_rows:
+        lines.append(f"{speaker} {utt} - REAL REAL REAL bonafide")
+        for spec in codecs_of("validation"):
+            aux, dec, vq = spec.protocol_taxonomy()
+            lines.append(f"{speaker} {utt}_{spec.name} - {aux} {dec} {vq} spoof")
+            work[spec.name][str(path)] = str(audio_dir / f"{utt}_{spec.name}.wav")
+    return lines
+
+
 def _cors_protocol(test_rows: Rows, audio_dir: Path, work: Work) -> list[str]:
     """CoRS: every test utterance, bona fide and re-synthesised by every training codec."""
     lines = []
     for speaker, utt, path in test_rows:
         lines.append(f"{speaker} {utt} - - bonafide")
-        for spec in (s for s in ZOO if not s.heldout):
+        for spec in codecs_of("train"):
             lines.append(f"{speaker} {utt}_{spec.name} - - spoof")
             work[spec.name][str(path)] = str(audio_dir / f"{utt}_{spec.name}.wav")
     return lines
 
 
 def _cosg_protocols(test_rows: Rows, demos: Path, work: Work) -> dict[str, list[str]]:
-    """The held-out codecs as CoSG systems: every test utterance, plus a share of bona fide references each."""
-    heldout = [s for s in ZOO if s.heldout]
+    """The test codecs as CoSG systems: every test utterance, plus a share of bona fide references each."""
+    test_codecs = codecs_of("test")
     cosg, cosg_seen = [], []
-    for index, spec in enumerate(heldout):
+    for index, spec in enumerate(test_codecs):
         vq = spec.protocol_taxonomy()[2]
         for k, (_, utt, path) in enumerate(test_rows):
             key = f"{spec.name.lower()}_{utt}"
             work[spec.name][str(path)] = str(demos / spec.name / f"{key}.wav")
             cosg.append(f"{spec.name} {key} - spoof")
             cosg_seen.append(f"{spec.name} {key} - {vq} spoof")
-            if k % len(heldout) == index:
+            if k % len(test_codecs) == index:
                 reference = demos / spec.name / f"{key}_reference.wav"
                 reference.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, reference)
                 cosg.append(f"{spec.name} {key}_reference - bonafide")
                 cosg_seen.append(f"{spec.name} {key}_reference - REAL bonafide")
     return {"evaluation/CoSG_ALL.txt": cosg, "evaluation/CoSG_SEEN.txt": cosg_seen,
-            f"evaluation/{COSG_SYSTEMS_FILE}": [f"{s.name} {' '.join(s.protocol_taxonomy())}" for s in heldout]}
+            f"evaluation/{COSG_SYSTEMS_FILE}": [f"{s.name} {' '.join(s.protocol_taxonomy())}" for s in test_codecs]}
 
 
 def _resynthesize_all(work: Work, weights_dir: Path, jobs: int) -> None:
@@ -253,13 +303,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--utterances", type=int, default=30, help="utterances per speaker (default 30)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--speech-dir", type=Path, help="real recordings as <speaker>/<audio files> instead")
+    parser.add_argument("--real-voices", type=Path, default=KTUBERLING_SOUNDS,
+                        help="real speakers to add, as <language>/<word recordings> (default: ktuberling-data)")
+    parser.add_argument("--no-real-voices", action="store_true", help="synthetic speakers only")
     parser.add_argument("--jobs", type=int, default=2, help="re-synthesis processes (default 2)")
     parser.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     def body() -> None:
         write_codecfake_mini(args.out_dir, args.speakers, args.utterances, args.seed, args.speech_dir, args.jobs,
-                             args.weights_dir)
+                             args.weights_dir, None if args.no_real_voices else args.real_voices)
         print(f"CodecFake-mini written to {args.out_dir}")
 
     return run_tool(body)

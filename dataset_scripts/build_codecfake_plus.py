@@ -234,16 +234,19 @@ def mini_card_text(audio_root: Path) -> dict:
     if not (audio_root / "codecfake_mini.json").is_file():
         return {}
     meta = json.loads((audio_root / "codecfake_mini.json").read_text())
-    heldout = ", ".join(c["name"] for c in meta["codecs"] if c["heldout"])
+    names = {split: ", ".join(c["name"] for c in meta["codecs"] if c.get("split") == split)
+             for split in ("validation", "test")}
     return {"pretty_name": "CodecFake-mini (source tracing)", "intro": (
         "CodecFake-mini, an offline, taxonomy-controlled replica of CodecFake+ made by codectrace: bona fide speech "
         f"({meta['speech']}) re-synthesised by {len(meta['codecs'])} small neural audio codecs trained for it "
-        f"(`codec_zoo`). The held-out codecs ({heldout}) form the out-of-domain set in place of "
-        "CoSG. Same configs, columns and label indices as CodecFake+; nothing here is real speech from people or "
-        "output of a public codec.\n"),
+        f"(`codec_zoo`). Codecs are split three ways: training codecs (CoRS), validation codecs ({names['validation']};"
+        f" config `val_codecs`, for model selection) and test codecs ({names['test']}), which form the "
+        "out-of-domain set in place of CoSG. Same configs, columns and label indices as CodecFake+, plus "
+        "`val_codecs`; no output of a public codec.\n"),
         "sources": ("Bona fide speech from the speech synthesizers espeak-ng (GPL-3.0) and festival with the kal "
-                    "diphone voice, or the recordings named in `codecfake_mini.json`; codecs and re-syntheses made "
-                    "by codectrace (Apache-2.0). For research on deepfake detection and source tracing.\n")}
+                    "diphone voice, real recorded words from Debian's ktuberling-data (GPL, KDE), or the recordings "
+                    "named in `codecfake_mini.json`; codecs and re-syntheses made by codectrace (Apache-2.0). For "
+                    "research on deepfake detection and source tracing.\n")}
 
 
 def _reusable(task: ShardTask, partial_dir: Path) -> dict | None:

@@ -17,6 +17,8 @@ CONFIG_DESCRIPTIONS = {
     "cors_eval": "`CoRS_ALL.txt`: in-domain evaluation, test speakers re-synthesised by the CoRS codecs",
     "cosg_eval": "`CoSG_ALL.txt`: out-of-domain evaluation, samples of 17 codec-based speech generators",
     "cosg_seen": "`CoSG_SEEN.txt`: the 14-system CoSG subset used for the seen-taxonomy analysis",
+    "val_codecs": "`dev_valcodecs.txt` (CodecFake-mini only): validation speakers re-synthesised by the validation "
+                  "codecs, which no training row uses; for model selection on unseen codecs",
 }
 
 

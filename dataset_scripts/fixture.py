@@ -19,7 +19,7 @@ import numpy as np
 from codectrace.files import write_audio
 from modeling_codectrace.configuration_codectrace import SAMPLING_RATE
 
-from .protocols import COSG_SYSTEMS, SAMPLING_SUFFIX, TRAINING_SPLITS
+from .protocols import CONFIG_FILES, COSG_SYSTEMS, SAMPLING_SUFFIX, TRAINING_SPLITS
 
 # Official codec names, chosen to cover every VQ / AUX / DEC class: name -> (aux, dec, vq).
 FIXTURE_CODECS: dict[str, tuple[str, str, str]] = {
@@ -125,6 +125,13 @@ def write_fixture(root: str | Path, utterances: int = 4, seed: int = 0, archives
                 lines.append(f"{speaker} {utt}_{codec} - {aux} {dec} {vq} spoof")
             (training_dir / f"{prefix}_mult_learn{suffix}.txt").write_text("\n".join(lines) + "\n")
 
+    # CodecFake-mini's selection split (validation speakers x validation codecs), here with the same imitations
+    validation_codecs = []
+    for speaker, utt in utterance_ids["validation"]:
+        validation_codecs.append(f"{speaker} {utt} - REAL REAL REAL bonafide")
+        validation_codecs += [f"{speaker} {utt}_{codec} - {' '.join(taxonomy)} spoof"
+                              for codec, taxonomy in FIXTURE_CODECS.items()]
+    (training_dir / CONFIG_FILES["val_codecs"]["validation"]).write_text("\n".join(validation_codecs) + "\n")
     cors = []
     for speaker, utt in utterance_ids["test"]:
         cors.append(f"{speaker} {utt} - - bonafide")

@@ -57,7 +57,11 @@ CONFIG_FILES: dict[str, dict[str, str]] = {
     "cors_eval": {"test": "CoRS_ALL.txt"},
     "cosg_eval": {"test": "CoSG_ALL.txt"},
     "cosg_seen": {"test": "CoSG_SEEN.txt"},
+    # CodecFake-mini only: the validation speakers re-synthesised by codecs no training row uses (model selection
+    # on unseen codecs); CodecFake+ has no such split, so a protocol folder may lack it.
+    "val_codecs": {"validation": "dev_valcodecs.txt"},
 }
+OPTIONAL_CONFIGS: tuple[str, ...] = ("val_codecs",)
 CONFIGS: tuple[str, ...] = tuple(CONFIG_FILES)
 TRAINING_FILES: tuple[str, ...] = tuple(name for c in SAMPLING_SUFFIX for name in CONFIG_FILES[c].values())
 
@@ -268,7 +272,8 @@ def find_protocol_file(folder: str | Path, name: str) -> Path:
 def read_config_rows(
     protocol_dir: str | Path, configs: tuple[str, ...] = CONFIGS
 ) -> dict[str, dict[str, list[ProtocolRow]]]:
-    """Config -> split -> rows, for the requested configs."""
+    """Config -> split -> rows, for the requested configs; an optional config (`OPTIONAL_CONFIGS`) whose protocol
+    file the folder lacks is left out."""
     unknown = [c for c in configs if c not in CONFIG_FILES]
     if unknown:
         raise ValueError(f"unknown config(s) {unknown}; accepted: {', '.join(CONFIGS)}.")
@@ -277,8 +282,13 @@ def read_config_rows(
     for config in sorted(configs, key=lambda c: c == "cors_eval"):  # training files first, then reused
         result[config] = {}
         for split, name in CONFIG_FILES[config].items():
-            path = find_protocol_file(protocol_dir, name)
-            if config in SAMPLING_SUFFIX:
+            try:
+                path = find_protocol_file(protocol_dir, name)
+            except ProtocolError:
+                if config in OPTIONAL_CONFIGS:
+                    continue
+                raise
+            if config in SAMPLING_SUFFIX or config == "val_codecs":
                 rows = parsed[path] = read_training_protocol(path)
             elif config == "cors_eval":
                 table = codec_table([find_protocol_file(protocol_dir, n) for n in TRAINING_FILES], parsed)
@@ -288,7 +298,7 @@ def read_config_rows(
                 systems = read_cosg_systems(declared) if declared.is_file() else None
                 rows = read_cosg_protocol(path, seen=config == "cosg_seen", systems=systems)
             result[config][split] = rows
-    return {config: result[config] for config in configs}
+    return {config: result[config] for config in configs if result[config]}
 
 
 def class_counts(rows: list[ProtocolRow]) -> dict[str, dict[str, int]]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from codec_zoo.specs import ZOO
+from codec_zoo.specs import codecs_of
 from dataset_scripts.build_codecfake_mini import balanced_assignment, write_codecfake_mini
 from dataset_scripts.protocols import (
     COSG_SYSTEMS_FILE,
@@ -19,17 +19,27 @@ from dataset_scripts.protocols import (
 )
 from modeling_codectrace.configuration_codectrace import TASK_LABELS
 
-TRAINING = [s for s in ZOO if not s.heldout]
-HELDOUT = [s for s in ZOO if s.heldout]
+TRAINING, VALIDATION, TEST = (codecs_of(split) for split in ("train", "validation", "test"))
+
+
+def word_recordings(folder, languages=("ca", "de", "fr"), words=7, rate=22050):
+    """A stand-in for ktuberling-data: `<language>/<word>.wav`, noise bursts of 0.8 s at 22.05 kHz."""
+    rng = np.random.default_rng(1)
+    for language in languages:
+        (folder / language).mkdir(parents=True)
+        for k in range(words):
+            sf.write(folder / language / f"word{k}.wav", 0.2 * rng.standard_normal(int(0.8 * rate)), rate)
+    return folder
 
 
 @pytest.fixture(scope="session")
 def mini_root(tmp_path_factory):
     if shutil.which("espeak-ng") is None or shutil.which("festival") is None:
         pytest.skip("espeak-ng / festival not installed")
+    work = tmp_path_factory.mktemp("mini")
     # 3 utterances: the fewest with which every training codec appears in a training protocol (CoRS needs it)
-    return write_codecfake_mini(tmp_path_factory.mktemp("mini") / "codecfake_mini", speakers=8, utterances=3,
-                                seed=0, jobs=2)
+    return write_codecfake_mini(work / "codecfake_mini", speakers=8, utterances=3, seed=0, jobs=2,
+                                real_voices=word_recordings(work / "words"))
 
 
 @pytest.mark.parametrize("task", ["aux", "vq", "dec"])
@@ -46,7 +56,7 @@ def test_layout_matches_codecfake_plus(mini_root):
     assert sorted(p.name for p in mini_root.iterdir()) == ["SLMdemos_16k", "all_data_16k", "codecfake_mini.json",
                                                           "protocols"]
     assert not mini_root.with_name(mini_root.name + ".partial").exists()
-    assert sorted(p.name for p in (mini_root / "SLMdemos_16k").iterdir()) == sorted(s.name for s in HELDOUT)
+    assert sorted(p.name for p in (mini_root / "SLMdemos_16k").iterdir()) == sorted(s.name for s in TEST)
     info = sf.info(next((mini_root / "all_data_16k").glob("*.wav")))
     assert (info.samplerate, info.channels) == (16000, 1)
 
@@ -73,17 +83,41 @@ def test_training_protocols_pair_each_bona_fide_with_one_training_codec(mini_roo
 
 @pytest.mark.needs_synthesizers
 @pytest.mark.slow
-def test_held_out_codecs_appear_only_in_the_out_of_domain_set(mini_root):
+def test_test_codecs_appear_only_in_the_out_of_domain_set(mini_root):
     text = "".join(p.read_text() for p in (mini_root / "protocols" / "training").glob("*.txt"))
     text += (mini_root / "protocols" / "evaluation" / "CoRS_ALL.txt").read_text()
-    assert not any(s.name in text for s in HELDOUT)
+    assert not any(s.name in text for s in TEST)
     cosg = read_config_rows(mini_root / "protocols", ("cosg_eval",))["cosg_eval"]["test"]
     by_system = {r.source: r.labels for r in cosg if r.source != "bonafide"}
-    for spec in HELDOUT:
+    for spec in TEST:
         labels = by_system[spec.name]
         assert (TASK_LABELS["vq"][labels["vq"]], TASK_LABELS["aux"][labels["aux"]],
                 TASK_LABELS["dec"][labels["dec"]]) == (spec.vq, spec.aux, spec.dec)
     assert {TASK_LABELS["bin"][r.labels["bin"]] for r in cosg} == {"bonafide", "spoof"}
+
+
+@pytest.mark.needs_synthesizers
+@pytest.mark.slow
+def test_validation_codecs_re_synthesise_every_validation_utterance_and_nothing_else(mini_root):
+    meta = json.loads((mini_root / "codecfake_mini.json").read_text())
+    rows = read_config_rows(mini_root / "protocols", ("val_codecs",))["val_codecs"]["validation"]
+    bona_fide = [r for r in rows if r.source == "bonafide"]
+    assert {r.speaker for r in rows} == set(meta["splits"]["validation"])
+    assert Counter(r.source for r in rows if r.source != "bonafide") == {s.name: len(bona_fide) for s in VALIDATION}
+    others = [p for p in (mini_root / "protocols").rglob("*.txt") if p.name != "dev_valcodecs.txt"]
+    assert not any(s.name in p.read_text() for p in others for s in VALIDATION)
+
+
+@pytest.mark.needs_synthesizers
+@pytest.mark.slow
+def test_real_speakers_join_every_split_and_are_marked_real(mini_root):
+    meta = json.loads((mini_root / "codecfake_mini.json").read_text())
+    kinds = meta["speaker_kinds"]
+    assert sorted(s for s, kind in kinds.items() if kind == "real") == ["rca", "rde", "rfr"]
+    for split, speakers in meta["splits"].items():
+        assert {kinds[s] for s in speakers} == {"synthetic", "real"}, split
+    real = sf.info(next((mini_root / "all_data_16k").glob("rca_001.wav")))
+    assert real.samplerate == 16000 and real.duration >= 3.0  # words joined into utterances
 
 
 @pytest.mark.needs_synthesizers
@@ -115,7 +149,8 @@ def test_the_dataset_builder_reads_codecfake_mini_unchanged(mini_root, tmp_path)
 
     out = builder.build(mini_root, mini_root / "protocols", tmp_path / "built", shard_rows=50, progress=False)
     cosg = load_dataset(str(tmp_path / "built"), "cosg_eval", split="test")
-    assert set(cosg["source"]) == {"bonafide"} | {s.name for s in HELDOUT}
+    assert set(cosg["source"]) == {"bonafide"} | {s.name for s in TEST}
+    assert len(load_dataset(str(tmp_path / "built"), "val_codecs", split="validation")) > 0
     card = (tmp_path / "built" / "README.md").read_text()
     assert "# CodecFake-mini (source tracing)" in card and "Bona fide speech is from VCTK" not in card
     assert out.rows["cosg_eval"]["test"] == len(cosg)

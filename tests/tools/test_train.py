@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from datasets import load_dataset
 from safetensors.torch import load_file
 from transformers import AutoFeatureExtractor, AutoModel, TrainerCallback
 
@@ -44,7 +45,7 @@ def test_a_run_writes_model_card_metrics_and_evaluation_files(trained):
                  "configuration_codectrace.py", "aasist.py", "feature_extraction_codectrace.py", "model_card.md",
                  "README.md", "all_results.json"):
         assert (output_dir / name).exists(), name
-    for eval_set in ("aux_test", "cors_eval", "cosg_eval", "cosg_seen"):
+    for eval_set in ("aux_test", "cors_eval", "cosg_eval", "cosg_seen", "val_codecs"):
         folder = output_dir / "eval" / eval_set
         assert (folder / "metrics.json").exists() and (folder / "per_source.md").exists()
         assert (folder / "confusion_vq.png").stat().st_size > 1000
@@ -52,7 +53,7 @@ def test_a_run_writes_model_card_metrics_and_evaluation_files(trained):
     card = (output_dir / "model_card.md").read_text()
     assert "model-index" in card and "in-domain (CoRS)" in card and "| learning rate / weight decay |" in card
     results = json.loads((output_dir / "all_results.json").read_text())
-    assert set(results["eval"]) == {"aux_test", "cors_eval", "cosg_eval", "cosg_seen"}
+    assert set(results["eval"]) == {"aux_test", "cors_eval", "cosg_eval", "cosg_seen", "val_codecs"}
     assert "BIN EER %" in result["table"]
 
 
@@ -65,8 +66,29 @@ def test_the_demo_run_is_calibrated_on_validation_and_evaluation_reports_before_
     for task in ("bin", "vq", "aux", "dec"):
         assert {"ece", "brier", "ece_uncalibrated", "brier_uncalibrated"} <= set(overall[task])
         assert (output_dir / "eval" / "cors_eval" / f"reliability_{task}.png").stat().st_size > 1000
-    assert "| calibration | temperature scaling per head on the validation split |" in (
-        output_dir / "model_card.md").read_text()
+    card = (output_dir / "model_card.md").read_text()
+    assert "| calibration | temperature scaling per head on the validation codecs (validation speakers," in card
+
+
+def test_the_demo_run_selects_its_model_on_the_validation_codecs(trained, built):
+    output_dir, _ = trained
+    state = json.loads(next(output_dir.glob("checkpoint-*/trainer_state.json")).read_text())
+    assert [entry for entry in state["log_history"] if "eval_selection_score" in entry]
+    validation_codecs = load_dataset(str(built), "val_codecs", split="validation")
+    scored = (output_dir / "eval" / "val_codecs" / "scores_bin.txt").read_text().splitlines()
+    assert len(scored) == len(validation_codecs)
+    assert "| model selection | selection_score on the validation codecs" in (output_dir / "model_card.md").read_text()
+
+
+def test_the_validation_codecs_are_refused_in_one_line_when_the_dataset_has_none(fixture_root, tmp_path):
+    from dataset_scripts import build_codecfake_plus as builder
+    from dataset_scripts.protocols import CONFIGS
+
+    without = tmp_path / "plus"
+    configs = tuple(c for c in CONFIGS if c != "val_codecs")
+    builder.build(fixture_root, fixture_root / "protocols", without, configs=configs, progress=False)
+    with pytest.raises(ValueError, match="pass --selection_set validation"):
+        train.run(tiny_args(without, tmp_path / "o", "--num_train_epochs", "1"))
 
 
 def test_the_official_preset_does_not_calibrate_or_score_unknown_sources():
@@ -375,9 +397,37 @@ def test_the_seed_sweep_tabulates_finished_runs_and_reuses_them(trained, tmp_pat
     out = tmp_path / "table.md"
     demo_seeds.main(["--seeds", "1", "2", "--runs", str(tmp_path), "--out", str(out)])  # nothing to train
     table = out.read_text()
-    assert "| held-out | 2 |" in table and "| in-domain | **worst seed** |" in table
-    assert "| held-out codec | seed 1 | seed 2 |" in table and "seed 1: done" not in capsys.readouterr().out
+    assert "Over 2 seeds (1, 2): mean [min-max]." in table and "seed 1: done" not in capsys.readouterr().out
+    for row in ("| in-domain | ", "| validation codecs | ", "| test codecs | ", "| synthetic | ",
+                "| test codecs: VQ macro-F1 >= 0.7 | ", "| test codec | seed 1 | seed 2 |"):
+        assert row in table, row
     assert "Expected calibration error" in table and "| in-domain | " in table.split("Expected calibration")[1]
+
+
+def test_the_seed_sweep_can_leave_every_test_codec_figure_out(trained, tmp_path):
+    import shutil
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import demo_seeds
+
+    shutil.copytree(trained[0], tmp_path / "seed-1", ignore=shutil.ignore_patterns("checkpoint-*"))
+    out = tmp_path / "table.md"
+    demo_seeds.main(["--seeds", "1", "--runs", str(tmp_path), "--out", str(out), "--hide-test"])
+    table = out.read_text()
+    assert "| validation codecs | " in table and "validation speakers' bona fide clips" in table
+    for hidden in ("test codec", "in-domain", "held-out test speakers", "Unknown source"):
+        assert hidden not in table, hidden
+
+
+def test_false_alarms_are_counted_per_speaker_kind_on_bona_fide_rows_only(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import demo_seeds
+
+    scores = tmp_path / "eval" / "cors_eval" / "scores_bin.txt"
+    scores.parent.mkdir(parents=True)
+    # scores are P(bona fide): a bona fide clip is a false alarm when it is <= 0.5
+    scores.write_text("rca_001 0.2\nrca_002 0.9\nrca_001_codecx 0.1\ns22_001 0.7\ns22_001_codecx 0.9\n")
+    assert demo_seeds.false_alarms(tmp_path, {"rca": "real", "s22": "synthetic"}) == {"real": 50.0, "synthetic": 0.0}
 
 
 @pytest.mark.slow

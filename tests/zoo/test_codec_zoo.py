@@ -1,5 +1,6 @@
 """The CodecFake-mini codec zoo: taxonomy coverage, architectures, shipped weights, quality, resumable training."""
 
+import json
 from collections import Counter
 from dataclasses import replace
 
@@ -9,23 +10,34 @@ import torch
 
 from codec_zoo import train_zoo
 from codec_zoo.losses import log_mel_l1, mu_law_roundtrip
-from codec_zoo.modules import ISTFTDecoder, NeuralCodec, TimeDecoder
-from codec_zoo.specs import CODEC_CLASSES, ZOO, CodecSpec, coverage_problems
+from codec_zoo.modules import TIME_BODIES, ISTFTDecoder, NeuralCodec, TimeDecoder
+from codec_zoo.specs import CODEC_CLASSES, MIN_CODECS_PER_CLASS, SPLITS, ZOO, CodecSpec, codecs_of, coverage_problems
 from codec_zoo.speech import PHONES, Utterance, phone_track
 from codec_zoo.store import MAX_FILE_BYTES, WEIGHTS_DIR, load_codec, save_codec, shipped_codecs
 
 
-def test_zoo_has_14_codecs_covering_every_class_in_training_and_held_out():
-    assert len(ZOO) >= 14 and coverage_problems() == []
+def test_every_class_has_three_training_one_validation_and_one_test_codec():
+    assert coverage_problems() == [] and MIN_CODECS_PER_CLASS == {"train": 3, "validation": 1, "test": 1}
     for task, classes in CODEC_CLASSES.items():
-        training = Counter(getattr(s, task) for s in ZOO if not s.heldout)
-        heldout = Counter(getattr(s, task) for s in ZOO if s.heldout)
-        assert all(training[c] >= 2 and heldout[c] >= 1 for c in classes), task
+        for split, needed in MIN_CODECS_PER_CLASS.items():
+            counts = Counter(getattr(s, task) for s in codecs_of(split))
+            assert all(counts[c] >= needed for c in classes), (task, split)
 
 
-def test_coverage_check_reports_a_missing_held_out_class():
-    without = tuple(s for s in ZOO if not (s.heldout and s.dec == "time"))
-    assert any("dec=time: 0 held-out" in p for p in coverage_problems(without))
+def test_coverage_check_reports_a_missing_test_class():
+    without = tuple(s for s in ZOO if not (s.split == "test" and s.dec == "time"))
+    assert any("dec=time: 0 test codecs" in p for p in coverage_problems(without))
+
+
+def test_coverage_check_reports_a_body_borrowed_from_another_split():
+    borrowed = tuple(replace(s, decoder_body="a") if s.split == "test" and s.dec == "time" else s for s in ZOO)
+    assert any("not a test body" in p for p in coverage_problems(borrowed))
+
+
+def test_files_of_the_first_zoo_read_held_out_as_validation():
+    data = {**json.loads(ZOO[0].to_json()), "heldout": True}
+    data.pop("split")
+    assert CodecSpec.from_dict(data).split == "validation"
 
 
 def test_instances_differ_in_seed_and_design():
@@ -158,22 +170,44 @@ def test_every_shipped_codec_beats_4_bit_mu_law_on_held_out_speech():
     assert not worse, f"codecs no better than 4-bit mu-law ({bar:.3f}): {worse}"
 
 
-def test_held_out_time_codecs_never_share_a_decoder_body_with_training_codecs():
-    training = {s.decoder_body for s in ZOO if s.dec == "time" and not s.heldout}
-    heldout = {s.decoder_body for s in ZOO if s.dec == "time" and s.heldout}
-    assert training and heldout and not training & heldout
+def test_no_decoder_body_is_shared_across_splits():
+    bodies = {split: {s.decoder_body for s in codecs_of(split) if s.dec == "time"} for split in SPLITS}
+    assert all(bodies.values())
+    assert not (bodies["train"] & bodies["validation"] or bodies["train"] & bodies["test"]
+                or bodies["validation"] & bodies["test"])
 
 
-def test_training_time_codecs_span_two_decoder_bodies_with_two_codecs_each():
+def test_training_time_codecs_span_three_bodies_of_different_shapes():
     # one shared body would let a tracer learn that body's traits as "time-domain"
-    bodies = Counter(s.decoder_body for s in ZOO if s.dec == "time" and not s.heldout)
-    assert len(bodies) >= 2 and min(bodies.values()) >= 2, bodies
+    bodies = Counter(s.decoder_body for s in codecs_of("train") if s.dec == "time")
+    assert len(bodies) >= 3 and min(bodies.values()) >= 1, bodies
+    shapes = {(TIME_BODIES[b]["strides"], TIME_BODIES[b]["channels"]) for b in bodies}
+    assert len(shapes) == len(bodies) and len({TIME_BODIES[b]["activation"] for b in bodies}) >= 2
+
+
+def test_training_frequency_codecs_use_several_fft_sizes_and_hops():
+    freq = [s for s in codecs_of("train") if s.dec == "freq"]
+    assert len({s.n_fft for s in freq}) >= 3 and len({s.hop // s.istft_upsample for s in freq}) >= 3
+
+
+@pytest.mark.parametrize("split", ["validation", "test"])
+def test_each_split_ships_its_own_encoder_trunk(split):
+    from safetensors.torch import load_file
+
+    def trunk(spec):
+        return {k: v for k, v in load_file(str(WEIGHTS_DIR / f"{spec.name}.safetensors")).items()
+                if k.startswith("trunk.")}
+
+    training = trunk(codecs_of("train")[0])
+    assert all(torch.equal(training[k], v) for k, v in trunk(codecs_of("train")[-1]).items())  # one per split
+    for spec in codecs_of(split):
+        assert not any(torch.equal(training[k], v) for k, v in trunk(spec).items() if v.numel() > 1), spec.name
 
 
 def test_a_time_codec_starts_from_its_pretrained_body(tmp_path):
     from codec_zoo.modules import BodyPretrainer
 
-    spec = replace(next(s for s in ZOO if s.dec == "time" and not s.heldout), name="toy", steps=1, batch_size=1,
+    spec = replace(next(s for s in codecs_of("train") if s.dec == "time"), name="toy", steps=1, batch_size=1,
                    learning_rate=0.0)
     torch.manual_seed(5)
     body = BodyPretrainer(spec.decoder_body).body.state_dict()

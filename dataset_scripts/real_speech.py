@@ -1,0 +1,132 @@
+"""Real recorded voices for CodecFake-mini: Debian's `ktuberling-data`, one speaker per language folder.
+
+`ktuberling-data` (installed by `scripts/setup.sh`) ships short recordings of single words (about 0.9 s each, 22 or
+44 kHz) by native speakers of about 25 languages under `/usr/share/ktuberling/sounds/<language>/`. A language
+folder is taken as one speaker; identical files in several folders (the Serbian script variants) count once.
+The files are read where Debian installs them and never copied into the project.
+
+Why words are concatenated rather than repeat-padded: a one-word clip fills less than half of the demo's 2-s
+window, so the official repeat-padding would make most real clips "one word, repeated", a pattern no synthetic
+speaker has; a tracer could then learn "repetition means bona fide". Consecutive words of one speaker are
+joined into utterances of at least `MIN_UTTERANCE_SECONDS` instead, which look like the other speakers' speech
+(several words with pauses) to the tracer and to every codec. Each utterance is peak-normalised to 0.7 and gets
+the same -60 dBFS noise floor as the synthetic speakers (`mini_speech.NOISE_FLOOR`), so that neither loudness nor
+digital silence tells real from synthetic.
+
+Speakers are split speaker-disjointly, with real speakers in every split: the large folders (>=
+`LARGE_FOLDER_CLIPS` clips) and the small ones are each shuffled with the corpus seed and dealt out, so that the
+held-out splits are not left with a few words each.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import zlib
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from codectrace.audio import is_audio_file, load_audio
+from codectrace.files import staged_folder, write_audio
+
+from .mini_speech import NOISE_FLOOR
+
+KTUBERLING_SOUNDS = Path("/usr/share/ktuberling/sounds")
+MIN_UTTERANCE_SECONDS = 3.0
+LARGE_FOLDER_CLIPS = 50
+PEAK = 0.7
+# Held-out speakers per split among the large and among the small folders; the rest train.
+HELD_OUT_SPEAKERS = {"large": {"validation": 3, "test": 3}, "small": {"validation": 2, "test": 2}}
+
+
+def real_voice_files(sounds: str | Path = KTUBERLING_SOUNDS) -> dict[str, list[Path]]:
+    """Language folder -> its audio files, each distinct file once (the first folder, in name order, keeps it)."""
+    sounds = Path(sounds)
+    if not sounds.is_dir():
+        raise FileNotFoundError(f"no real voices in {sounds}: install Debian's ktuberling-data (scripts/setup.sh "
+                                "does) or pass a folder of <language>/<audio files>.")
+    seen, folders = set(), defaultdict(list)
+    for path in sorted(p for p in sounds.rglob("*") if p.is_file() and is_audio_file(p)):
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest not in seen:
+            seen.add(digest)
+            folders[path.relative_to(sounds).parts[0]].append(path)
+    return dict(folders)
+
+
+def speaker_id(folder: str) -> str:
+    """`sr@latin` -> `rsrlatin`: ids start with `r` (real) and hold only letters and digits (ids are `<spk>_<NNN>`)."""
+    return "r" + re.sub(r"[^0-9a-z]", "", folder.lower())
+
+
+def split_real_speakers(clip_counts: dict[str, int], seed: int) -> dict[str, list[str]]:
+    """Speaker-disjoint train / validation / test split of real speakers, each size class dealt out separately."""
+    rng = np.random.default_rng(seed + 17)
+    splits: dict[str, list[str]] = {"train": [], "validation": [], "test": []}
+    for size, held_out in HELD_OUT_SPEAKERS.items():
+        names = sorted(s for s, n in clip_counts.items() if (n >= LARGE_FOLDER_CLIPS) == (size == "large"))
+        order = [names[i] for i in rng.permutation(len(names))]
+        wanted = {split: min(count, max(0, (len(order) - 1) // 2)) for split, count in held_out.items()}
+        splits["validation"] += order[: wanted["validation"]]
+        splits["test"] += order[wanted["validation"] : wanted["validation"] + wanted["test"]]
+        splits["train"] += order[wanted["validation"] + wanted["test"] :]
+    empty = [split for split, names in splits.items() if not names]
+    if empty:
+        raise ValueError(f"{len(clip_counts)} real speakers cannot fill every split (empty: {', '.join(empty)}); "
+                         "need at least 3.")
+    return {split: sorted(names) for split, names in splits.items()}
+
+
+def utterances_of(files: list[Path], limit: int, min_seconds: float = MIN_UTTERANCE_SECONDS) -> list[np.ndarray]:
+    """A speaker's words joined, in file-name order, into at most `limit` utterances of >= `min_seconds` each
+    (the last, shorter remainder is dropped unless it is the speaker's only utterance)."""
+    utterances, current, length = [], [], 0
+    for path in files:
+        word = load_audio(path)
+        current.append(word)
+        length += len(word)
+        if length >= min_seconds * 16000:
+            utterances.append(np.concatenate(current))
+            current, length = [], 0
+            if len(utterances) == limit:
+                return utterances
+    if current and not utterances:
+        utterances.append(np.concatenate(current))
+    return utterances
+
+
+def _finish(waveform: np.ndarray, key: str) -> np.ndarray:
+    peak = float(np.abs(waveform).max()) or 1.0
+    noise = np.random.default_rng(zlib.crc32(key.encode())).standard_normal(len(waveform))
+    return (PEAK * waveform / peak + NOISE_FLOOR * noise).astype(np.float32)
+
+
+def write_real_corpus(out: str | Path, utterances: int = 30, seed: int = 0,
+                      sounds: str | Path = KTUBERLING_SOUNDS) -> Path:
+    """Writes OUT/<speaker>/<speaker>_<NNN>.wav and OUT/speakers.json (`splits`, and each speaker's source folder
+    and word count), the layout of `mini_speech.write_corpus`; built in a partial folder, renamed when complete."""
+    from tqdm.auto import tqdm
+
+    folders = real_voice_files(sounds)
+    ids = {folder: speaker_id(folder) for folder in folders}
+    clashes = sorted(i for i in set(ids.values()) if list(ids.values()).count(i) > 1)
+    if clashes:
+        raise ValueError(f"language folders {clashes} give the same speaker id; rename one of them.")
+    splits = split_real_speakers({ids[f]: len(files) for f, files in folders.items()}, seed)
+    speakers = []
+    with staged_folder(out) as partial:
+        for folder, files in tqdm(sorted(folders.items()), desc="real voices", unit="speaker"):
+            speaker = ids[folder]
+            (partial / speaker).mkdir(parents=True)
+            made = utterances_of(files, utterances)
+            for number, waveform in enumerate(made, start=1):
+                write_audio(partial / speaker / f"{speaker}_{number:03d}.wav",
+                            _finish(waveform, f"{speaker}_{number:03d}"))
+            speakers.append({"speaker_id": speaker, "engine": "recording", "voice": f"ktuberling {folder}",
+                             "words": len(files), "utterances": len(made)})
+        meta = {"source": str(sounds), "seed": seed, "speakers": speakers, "splits": splits}
+        (partial / "speakers.json").write_text(json.dumps(meta, indent=2))
+    return Path(out)
