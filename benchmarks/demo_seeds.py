@@ -32,7 +32,8 @@ from codectrace.files import write_json, write_text
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("vq", "aux", "dec")
 HEADS = ("bin", *TASKS)
-SETS = {"cors_eval": "in-domain", "val_codecs": "validation codecs", "cosg_eval": "test codecs"}
+SETS = {"cors_eval": "in-domain", "in_domain_validation": "in-domain validation", "val_codecs": "validation codecs",
+        "cosg_eval": "test codecs"}
 # Issue #15's targets: (what, key in a run's row, at least / at most, value).
 TARGETS = (
     ("test codecs: VQ macro-F1", ("test codecs", "vq"), ">=", 0.70),
@@ -99,11 +100,14 @@ def read_run(folder: Path, kinds: dict[str, str]) -> dict:
         metrics = results[name]
         row[label] = {"bin_eer": 100 * metrics["bin"]["eer"], **{t: metrics[t]["f1_macro"] for t in TASKS}}
         row[label]["min_f1"] = min(row[label][t] for t in TASKS)
+        # the Trainer's selection_score (1 - BIN EER and the three macro-F1, averaged): what recipes are chosen by
+        row[label]["selection_score"] = (1 - row[label]["bin_eer"] / 100 + sum(row[label][t] for t in TASKS)) / 4
         row.setdefault("calibration", {})[label] = {
             t: (metrics[t].get("ece_uncalibrated", metrics[t]["ece"]), metrics[t]["ece"]) for t in HEADS}
     row["false_alarms"] = false_alarms(folder, kinds)
     row["false_alarms_validation"] = false_alarms(folder, kinds, "val_codecs")
     row["unknown_source"] = summary.get("unknown_source")
+    row["unknown_source_validation"] = summary.get("unknown_source_validation")
     timing = folder / "timing.json"
     row["minutes"] = json.loads(timing.read_text())["seconds"] / 60 if timing.is_file() else None
     per_source = json.loads((folder / "eval" / "cosg_eval" / "metrics.json").read_text())["per_source"]
@@ -119,13 +123,14 @@ def spread(values: list[float], digits: int = 3) -> str:
 
 def markdown(rows: dict[int, dict], hide_test: bool = False) -> str:
     # choosing a recipe reads validation data only: the test speakers (CoRS, their false alarms) and codecs stay out
-    shown = ["validation codecs"] if hide_test else list(SETS.values())
+    shown = ["in-domain validation", "validation codecs"] if hide_test else list(SETS.values())
     labels = [label for label in shown if label in next(iter(rows.values()))]
     lines = [f"Over {len(rows)} seeds ({', '.join(map(str, rows))}): mean [min-max].", "",
-             "| set | BIN EER % | VQ macro-F1 | AUX macro-F1 | DEC macro-F1 |", "|---|---|---|---|---|"]
+             "| set | BIN EER % | VQ macro-F1 | AUX macro-F1 | DEC macro-F1 | selection score |",
+             "|---|---|---|---|---|---|"]
     for label in labels:
         cells = [spread([row[label]["bin_eer"] for row in rows.values()], 2)]
-        cells += [spread([row[label][t] for row in rows.values()]) for t in TASKS]
+        cells += [spread([row[label][t] for row in rows.values()]) for t in (*TASKS, "selection_score")]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     groups = (("false_alarms_validation", "validation"), ("false_alarms", "held-out test"))
     for key, speakers in groups[:1] if hide_test else groups:
@@ -141,9 +146,9 @@ def markdown(rows: dict[int, dict], hide_test: bool = False) -> str:
     minutes = [row["minutes"] for row in rows.values() if row["minutes"] is not None]
     if minutes:
         lines += ["", f"Training + evaluation per seed (corpus already built): {spread(minutes, 1)} min."]
-    lines += calibration_table(rows, labels)
+    lines += calibration_table(rows, labels) + unknown_source_table(rows, "validation")
     if not hide_test:  # these read the test speakers and codecs
-        lines += targets_table(rows) + unknown_source_table(rows) + per_codec_table(rows)
+        lines += targets_table(rows) + unknown_source_table(rows, "test") + per_codec_table(rows)
     return "\n".join(lines) + "\n"
 
 
@@ -184,14 +189,15 @@ def calibration_table(rows: dict[int, dict], labels: list[str]) -> list[str]:
     return lines
 
 
-def unknown_source_table(rows: dict[int, dict]) -> list[str]:
+def unknown_source_table(rows: dict[int, dict], codecs: str) -> list[str]:
     """Per taxonomy head: AUROC of held-out against in-domain spoof clips (the Mahalanobis score used, then max
     softmax and energy for comparison), and the share of correct in-domain answers turned unknown: mean [min-max]."""
-    runs = [row["unknown_source"] for row in rows.values() if row.get("unknown_source")]
+    key, against = (("unknown_source", "test-codec against in-domain (CoRS)") if codecs == "test" else
+                    ("unknown_source_validation", "validation-codec against in-domain validation"))
+    runs = [row[key] for row in rows.values() if row.get(key)]
     if not runs:
         return []
-    lines = ["", f"Unknown source, test-codec against in-domain spoof clips, over {len(runs)} seeds: "
-             "mean [min-max]:", "",
+    lines = ["", f"Unknown source, {against} spoof clips, over {len(runs)} seeds: mean [min-max]:", "",
              "| head | AUROC Mahalanobis (used) | AUROC max softmax | AUROC energy | correct in-domain answers "
              "turned unknown | held-out clips called unknown |", "|---|---|---|---|---|---|"]
     for task in TASKS:

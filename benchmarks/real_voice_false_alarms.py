@@ -3,39 +3,27 @@
     python benchmarks/real_voice_false_alarms.py --model outputs/demo-M1 [--out docs/real_voice_false_alarms.md]
 
 Real voices: Debian's `ktuberling-data` (scripts/setup.sh installs it): short recordings of single words by native
-speakers, one folder per language (most likely one voice each), read from `/usr/share/ktuberling/sounds` (GPL KDE
-data: read where installed, never copied into the project). Identical files in several folders are counted once.
-Every clip is traced with the pipeline's defaults; a false alarm is a decision `spoof` (spoof score >= 0.5).
-Beside them, for comparison, the bona fide clips of CodecFake-mini's test speakers (synthesizer voices, which the
-demo model was trained on), when the demo corpus is built.
+speakers, one folder per language (one voice each), read from `/usr/share/ktuberling/sounds` (GPL KDE data: read
+where installed, never copied into the project; identical files in several folders counted once,
+`dataset_scripts.real_speech`). Every word is traced on its own, as a person would upload it, with the pipeline's
+defaults; a false alarm is a decision `spoof` (spoof score >= 0.5). CodecFake-mini trains on some of these
+speakers (their words joined into longer utterances): the table gives each split of speakers apart, so the
+figure that counts is the one of speakers the model never heard (validation and test). Beside them, for
+comparison, the bona fide clips of CodecFake-mini's synthetic test speakers.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-from collections import defaultdict
+import json
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from codectrace.audio import is_audio_file
 from codectrace.files import write_text
 from codectrace.hub import load_tracer
-from codectrace.presets import DEMO_DATASET_DIR
-
-SOUNDS = Path("/usr/share/ktuberling/sounds")
-
-
-def real_voices(sounds: Path) -> dict[str, list[Path]]:
-    """Language folder -> its audio files, each distinct file once (the first folder, in name order, keeps it)."""
-    seen, folders = set(), defaultdict(list)
-    for path in sorted(p for p in sounds.rglob("*") if p.is_file() and is_audio_file(p)):
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        if digest not in seen:
-            seen.add(digest)
-            folders[path.relative_to(sounds).parts[0]].append(path)
-    return dict(folders)
+from codectrace.presets import DEMO_DATASET_DIR, DEMO_RELEASE_DIR
+from dataset_scripts.real_speech import KTUBERLING_SOUNDS, real_voice_files, speaker_id
 
 
 def false_alarms(tracer, clips: list, desc: str) -> tuple[int, int, int]:
@@ -52,43 +40,56 @@ def false_alarms(tracer, clips: list, desc: str) -> tuple[int, int, int]:
     return spoof, traced, warned
 
 
-def synthetic_test_speakers(dataset: Path) -> list:
-    """Bona fide clips of CodecFake-mini's test speakers, as undecoded audio values."""
+def synthetic_test_speakers(dataset: Path, kinds: dict[str, str]) -> list:
+    """Bona fide clips of CodecFake-mini's synthetic test speakers, as undecoded audio values."""
     from codectrace.resolve import load_split
 
     rows = load_split(str(dataset), "cors_eval", "test")
-    return [row["audio"] for row in rows if row["bin"] == 1]
+    return [row["audio"] for row in rows if row["bin"] == 1 and kinds.get(row["speaker"], "synthetic") == "synthetic"]
+
+
+def speaker_splits(release: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """Speaker -> its CodecFake-mini split, and speaker -> kind, from the release's `codecfake_mini.json`."""
+    meta_path = release / "codecfake_mini.json"
+    if not meta_path.is_file():
+        return {}, {}
+    meta = json.loads(meta_path.read_text())
+    split_of = {speaker: split for split, speakers in meta["splits"].items() for speaker in speakers}
+    return split_of, meta.get("speaker_kinds", {})
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="model folder or Hub id")
-    parser.add_argument("--sounds", type=Path, default=SOUNDS)
+    parser.add_argument("--sounds", type=Path, default=KTUBERLING_SOUNDS)
     parser.add_argument("--dataset", type=Path, default=DEMO_DATASET_DIR, help="CodecFake-mini, for comparison")
+    parser.add_argument("--release", type=Path, default=DEMO_RELEASE_DIR, help="its release (speaker splits)")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "int8"])
     parser.add_argument("--out", type=Path, help="also write the table here (markdown)")
     args = parser.parse_args()
-    if not args.sounds.is_dir():
-        raise SystemExit(f"no real voices in {args.sounds}: install Debian's ktuberling-data (scripts/setup.sh does)")
     tracer = load_tracer(args.model, precision=args.precision)
-    lines = ["| voices | speakers | clips | called spoof | clips with a warning |", "|---|---|---|---|---|"]
-    per_speaker = []
-    totals = [0, 0, 0]
-    for speaker, clips in tqdm(real_voices(args.sounds).items(), desc="real voices", unit="speaker"):
-        spoof, traced, warned = false_alarms(tracer, clips, speaker)
+    split_of, kinds = speaker_splits(args.release)
+    per_speaker = {}
+    for folder, clips in tqdm(real_voice_files(args.sounds).items(), desc="real voices", unit="speaker"):
+        spoof, traced, warned = false_alarms(tracer, clips, folder)
         if traced:
-            per_speaker.append((speaker, spoof / traced, traced))
-            totals = [totals[0] + spoof, totals[1] + traced, totals[2] + warned]
-    worst = max(per_speaker, key=lambda s: s[1])
-    lines.append(f"| real (ktuberling-data) | {len(per_speaker)} | {totals[1]} | {100 * totals[0] / totals[1]:.1f}% "
-                 f"(per speaker: mean {100 * sum(s[1] for s in per_speaker) / len(per_speaker):.1f}%, worst "
-                 f"{worst[0]} {100 * worst[1]:.0f}%) | {100 * totals[2] / totals[1]:.1f}% |")
+            per_speaker[speaker_id(folder)] = (spoof, traced, warned)
+    lines = ["| voices | speakers | words | called spoof | words with a warning |", "|---|---|---|---|---|"]
+    for split, what in (("train", "heard in training"), ("validation", "validation speakers, never trained on"),
+                        ("test", "test speakers, never trained on"), (None, "not in the corpus")):
+        group = {s: v for s, v in per_speaker.items() if split_of.get(s) == split}
+        if group:
+            spoof, traced, warned = (sum(v[k] for v in group.values()) for k in range(3))
+            worst = max(group, key=lambda s: group[s][0] / group[s][1])
+            lines.append(f"| real, {what} | {len(group)} | {traced} | {100 * spoof / traced:.1f}% (worst {worst} "
+                         f"{100 * group[worst][0] / group[worst][1]:.0f}%) | {100 * warned / traced:.1f}% |")
     if (args.dataset / "README.md").is_file():
-        spoof, traced, warned = false_alarms(tracer, synthetic_test_speakers(args.dataset), "synthetic")
-        lines.append(f"| synthetic (CodecFake-mini test speakers) | 3 | {traced} | {100 * spoof / traced:.1f}% | "
+        spoof, traced, warned = false_alarms(tracer, synthetic_test_speakers(args.dataset, kinds), "synthetic")
+        lines.append(f"| synthetic (CodecFake-mini test speakers) | - | {traced} | {100 * spoof / traced:.1f}% | "
                      f"{100 * warned / traced:.1f}% |")
-    lines += ["", "| real speaker (language folder) | clips | called spoof |", "|---|---|---|"]
-    lines += [f"| {name} | {count} | {100 * share:.0f}% |" for name, share, count in sorted(per_speaker)]
+    lines += ["", "| real speaker | split | words | called spoof |", "|---|---|---|---|"]
+    lines += [f"| {name} | {split_of.get(name, '-')} | {v[1]} | {100 * v[0] / v[1]:.0f}% |"
+              for name, v in sorted(per_speaker.items())]
     table = "\n".join(lines) + "\n"
     print(f"model: {args.model}, precision {tracer.resolved_precision}\n\n{table}")
     if args.out:

@@ -15,7 +15,8 @@ def add_evaluate_parser(sub) -> None:
     parser.add_argument("--model", required=True, help="model folder or hub id")
     parser.add_argument("--revision", help="model revision")
     parser.add_argument("--dataset", required=True, help="built CodecFake+ folder or hub dataset id")
-    parser.add_argument("--configs", nargs="+", default=list(EVAL_CONFIGS), help="configs to evaluate (test split)")
+    parser.add_argument("--configs", nargs="+", default=list(EVAL_CONFIGS), help="configs to evaluate")
+    parser.add_argument("--split", default="test", help="split of each config (default test; e.g. validation)")
     parser.add_argument("--output-dir", required=True, help="where eval/<config>/ and results.md go")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-samples", type=int, default=None, help="evaluate only the first N rows per config")
@@ -35,7 +36,8 @@ def _run_evaluate(args) -> int:
     check_writable_folder(args.output_dir, "--output-dir", create=True)
     resolve_model(args.model, args.revision)
 
-    sets = {config: load_split(args.dataset, config, "test", limit=args.max_samples) for config in args.configs}
+    sets = {config if args.split == "test" else f"{config}_{args.split}":
+            load_split(args.dataset, config, args.split, limit=args.max_samples) for config in args.configs}
     model = load_model(args.model, revision=args.revision, trust_remote_code=args.trust_remote_code)
     trainer = Trainer(
         model=model,

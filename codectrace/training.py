@@ -312,7 +312,9 @@ def make_compute_metrics(tasks):
 
 # --selection_set -> how cards and tables name the data model selection reads.
 SELECTION_SETS = {"validation": "the validation split (validation speakers, training codecs)",
-                  "val_codecs": "the validation codecs (validation speakers, codecs never trained on)"}
+                  "val_codecs": "the validation codecs (validation speakers, codecs never trained on)",
+                  "validation+val_codecs": "the validation speakers with the training codecs and with the validation "
+                                           "codecs together"}
 
 
 def selection_split(data_args, validation):
@@ -320,17 +322,23 @@ def selection_split(data_args, validation):
     if data_args.selection_set == "validation":
         return validation
     try:
-        return load_split(data_args.dataset, data_args.selection_set, "validation", data_args.dataset_revision,
-                          data_args.max_eval_samples)
+        unseen = load_split(data_args.dataset, "val_codecs", "validation", data_args.dataset_revision,
+                            data_args.max_eval_samples)
     except ValueError:  # the training splits loaded, so the dataset lacks this config
-        raise ValueError(f"--selection_set {data_args.selection_set} needs the dataset's {data_args.selection_set!r} "
-                         f"config, which {data_args.dataset} lacks (CodecFake-mini has it; CodecFake+ has no "
-                         "validation codecs): pass --selection_set validation for this dataset.") from None
+        raise ValueError(f"--selection_set {data_args.selection_set} needs the dataset's 'val_codecs' config, which "
+                         f"{data_args.dataset} lacks (CodecFake-mini has it; CodecFake+ has no validation codecs): "
+                         "pass --selection_set validation for this dataset.") from None
+    if data_args.selection_set == "val_codecs":
+        return unseen
+    from datasets import concatenate_datasets
+
+    return concatenate_datasets([validation, unseen])
 
 
-def evaluation_sets(data_args, test_split, selection=None) -> dict:
-    """Test split of the training config, every evaluation config that the dataset has, then the selection set
-    when it is not the training config's validation split (reported, so choices made on it can be read back)."""
+def evaluation_sets(data_args, test_split, selection=None, validation=None) -> dict:
+    """Test split of the training config, every evaluation config that the dataset has, then, when selection reads
+    validation codecs, the validation data apart (`in_domain_validation`, `val_codecs`): reported, so that choices
+    made on validation data can be read back without the test sets."""
     sets = {f"{data_args.dataset_config}_test": test_split}
     for config in data_args.eval_configs:
         try:
@@ -339,18 +347,24 @@ def evaluation_sets(data_args, test_split, selection=None) -> dict:
         except ValueError as error:  # a dataset without that evaluation config
             logger.warning("skipping %s: %s", config, error)
     if selection is not None and data_args.selection_set != "validation":
-        sets[data_args.selection_set] = selection
+        sets["in_domain_validation"] = validation
+        sets["val_codecs"] = selection if data_args.selection_set == "val_codecs" else \
+            selection.select(range(len(validation), len(selection)))  # the union lists validation first
     return sets
 
 
-def unknown_source(trainer, train_split, validation, sets: dict) -> tuple[UnknownSourceScorer, dict | None]:
-    """Fits the unknown-source scorer (training and validation splits) and, where the dataset has both, measures it
-    on CoSG (unseen codecs) against CoRS (training codecs)."""
+def unknown_source(trainer, train_split, validation, sets: dict) -> tuple[UnknownSourceScorer, dict]:
+    """Fits the unknown-source scorer (training and validation splits) and measures it where the dataset allows:
+    `test` on CoSG (unseen codecs) against CoRS (training codecs), `validation` on the validation codecs against
+    the validation split (the figures a choice of score may read)."""
     model, chunk = trainer.model, trainer.model.config.chunk_samples
     scorer = fit_unknown_source(model, train_split, validation, chunk)
-    if not {"cors_eval", "cosg_eval"} <= set(sets):
-        return scorer, None
-    return scorer, evaluate_unknown_source(model, scorer, sets["cors_eval"], sets["cosg_eval"], chunk)
+    measured = {}
+    if {"cors_eval", "cosg_eval"} <= set(sets):
+        measured["test"] = evaluate_unknown_source(model, scorer, sets["cors_eval"], sets["cosg_eval"], chunk)
+    if "val_codecs" in sets:
+        measured["validation"] = evaluate_unknown_source(model, scorer, validation, sets["val_codecs"], chunk)
+    return scorer, measured
 
 
 def calibrate(trainer, model, validation) -> dict[str, float]:
@@ -408,9 +422,10 @@ def write_outputs(trainer, model, feature_extractor, model_args, data_args, trai
         scorer.save(output_dir)
     variant = model.config.variant or "custom"
     table = results_table(variant, model.config.tasks, results) if results else None
-    if table and unknown:
+    unknown = unknown or {}
+    if table and unknown.get("test"):
         table += ("\n\nUnknown source, spoof clips of unseen codecs (CoSG) against those of training codecs (CoRS):\n\n"
-                  + unknown_source_table(unknown))
+                  + unknown_source_table(unknown["test"]))
     hub_id = training_args.hub_model_id or f"USER/{output_dir.name}"
     dataset_id = data_args.dataset if data_args.dataset != str(DEMO_DATASET_DIR) else "codecfake-mini"
     status = None
@@ -426,7 +441,8 @@ def write_outputs(trainer, model, feature_extractor, model_args, data_args, trai
     write_text(output_dir / "model_card.md", card)
     write_text(output_dir / "README.md", card)
     summary = {"train": train_metrics, "eval": {name: r["overall"] for name, r in results.items()},
-               "unknown_source": unknown, "arguments": {"model": asdict(model_args), "data": asdict(data_args)}}
+               "unknown_source": unknown.get("test"), "unknown_source_validation": unknown.get("validation"),
+               "arguments": {"model": asdict(model_args), "data": asdict(data_args)}}
     write_json(output_dir / "all_results.json", summary)
     if table:
         write_text(output_dir / "eval" / "results.md", table + "\n")
@@ -492,13 +508,13 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: C
     train_metrics = trainer.train(resume_from_checkpoint=_last_checkpoint(training_args)).metrics
     if training_args.calibrate:
         calibrate(trainer, trainer.model, selection)
-    sets = evaluation_sets(data_args, test, selection)
+    sets = evaluation_sets(data_args, test, selection, validation)
     results = run_evaluation_sets(trainer, tasks, model.config.chunk_samples, sets, Path(training_args.output_dir),
                                   trainer.model.config.calibration_temperatures)
     table = None
     if trainer.is_world_process_zero():
         scorer, unknown = (unknown_source(trainer, train_split, validation, sets) if training_args.unknown_source
-                           else (None, None))
+                           else (None, {}))
         table = write_outputs(trainer, trainer.model, feature_extractor, model_args, data_args, training_args,
                               train_metrics, results, scorer, unknown)
         print("\n" + (table or "no evaluation sets found") + "\n")

@@ -283,17 +283,31 @@ def _resynthesize_all(work: Work, weights_dir: Path, jobs: int) -> None:
 
 
 def ensure_codecfake_mini(release_dir: str | Path, dataset_dir: str | Path, utterances: int = 30) -> Path:
-    """Builds CodecFake-mini once (synthesizer speakers re-synthesised by the shipped codec zoo, then the Hugging
-    Face dataset) and returns the dataset folder; a finished build is reused. Each step is complete or absent."""
+    """Builds CodecFake-mini once (synthetic and real speakers re-synthesised by the shipped codec zoo, then the
+    Hugging Face dataset) and returns the dataset folder; a finished build is reused unless it was made with
+    another zoo (other codecs or splits), which is rebuilt. Each step is complete or absent."""
     from . import build_codecfake_plus as builder
 
     release_dir, dataset_dir = Path(release_dir), Path(dataset_dir)
+    if (release_dir / "protocols").exists() and not release_matches_zoo(release_dir):
+        print(f"{release_dir} was built with another codec zoo; rebuilding CodecFake-mini", flush=True)
+        shutil.rmtree(release_dir)
+        shutil.rmtree(dataset_dir, ignore_errors=True)
     if not (dataset_dir / REPORT_NAME).exists():
         print(f"building CodecFake-mini in {dataset_dir} (first run only)", flush=True)
         if not (release_dir / "protocols").exists():
             write_codecfake_mini(release_dir, utterances=utterances, seed=0)
         builder.build(release_dir, release_dir / "protocols", dataset_dir, shard_rows=500, overwrite=True)
     return dataset_dir
+
+
+def release_matches_zoo(release_dir: Path) -> bool:
+    """Whether a release lists exactly the zoo's codecs, each in its split."""
+    meta = release_dir / "codecfake_mini.json"
+    if not meta.is_file():
+        return False
+    listed = {(c["name"], c.get("split")) for c in json.loads(meta.read_text())["codecs"]}
+    return listed == {(s.name, s.split) for s in ZOO}
 
 
 def main(argv: list[str] | None = None) -> int:

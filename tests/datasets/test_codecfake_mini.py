@@ -210,3 +210,15 @@ def test_a_folder_of_recordings_replaces_the_synthesizer_speech(tmp_path):
     info = sf.info(root / "all_data_16k" / "p229_001.wav")
     assert (info.samplerate, info.channels) == (16000, 1) and abs(info.duration - 1.3) < 0.01
     assert read_config_rows(root / "protocols", ("cosg_eval",))["cosg_eval"]["test"]
+
+
+def test_a_release_made_with_another_zoo_is_recognised_as_stale(tmp_path):
+    from codec_zoo.specs import ZOO
+    from dataset_scripts.build_codecfake_mini import release_matches_zoo
+
+    codecs = [{"name": s.name, "split": s.split} for s in ZOO]
+    (tmp_path / "codecfake_mini.json").write_text(json.dumps({"codecs": codecs}))
+    assert release_matches_zoo(tmp_path)
+    first_zoo = [{"name": s.name, "heldout": s.split != "train"} for s in ZOO[:15]]  # before the three-way split
+    (tmp_path / "codecfake_mini.json").write_text(json.dumps({"codecs": first_zoo}))
+    assert not release_matches_zoo(tmp_path)

@@ -45,7 +45,7 @@ def test_a_run_writes_model_card_metrics_and_evaluation_files(trained):
                  "configuration_codectrace.py", "aasist.py", "feature_extraction_codectrace.py", "model_card.md",
                  "README.md", "all_results.json"):
         assert (output_dir / name).exists(), name
-    for eval_set in ("aux_test", "cors_eval", "cosg_eval", "cosg_seen", "val_codecs"):
+    for eval_set in ("aux_test", "cors_eval", "cosg_eval", "cosg_seen", "val_codecs", "in_domain_validation"):
         folder = output_dir / "eval" / eval_set
         assert (folder / "metrics.json").exists() and (folder / "per_source.md").exists()
         assert (folder / "confusion_vq.png").stat().st_size > 1000
@@ -53,7 +53,8 @@ def test_a_run_writes_model_card_metrics_and_evaluation_files(trained):
     card = (output_dir / "model_card.md").read_text()
     assert "model-index" in card and "in-domain (CoRS)" in card and "| learning rate / weight decay |" in card
     results = json.loads((output_dir / "all_results.json").read_text())
-    assert set(results["eval"]) == {"aux_test", "cors_eval", "cosg_eval", "cosg_seen", "val_codecs"}
+    assert set(results["eval"]) == {"aux_test", "cors_eval", "cosg_eval", "cosg_seen", "val_codecs",
+                                    "in_domain_validation"}
     assert "BIN EER %" in result["table"]
 
 
@@ -279,6 +280,14 @@ def test_presets_fill_defaults_and_flags_win():
     assert demo.learning_rate == 0.01 and demo.optimizer_recipe == "trainer"
 
 
+def test_only_the_demo_selects_on_validation_codecs_and_other_values_are_refused():
+    _, official, _ = train.parse_arguments(["--preset", "official", "--dataset", "x"])
+    _, demo, _ = train.parse_arguments([])
+    assert (official.selection_set, demo.selection_set) == ("validation", "validation+val_codecs")
+    with pytest.raises(SystemExit):
+        train.parse_arguments(["--selection_set", "cosg_eval"])  # never the test codecs
+
+
 def test_the_official_preset_neither_clips_gradients_nor_keeps_an_incomplete_batch():
     _, _, official = train.parse_arguments(["--preset", "official", "--dataset", "x"])
     assert official.max_grad_norm == 0 and official.train_drop_last and not official.dataloader_drop_last
@@ -303,8 +312,9 @@ def test_an_explicit_dataset_config_wins_over_the_variants_default():
 
 
 def test_the_demo_preset_uses_the_measured_cpu_model():
-    model_args, _, training_args = train.parse_arguments([])
+    model_args, data_args, training_args = train.parse_arguments([])
     assert training_args.preset == "demo"
+    assert (data_args.augment, model_args.task_weighting) == ("channel", "uncertainty")  # chosen on validation codecs
     assert (model_args.backbone_size, model_args.head_type) == ("stft-tiny", "stats_pooling")
     assert model_args.use_weighted_layer_sum and model_args.feature_encoder == "stft_phase"
     assert model_args.stft_features == ["phase_deviation", "weighted_phase_deviation"]
@@ -415,7 +425,8 @@ def test_the_seed_sweep_can_leave_every_test_codec_figure_out(trained, tmp_path)
     demo_seeds.main(["--seeds", "1", "--runs", str(tmp_path), "--out", str(out), "--hide-test"])
     table = out.read_text()
     assert "| validation codecs | " in table and "validation speakers' bona fide clips" in table
-    for hidden in ("test codec", "in-domain", "held-out test speakers", "Unknown source"):
+    assert "Unknown source, validation-codec against in-domain validation spoof clips" in table
+    for hidden in ("test codec", "test-codec", "in-domain (CoRS)", "| in-domain |", "held-out test speakers"):
         assert hidden not in table, hidden
 
 
