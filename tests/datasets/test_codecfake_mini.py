@@ -37,8 +37,9 @@ def mini_root(tmp_path_factory):
     if shutil.which("espeak-ng") is None or shutil.which("festival") is None:
         pytest.skip("espeak-ng / festival not installed")
     work = tmp_path_factory.mktemp("mini")
-    # 3 utterances: the fewest with which every training codec appears in a training protocol (CoRS needs it)
-    return write_codecfake_mini(work / "codecfake_mini", speakers=8, utterances=3, seed=0, jobs=2,
+    # 5 utterances: the fewest with which every training codec appears in a training protocol (CoRS needs it): the
+    # held-out splits need 15 rows (3 VQ classes x the 5 multi-codebook codecs)
+    return write_codecfake_mini(work / "codecfake_mini", speakers=8, utterances=5, seed=0, jobs=2,
                                 real_voices=word_recordings(work / "words"))
 
 

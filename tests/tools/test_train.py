@@ -68,17 +68,31 @@ def test_the_demo_run_is_calibrated_on_validation_and_evaluation_reports_before_
         assert {"ece", "brier", "ece_uncalibrated", "brier_uncalibrated"} <= set(overall[task])
         assert (output_dir / "eval" / "cors_eval" / f"reliability_{task}.png").stat().st_size > 1000
     card = (output_dir / "model_card.md").read_text()
-    assert "| calibration | temperature scaling per head on the validation codecs (validation speakers," in card
+    assert ("| calibration | temperature scaling per head on the validation speakers with the training codecs and "
+            "with the validation codecs together |") in card
 
 
-def test_the_demo_run_selects_its_model_on_the_validation_codecs(trained, built):
+def test_the_demo_run_selects_its_model_on_both_kinds_of_validation_data_and_reports_each(trained, built):
     output_dir, _ = trained
     state = json.loads(next(output_dir.glob("checkpoint-*/trainer_state.json")).read_text())
-    assert [entry for entry in state["log_history"] if "eval_selection_score" in entry]
+    in_domain = load_dataset(str(built), "aux", split="validation")
     validation_codecs = load_dataset(str(built), "val_codecs", split="validation")
-    scored = (output_dir / "eval" / "val_codecs" / "scores_bin.txt").read_text().splitlines()
-    assert len(scored) == len(validation_codecs)
-    assert "| model selection | selection_score on the validation codecs" in (output_dir / "model_card.md").read_text()
+    assert [entry for entry in state["log_history"] if "eval_selection_score" in entry]
+    for name, rows in (("val_codecs", validation_codecs), ("in_domain_validation", in_domain)):
+        assert len((output_dir / "eval" / name / "scores_bin.txt").read_text().splitlines()) == len(rows), name
+    assert "| model selection | selection_score on the validation speakers with the training codecs and with the " \
+        "validation codecs together |" in (output_dir / "model_card.md").read_text()
+
+
+@pytest.mark.parametrize("selection_set", ["validation", "val_codecs", "validation+val_codecs"])
+def test_the_selection_set_is_the_validation_split_the_validation_codecs_or_both(built, selection_set):
+    from codectrace.resolve import load_split
+
+    _, data_args, _ = train.parse_arguments(["--dataset", str(built), "--selection_set", selection_set])
+    in_domain, unseen = load_split(str(built), "aux", "validation"), load_split(str(built), "val_codecs", "validation")
+    known, unknown = list(in_domain["utt_id"]), list(unseen["utt_id"])
+    expected = {"validation": known, "val_codecs": unknown, "validation+val_codecs": known + unknown}[selection_set]
+    assert list(train.selection_split(data_args, in_domain)["utt_id"]) == expected
 
 
 def test_the_validation_codecs_are_refused_in_one_line_when_the_dataset_has_none(fixture_root, tmp_path):
