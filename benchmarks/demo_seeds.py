@@ -28,6 +28,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from codectrace.files import write_json, write_text
+from codectrace.metrics import selection_score
+from dataset_scripts.build_codecfake_mini import release_speakers
+from dataset_scripts.protocols import codec_of
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("vq", "aux", "dec")
@@ -66,12 +69,6 @@ def run_seed(seed: int, runs: Path, threads: int, extra: list[str]) -> Path | No
     return folder
 
 
-def speaker_kinds(dataset: Path) -> dict[str, str]:
-    """Speaker -> `synthetic` or `real`, from the CodecFake-mini release beside the dataset (empty if unknown)."""
-    meta = dataset.parent / "release" / "codecfake_mini.json"
-    return json.loads(meta.read_text()).get("speaker_kinds", {}) if meta.is_file() else {}
-
-
 def false_alarms(folder: Path, kinds: dict[str, str], eval_set: str = "cors_eval") -> dict[str, float]:
     """Per speaker kind, % of the bona fide clips of one evaluation set called spoof (spoof score >= 0.5): CoRS
     holds the test speakers' bona fide clips, `val_codecs` the validation speakers'."""
@@ -81,8 +78,8 @@ def false_alarms(folder: Path, kinds: dict[str, str], eval_set: str = "cors_eval
         return {}
     for line in scores.read_text().splitlines():
         utt, score = line.split()
-        speaker, _, rest = utt.partition("_")
-        if "_" in rest:  # a re-synthesis (<speaker>_<NNN>_<codec>), not bona fide
+        speaker = utt.split("_")[0]
+        if codec_of(utt, speaker) is not None:  # a re-synthesis (<speaker>_<NNN>_<codec>), not bona fide
             continue
         kind = kinds.get(speaker, "synthetic")
         total[kind] = total.get(kind, 0) + 1
@@ -100,8 +97,7 @@ def read_run(folder: Path, kinds: dict[str, str]) -> dict:
         metrics = results[name]
         row[label] = {"bin_eer": 100 * metrics["bin"]["eer"], **{t: metrics[t]["f1_macro"] for t in TASKS}}
         row[label]["min_f1"] = min(row[label][t] for t in TASKS)
-        # the Trainer's selection_score (1 - BIN EER and the three macro-F1, averaged): what recipes are chosen by
-        row[label]["selection_score"] = (1 - row[label]["bin_eer"] / 100 + sum(row[label][t] for t in TASKS)) / 4
+        row[label]["selection_score"] = selection_score(metrics)  # the Trainer's: what recipes are chosen by
         row.setdefault("calibration", {})[label] = {
             t: (metrics[t].get("ece_uncalibrated", metrics[t]["ece"]), metrics[t]["ece"]) for t in HEADS}
     row["false_alarms"] = false_alarms(folder, kinds)
@@ -227,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     with ThreadPoolExecutor(args.jobs) as pool:
         folders = list(pool.map(lambda s: run_seed(s, args.runs, threads, extra), args.seeds))
-    kinds = speaker_kinds(args.dataset)
+    _, kinds = release_speakers(args.dataset.parent / "release")  # the release beside the dataset
     finished = {seed: read_run(folder, kinds) for seed, folder in zip(args.seeds, folders) if folder is not None}
     if not finished:
         raise SystemExit("every seed failed; nothing to tabulate")

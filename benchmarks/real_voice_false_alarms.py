@@ -15,7 +15,6 @@ comparison, the bona fide clips of CodecFake-mini's synthetic test speakers.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -23,6 +22,7 @@ from tqdm.auto import tqdm
 from codectrace.files import write_text
 from codectrace.hub import load_tracer
 from codectrace.presets import DEMO_DATASET_DIR, DEMO_RELEASE_DIR
+from dataset_scripts.build_codecfake_mini import release_speakers
 from dataset_scripts.real_speech import KTUBERLING_SOUNDS, real_voice_files, speaker_id
 
 
@@ -48,16 +48,6 @@ def synthetic_test_speakers(dataset: Path, kinds: dict[str, str]) -> list:
     return [row["audio"] for row in rows if row["bin"] == 1 and kinds.get(row["speaker"], "synthetic") == "synthetic"]
 
 
-def speaker_splits(release: Path) -> tuple[dict[str, str], dict[str, str]]:
-    """Speaker -> its CodecFake-mini split, and speaker -> kind, from the release's `codecfake_mini.json`."""
-    meta_path = release / "codecfake_mini.json"
-    if not meta_path.is_file():
-        return {}, {}
-    meta = json.loads(meta_path.read_text())
-    split_of = {speaker: split for split, speakers in meta["splits"].items() for speaker in speakers}
-    return split_of, meta.get("speaker_kinds", {})
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="model folder or Hub id")
@@ -68,7 +58,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="also write the table here (markdown)")
     args = parser.parse_args()
     tracer = load_tracer(args.model, precision=args.precision)
-    split_of, kinds = speaker_splits(args.release)
+    split_of, kinds = release_speakers(args.release)
     per_speaker = {}
     for folder, clips in tqdm(real_voice_files(args.sounds).items(), desc="real voices", unit="speaker"):
         spoof, traced, warned = false_alarms(tracer, clips, folder)

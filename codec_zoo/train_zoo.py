@@ -246,7 +246,7 @@ def _prepare_trunk(args: tuple[str, str, str, float]) -> str:
     path = work_path / f"trunk_features{_suffix(split)}.pt"
     if not path.exists():
         _atomic_save(trunk_features(trunk["trunk"], utterances), path)
-    return split
+    return f"{split} trunk ready"
 
 
 def _train_one(args: tuple[str, str, str, float]) -> str:
@@ -295,41 +295,31 @@ def train_zoo(args) -> None:
     args.weights_dir.mkdir(parents=True, exist_ok=True)
     if not (args.work / "speech").exists():
         write_training_speech(args.work / "speech")
-    # slowest (time-domain) codecs first, so parallel workers finish together
-    todo = sorted((n for n in names if not (args.weights_dir / f"{n}.safetensors").exists()),
-                  key=lambda n: zoo_by_name()[n].dec != "time")
+    todo = [n for n in names if not (args.weights_dir / f"{n}.safetensors").exists()]
     print(f"{len(names) - len(todo)} codecs already exported; training {len(todo)}: {', '.join(todo)}")
     if not todo:
         return
-    torch.set_num_threads(1)
-    utterances, speakers = load_training_speech(args.work / "speech")
     specs = [zoo_by_name()[n] for n in todo]
-    trunk_jobs = [(split, str(args.work), str(args.weights_dir), args.steps_scale)
-                  for split in sorted({s.split for s in specs})]
-    if args.jobs <= 1:
-        for job in trunk_jobs:
-            _prepare_trunk(job)
-    else:
-        with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
-            for split in pool.imap_unordered(_prepare_trunk, trunk_jobs):
-                print(f"{split} trunk ready", flush=True)
-    bodies = sorted({s.decoder_body for s in specs if s.dec == "time"})
-    # bodies first, then the frequency-domain codecs (which need no body) while the last bodies finish, then
-    # the time-domain codecs
-    order = [f"body:{b}" for b in bodies] + [s.name for s in specs if s.dec != "time"] + \
-        [s.name for s in specs if s.dec == "time"]
-    jobs = [(n, str(args.work), str(args.weights_dir), args.steps_scale) for n in order]
-    if args.jobs <= 1:
+    common = (str(args.work), str(args.weights_dir), args.steps_scale)
+    bodies = [f"body:{b}" for b in sorted({s.decoder_body for s in specs if s.dec == "time"})]
+    stages = [
+        (_prepare_trunk, sorted({s.split for s in specs})),
+        # the bodies, and the frequency-domain codecs (which need none) while the last bodies finish
+        (_train_one, bodies + [s.name for s in specs if s.dec != "time"]),
+        (_train_one, [s.name for s in specs if s.dec == "time"]),  # each waits for its body
+    ]
+    for worker, names_of_stage in stages:
+        _run_stage(worker, [(name, *common) for name in names_of_stage], args.jobs)
+
+
+def _run_stage(worker, jobs: list[tuple], processes: int) -> None:
+    """Runs one stage's jobs, in `processes` spawned processes (one thread each) or here when that is 1."""
+    if processes <= 1:
         for job in jobs:
-            print(_train_one(job), flush=True)
+            print(worker(job), flush=True)
         return
-    body_jobs = [j for j in jobs if j[0].startswith("body:")]
-    with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
-        # a time-domain codec must wait for its body: run bodies and freq codecs together, then time codecs
-        first = body_jobs + [j for j in jobs if j[0] in {s.name for s in specs if s.dec != "time"}]
-        for done in pool.imap_unordered(_train_one, first):
-            print(done, flush=True)
-        for done in pool.imap_unordered(_train_one, [j for j in jobs if j not in first]):
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        for done in pool.imap_unordered(worker, jobs):
             print(done, flush=True)
 
 

@@ -317,10 +317,11 @@ SELECTION_SETS = {"validation": "the validation split (validation speakers, trai
                                            "codecs together"}
 
 
-def selection_split(data_args, validation):
-    """The rows model selection, early stopping and calibration read (`--selection_set`)."""
+def validation_sets(data_args, validation) -> dict:
+    """The validation data by evaluation name: the training config's validation split (`in_domain_validation`) and,
+    when `--selection_set` reads them, the validation codecs (`val_codecs`)."""
     if data_args.selection_set == "validation":
-        return validation
+        return {"in_domain_validation": validation}
     try:
         unseen = load_split(data_args.dataset, "val_codecs", "validation", data_args.dataset_revision,
                             data_args.max_eval_samples)
@@ -328,17 +329,22 @@ def selection_split(data_args, validation):
         raise ValueError(f"--selection_set {data_args.selection_set} needs the dataset's 'val_codecs' config, which "
                          f"{data_args.dataset} lacks (CodecFake-mini has it; CodecFake+ has no validation codecs): "
                          "pass --selection_set validation for this dataset.") from None
-    if data_args.selection_set == "val_codecs":
-        return unseen
-    from datasets import concatenate_datasets
-
-    return concatenate_datasets([validation, unseen])
+    return {"in_domain_validation": validation, "val_codecs": unseen}
 
 
-def evaluation_sets(data_args, test_split, selection=None, validation=None) -> dict:
+def selection_split(data_args, parts: dict):
+    """The rows model selection, early stopping and calibration read (`--selection_set`), from `validation_sets`."""
+    if data_args.selection_set == "validation+val_codecs":
+        from datasets import concatenate_datasets
+
+        return concatenate_datasets([parts["in_domain_validation"], parts["val_codecs"]])
+    return parts["val_codecs" if data_args.selection_set == "val_codecs" else "in_domain_validation"]
+
+
+def evaluation_sets(data_args, test_split, validation_parts: dict) -> dict:
     """Test split of the training config, every evaluation config that the dataset has, then, when selection reads
-    validation codecs, the validation data apart (`in_domain_validation`, `val_codecs`): reported, so that choices
-    made on validation data can be read back without the test sets."""
+    validation codecs, each kind of validation data apart (`validation_sets`): reported, so that choices made on
+    validation data can be read back without the test sets."""
     sets = {f"{data_args.dataset_config}_test": test_split}
     for config in data_args.eval_configs:
         try:
@@ -346,10 +352,8 @@ def evaluation_sets(data_args, test_split, selection=None, validation=None) -> d
                                       data_args.max_eval_samples)
         except ValueError as error:  # a dataset without that evaluation config
             logger.warning("skipping %s: %s", config, error)
-    if selection is not None and data_args.selection_set != "validation":
-        sets["in_domain_validation"] = validation
-        sets["val_codecs"] = selection if data_args.selection_set == "val_codecs" else \
-            selection.select(range(len(validation), len(selection)))  # the union lists validation first
+    if data_args.selection_set != "validation":
+        sets.update(validation_parts)
     return sets
 
 
@@ -485,7 +489,8 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: C
     # The finished folder is pushed at the end (push_model_folder); the Trainer must not push checkpoints.
     push, training_args.push_to_hub = training_args.push_to_hub, False
     train_split, validation, test = load_training_splits(data_args)
-    selection = selection_split(data_args, validation)
+    validation_parts = validation_sets(data_args, validation)
+    selection = selection_split(data_args, validation_parts)
 
     model = build_model(model_args)
     tasks = model.config.tasks
@@ -508,7 +513,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: C
     train_metrics = trainer.train(resume_from_checkpoint=_last_checkpoint(training_args)).metrics
     if training_args.calibrate:
         calibrate(trainer, trainer.model, selection)
-    sets = evaluation_sets(data_args, test, selection, validation)
+    sets = evaluation_sets(data_args, test, validation_parts)
     results = run_evaluation_sets(trainer, tasks, model.config.chunk_samples, sets, Path(training_args.output_dir),
                                   trainer.model.config.calibration_temperatures)
     table = None

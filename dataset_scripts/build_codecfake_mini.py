@@ -209,7 +209,7 @@ def _training_protocols(rows: dict[str, Rows], audio_dir: Path, work: Work, utte
     if unlabelled:  # CoRS takes each codec's taxonomy from the training protocols, as in CodecFake+
         warnings.warn(f"training codecs {unlabelled} appear in no training protocol of this small corpus "
                       f"({utterances} utterances per speaker), so the CoRS evaluation cannot label their rows; "
-                      "use more utterances per speaker (3 suffice with 8 speakers).", stacklevel=4)
+                      "use more utterances per speaker (5 suffice with 8 speakers).", stacklevel=4)
     return protocol_lines
 
 
@@ -299,6 +299,17 @@ def ensure_codecfake_mini(release_dir: str | Path, dataset_dir: str | Path, utte
             write_codecfake_mini(release_dir, utterances=utterances, seed=0)
         builder.build(release_dir, release_dir / "protocols", dataset_dir, shard_rows=500, overwrite=True)
     return dataset_dir
+
+
+def release_speakers(release_dir: str | Path) -> tuple[dict[str, str], dict[str, str]]:
+    """Speaker -> split and speaker -> kind (`synthetic` or `real`) of a release, from its `codecfake_mini.json`;
+    empty when the folder is not a CodecFake-mini release."""
+    meta_path = Path(release_dir) / "codecfake_mini.json"
+    if not meta_path.is_file():
+        return {}, {}
+    meta = json.loads(meta_path.read_text())
+    split_of = {speaker: split for split, speakers in meta["splits"].items() for speaker in speakers}
+    return split_of, meta.get("speaker_kinds", {})
 
 
 def release_matches_zoo(release_dir: Path) -> bool:

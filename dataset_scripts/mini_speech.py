@@ -78,12 +78,27 @@ def make_speakers(count: int, seed: int) -> list[Speaker]:
 NOISE_FLOOR = 1e-3  # std of the added recording noise, about -60 dBFS
 
 
+PEAK = 0.7
+
+
+def as_recorded(waveform: np.ndarray, key: str, noise_floor: float = NOISE_FLOOR) -> np.ndarray:
+    """Every bona fide utterance's level: peak set to `PEAK`, plus a Gaussian noise floor (std `noise_floor`)
+    drawn deterministically from `key`, so that neither loudness nor digital silence tells one speaker kind from
+    another."""
+    peak = np.abs(waveform).max()
+    waveform = (PEAK * waveform / peak) if peak > 0 else waveform
+    if noise_floor > 0:
+        rng = np.random.default_rng(zlib.crc32(key.encode()))
+        waveform = waveform + noise_floor * rng.standard_normal(len(waveform))
+    return waveform
+
+
 def synthesize(speaker: Speaker, text: str, path: Path, noise_floor: float = NOISE_FLOOR) -> None:
     """Writes one utterance as 16 kHz mono WAV; raises RuntimeError when the synthesizer is missing or fails.
 
     The peak is set to 0.7 and a Gaussian noise floor (std `noise_floor`, deterministic per speaker and text)
-    is added, as in any microphone recording: synthesizers write exact digital silence, which would let a
-    tracer recognise bona fide speech by its zeros and would dominate log-mel distances.
+    is added (`as_recorded`), as in any microphone recording: synthesizers write exact digital silence, which would
+    let a tracer recognise bona fide speech by its zeros and would dominate log-mel distances.
     """
     with tempfile.TemporaryDirectory() as work:
         raw = Path(work) / "raw.wav"
@@ -99,13 +114,7 @@ def synthesize(speaker: Speaker, text: str, path: Path, noise_floor: float = NOI
             run = subprocess.run(["festival", "-b", str(scheme)], capture_output=True, text=True, timeout=120)
         if run.returncode != 0 or not raw.exists() or raw.stat().st_size < 1000:
             raise RuntimeError(f"{speaker.engine} failed for {speaker.speaker_id}: {run.stderr.strip()[:200]}")
-        waveform = load_audio(raw)
-        peak = np.abs(waveform).max()
-        waveform = (0.7 * waveform / peak) if peak > 0 else waveform
-        if noise_floor > 0:
-            rng = np.random.default_rng(zlib.crc32(f"{speaker.speaker_id}|{text}".encode()))
-            waveform = waveform + noise_floor * rng.standard_normal(len(waveform))
-        write_audio(path, waveform)
+        write_audio(path, as_recorded(load_audio(raw), f"{speaker.speaker_id}|{text}", noise_floor))
 
 
 def split_speakers(speakers: list[Speaker], validation: int = 3, test: int = 3) -> dict[str, list[str]]:

@@ -10,7 +10,7 @@ window, so the official repeat-padding would make most real clips "one word, rep
 speaker has; a tracer could then learn "repetition means bona fide". Consecutive words of one speaker are
 joined into utterances of at least `MIN_UTTERANCE_SECONDS` instead, which look like the other speakers' speech
 (several words with pauses) to the tracer and to every codec. Each utterance is peak-normalised to 0.7 and gets
-the same -60 dBFS noise floor as the synthetic speakers (`mini_speech.NOISE_FLOOR`), so that neither loudness nor
+the same -60 dBFS noise floor as the synthetic speakers (`mini_speech.as_recorded`), so that neither loudness nor
 digital silence tells real from synthetic.
 
 Speakers are split speaker-disjointly, with real speakers in every split: the large folders (>=
@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import zlib
 from collections import defaultdict
 from pathlib import Path
 
@@ -32,12 +31,11 @@ import numpy as np
 from codectrace.audio import is_audio_file, load_audio
 from codectrace.files import staged_folder, write_audio
 
-from .mini_speech import NOISE_FLOOR
+from .mini_speech import as_recorded
 
 KTUBERLING_SOUNDS = Path("/usr/share/ktuberling/sounds")
 MIN_UTTERANCE_SECONDS = 3.0
 LARGE_FOLDER_CLIPS = 50
-PEAK = 0.7
 # Held-out speakers per split among the large and among the small folders; the rest train.
 HELD_OUT_SPEAKERS = {"large": {"validation": 3, "test": 3}, "small": {"validation": 2, "test": 2}}
 
@@ -98,12 +96,6 @@ def utterances_of(files: list[Path], limit: int, min_seconds: float = MIN_UTTERA
     return utterances
 
 
-def _finish(waveform: np.ndarray, key: str) -> np.ndarray:
-    peak = float(np.abs(waveform).max()) or 1.0
-    noise = np.random.default_rng(zlib.crc32(key.encode())).standard_normal(len(waveform))
-    return (PEAK * waveform / peak + NOISE_FLOOR * noise).astype(np.float32)
-
-
 def write_real_corpus(out: str | Path, utterances: int = 30, seed: int = 0,
                       sounds: str | Path = KTUBERLING_SOUNDS) -> Path:
     """Writes OUT/<speaker>/<speaker>_<NNN>.wav and OUT/speakers.json (`splits`, and each speaker's source folder
@@ -124,7 +116,7 @@ def write_real_corpus(out: str | Path, utterances: int = 30, seed: int = 0,
             made = utterances_of(files, utterances)
             for number, waveform in enumerate(made, start=1):
                 write_audio(partial / speaker / f"{speaker}_{number:03d}.wav",
-                            _finish(waveform, f"{speaker}_{number:03d}"))
+                            as_recorded(waveform, f"{speaker}_{number:03d}").astype(np.float32))
             speakers.append({"speaker_id": speaker, "engine": "recording", "voice": f"ktuberling {folder}",
                              "words": len(files), "utterances": len(made)})
         meta = {"source": str(sounds), "seed": seed, "speakers": speakers, "splits": splits}

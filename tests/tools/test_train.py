@@ -92,7 +92,8 @@ def test_the_selection_set_is_the_validation_split_the_validation_codecs_or_both
     in_domain, unseen = load_split(str(built), "aux", "validation"), load_split(str(built), "val_codecs", "validation")
     known, unknown = list(in_domain["utt_id"]), list(unseen["utt_id"])
     expected = {"validation": known, "val_codecs": unknown, "validation+val_codecs": known + unknown}[selection_set]
-    assert list(train.selection_split(data_args, in_domain)["utt_id"]) == expected
+    parts = train.validation_sets(data_args, in_domain)
+    assert list(train.selection_split(data_args, parts)["utt_id"]) == expected
 
 
 def test_the_validation_codecs_are_refused_in_one_line_when_the_dataset_has_none(fixture_root, tmp_path):
