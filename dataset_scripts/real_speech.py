@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -78,12 +79,19 @@ def split_real_speakers(clip_counts: dict[str, int], seed: int) -> dict[str, lis
     return {split: sorted(names) for split, names in splits.items()}
 
 
-def utterances_of(files: list[Path], limit: int, min_seconds: float = MIN_UTTERANCE_SECONDS) -> list[np.ndarray]:
+def utterances_of(files: list[Path], limit: int, min_seconds: float = MIN_UTTERANCE_SECONDS,
+                  unreadable: list[str] | None = None) -> list[np.ndarray]:
     """A speaker's words joined, in file-name order, into at most `limit` utterances of >= `min_seconds` each
-    (the last, shorter remainder is dropped unless it is the speaker's only utterance)."""
+    (the last, shorter remainder is dropped unless it is the speaker's only utterance). A word that cannot be
+    decoded is left out and, with `unreadable`, recorded there as `<file>: <why>`."""
     utterances, current, length = [], [], 0
     for path in files:
-        word = load_audio(path)
+        try:
+            word = load_audio(path)
+        except ValueError as error:  # one bad file must not stop the corpus
+            if unreadable is not None:
+                unreadable.append(f"{path}: {error}")
+            continue
         current.append(word)
         length += len(word)
         if length >= min_seconds * 16000:
@@ -113,12 +121,16 @@ def write_real_corpus(out: str | Path, utterances: int = 30, seed: int = 0,
         for folder, files in tqdm(sorted(folders.items()), desc="real voices", unit="speaker"):
             speaker = ids[folder]
             (partial / speaker).mkdir(parents=True)
-            made = utterances_of(files, utterances)
+            unreadable: list[str] = []
+            made = utterances_of(files, utterances, unreadable=unreadable)
             for number, waveform in enumerate(made, start=1):
                 write_audio(partial / speaker / f"{speaker}_{number:03d}.wav",
                             as_recorded(waveform, f"{speaker}_{number:03d}").astype(np.float32))
             speakers.append({"speaker_id": speaker, "engine": "recording", "voice": f"ktuberling {folder}",
-                             "words": len(files), "utterances": len(made)})
+                             "words": len(files), "utterances": len(made), "unreadable": unreadable})
+            if unreadable:
+                warnings.warn(f"{len(unreadable)} word(s) of {folder} could not be read and were left out; first: "
+                              f"{unreadable[0]}", stacklevel=2)
         meta = {"source": str(sounds), "seed": seed, "speakers": speakers, "splits": splits}
         (partial / "speakers.json").write_text(json.dumps(meta, indent=2))
     return Path(out)

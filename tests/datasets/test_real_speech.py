@@ -84,3 +84,14 @@ def test_the_corpus_is_peak_normalised_with_a_noise_floor_and_lists_its_splits(t
 def test_ktuberling_data_gives_over_twenty_speakers_with_thirteen_large_ones():
     counts = {speaker_id(k): len(v) for k, v in real_voice_files().items()}
     assert len(counts) >= 20 and sum(n >= 50 for n in counts.values()) >= 10
+
+
+def test_a_word_that_cannot_be_decoded_is_recorded_and_the_corpus_goes_on(tmp_path):
+    for k, language in enumerate(("ca", "de", "fr")):
+        _words(tmp_path / "sounds", language, 5, seed=k)
+    (tmp_path / "sounds" / "de" / "w99.ogg").write_bytes(b"OggS, then nothing a decoder can read")
+    with pytest.warns(UserWarning, match="1 word.* of de could not be read"):
+        out = write_real_corpus(tmp_path / "corpus", utterances=3, seed=0, sounds=tmp_path / "sounds")
+    speakers = {s["speaker_id"]: s for s in json.loads((out / "speakers.json").read_text())["speakers"]}
+    assert len(speakers["rde"]["unreadable"]) == 1 and "w99.ogg" in speakers["rde"]["unreadable"][0]
+    assert speakers["rde"]["utterances"] == 1 and speakers["rca"]["unreadable"] == []
