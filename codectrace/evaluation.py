@@ -22,15 +22,15 @@ EVAL_SETS = {
     "cosg_eval": "out-of-domain (CoSG)",
     "cosg_seen": "out-of-domain (CoSG seen)",
 }
-# Reported when model selection read it (CodecFake-mini's `val_codecs`); not one of the default test configs.
-SELECTION_SET_NAMES = {"val_codecs": "validation codecs", "in_domain_validation": "in-domain validation"}
 EVAL_CONFIGS = tuple(EVAL_SETS)
+# Validation data reported after training when model selection read validation codecs (`--selection_set`).
+SET_NAMES = {**EVAL_SETS, "val_codecs": "validation codecs", "in_domain_validation": "in-domain validation"}
 
 
 def eval_set_name(name: str) -> str:
     """Display name of an evaluation set; `<config>_test` is the test split of a training sampling."""
-    if name in EVAL_SETS or name in SELECTION_SET_NAMES:
-        return {**EVAL_SETS, **SELECTION_SET_NAMES}[name]
+    if name in SET_NAMES:
+        return SET_NAMES[name]
     if name.endswith("_validation"):
         return f"{name.removesuffix('_validation')} validation speakers (in-domain)"
     return f"{name.removesuffix('_test')} test speakers (in-domain)"
