@@ -28,7 +28,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from codectrace.files import write_json, write_text
+from codectrace.machine import cpu_summary
 from codectrace.metrics import selection_score
+from codectrace.unknown_source import used_score
 from dataset_scripts.build_codecfake_mini import release_speakers
 from dataset_scripts.protocols import codec_of
 
@@ -45,6 +47,16 @@ TARGETS = (
     ("test codecs: BIN EER %", ("test codecs", "bin_eer"), "<=", 2.0),
     ("false alarms, held-out real speakers %", ("false_alarms", "real"), "<=", 2.0),
     ("in domain: lowest macro-F1 of VQ / AUX / DEC", ("in-domain", "min_f1"), ">=", 0.95),
+)
+
+# Issue #17's targets, on in-domain test data (CoRS) and the test codecs.
+TRUST_TARGETS = (
+    *((f"in domain: {head.upper()} ECE after calibration", ("trust", f"ece_{head}"), "<=", 0.05 if head == "bin"
+       else 0.10) for head in HEADS),
+    *((f"test codecs: {task.upper()} unknown-source AUROC", ("trust", f"auroc_{task}"), ">=", 0.90)
+      for task in TASKS),
+    *((f"in domain: correct {task.upper()} answers turned unknown", ("trust", f"correct_unknown_{task}"), "<=", 0.05)
+      for task in TASKS),
 )
 
 
@@ -64,7 +76,8 @@ def run_seed(seed: int, runs: Path, threads: int, extra: list[str]) -> Path | No
         print(f"seed {seed}: FAILED (exit {done.returncode}); see {folder / 'train.log'}", flush=True)
         return None
     seconds = time.perf_counter() - start
-    write_json(folder / "timing.json", {"seconds": round(seconds, 1), "threads": threads, "extra": extra})
+    write_json(folder / "timing.json", {"seconds": round(seconds, 1), "threads": threads, "extra": extra,
+                                        "cpu": cpu_summary()})
     print(f"seed {seed}: done in {seconds:.0f} s", flush=True)
     return folder
 
@@ -103,9 +116,12 @@ def read_run(folder: Path, kinds: dict[str, str]) -> dict:
     row["false_alarms"] = false_alarms(folder, kinds)
     row["false_alarms_validation"] = false_alarms(folder, kinds, "val_codecs")
     row["unknown_source"] = summary.get("unknown_source")
+    row["trust"] = trust_figures(row)
     row["unknown_source_validation"] = summary.get("unknown_source_validation")
     timing = folder / "timing.json"
-    row["minutes"] = json.loads(timing.read_text())["seconds"] / 60 if timing.is_file() else None
+    timed = json.loads(timing.read_text()) if timing.is_file() else {}
+    row["minutes"] = timed["seconds"] / 60 if timed else None
+    row["cpu"] = timed.get("cpu", "not recorded")
     per_source = json.loads((folder / "eval" / "cosg_eval" / "metrics.json").read_text())["per_source"]
     row["per_codec"] = {codec: {t: values[t]["accuracy"] for t in TASKS}
                         for codec, values in per_source.items() if codec != "bonafide"}
@@ -121,7 +137,9 @@ def markdown(rows: dict[int, dict], hide_test: bool = False) -> str:
     # choosing a recipe reads validation data only: the test speakers (CoRS, their false alarms) and codecs stay out
     shown = ["in-domain validation", "validation codecs"] if hide_test else list(SETS.values())
     labels = [label for label in shown if label in next(iter(rows.values()))]
-    lines = [f"Over {len(rows)} seeds ({', '.join(map(str, rows))}): mean [min-max].", "",
+    trained_on = "; ".join(sorted({row["cpu"] for row in rows.values()}))
+    lines = [f"Over {len(rows)} seeds ({', '.join(map(str, rows))}): mean [min-max]. Trained on: {trained_on}; "
+             f"tabulated on: {cpu_summary()}. Exact figures differ between CPUs.", "",
              "| set | BIN EER % | VQ macro-F1 | AUX macro-F1 | DEC macro-F1 | selection score |",
              "|---|---|---|---|---|---|"]
     for label in labels:
@@ -144,14 +162,25 @@ def markdown(rows: dict[int, dict], hide_test: bool = False) -> str:
         lines += ["", f"Training + evaluation per seed (corpus already built): {spread(minutes, 1)} min."]
     lines += calibration_table(rows, labels) + unknown_source_table(rows, "validation")
     if not hide_test:  # these read the test speakers and codecs
-        lines += targets_table(rows) + unknown_source_table(rows, "test") + per_codec_table(rows)
+        lines += (targets_table(rows) + unknown_source_table(rows, "test") + targets_table(rows, TRUST_TARGETS, 17)
+                  + per_codec_table(rows))
     return "\n".join(lines) + "\n"
 
 
-def targets_table(rows: dict[int, dict]) -> list[str]:
-    lines = ["", "Issue #15 targets (met when the mean is on the right side; the worst seed beside it):", "",
+def trust_figures(row: dict) -> dict[str, float]:
+    """What #17's targets read from a run: in-domain ECE after calibration, test-codec unknown-source AUROC and
+    correct in-domain answers turned unknown."""
+    figures = {f"ece_{head}": after for head, (_, after) in row.get("calibration", {}).get("in-domain", {}).items()}
+    for task, entry in (row.get("unknown_source") or {}).items():
+        figures.update({f"auroc_{task}": entry[used_score(entry)]["auroc"],
+                        f"correct_unknown_{task}": entry["correct_turned_unknown"]})
+    return figures
+
+
+def targets_table(rows: dict[int, dict], targets=TARGETS, issue: int = 15) -> list[str]:
+    lines = ["", f"Issue #{issue} targets (met when the mean is on the right side; the worst seed beside it):", "",
              "| target | mean [min-max] | met (mean) | met (every seed) |", "|---|---|---|---|"]
-    for what, (group, key), side, bound in TARGETS:
+    for what, (group, key), side, bound in targets:
         if any(key not in row.get(group, {}) for row in rows.values()):
             continue
         values = [row[group][key] for row in rows.values()]
@@ -173,7 +202,8 @@ def per_codec_table(rows: dict[int, dict]) -> list[str]:
 
 def calibration_table(rows: dict[int, dict], labels: list[str]) -> list[str]:
     """ECE (15 bins) per head before -> after temperature scaling: the mean over seeds and the worst seed after."""
-    lines = ["", "Expected calibration error (15 bins), before -> after temperature scaling on the selection set: "
+    lines = ["", "Expected calibration error (15 bins), before -> after temperature scaling (the in-domain validation "
+             "temperature, or for clips called unknown the validation-codec one): "
              "the mean over seeds [the worst seed after]:", "",
              "| set | " + " | ".join(h.upper() for h in HEADS) + " |", "|---|" + "---|" * len(HEADS)]
     for label in labels:
@@ -186,18 +216,19 @@ def calibration_table(rows: dict[int, dict], labels: list[str]) -> list[str]:
 
 
 def unknown_source_table(rows: dict[int, dict], codecs: str) -> list[str]:
-    """Per taxonomy head: AUROC of held-out against in-domain spoof clips (the Mahalanobis score used, then max
+    """Per taxonomy head: AUROC of held-out against in-domain spoof clips (the score the scorer uses, then max
     softmax and energy for comparison), and the share of correct in-domain answers turned unknown: mean [min-max]."""
     key, against = (("unknown_source", "test-codec against in-domain (CoRS)") if codecs == "test" else
                     ("unknown_source_validation", "validation-codec against in-domain validation"))
     runs = [row[key] for row in rows.values() if row.get(key)]
     if not runs:
         return []
+    used = sorted({used_score(r[task]) for r in runs for task in TASKS})
     lines = ["", f"Unknown source, {against} spoof clips, over {len(runs)} seeds: mean [min-max]:", "",
-             "| head | AUROC Mahalanobis (used) | AUROC max softmax | AUROC energy | correct in-domain answers "
+             f"| head | AUROC {' / '.join(used)} (used) | AUROC max softmax | AUROC energy | correct in-domain answers "
              "turned unknown | held-out clips called unknown |", "|---|---|---|---|---|---|"]
     for task in TASKS:
-        cells = [spread([r[task]["mahalanobis"]["auroc"] for r in runs]),
+        cells = [spread([r[task][used_score(r[task])]["auroc"] for r in runs]),
                  spread([r[task]["max_softmax_probability"]["auroc"] for r in runs]),
                  spread([r[task]["energy"]["auroc"] for r in runs]),
                  spread([r[task]["correct_turned_unknown"] for r in runs]),

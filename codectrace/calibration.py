@@ -1,6 +1,7 @@
 """Calibration: temperature scaling per head (Guo et al., ICML 2017), fitted after training on validation data and
-stored in the model's config (`calibration_temperatures`); and how well probabilities are calibrated: expected
-calibration error over 15 confidence bins, Brier score, reliability diagrams.
+stored in the model's config (`calibration_temperatures`; for clips the unknown-source scorer calls unknown,
+`calibration_temperatures_unknown`, fitted on the validation codecs); and how well probabilities are calibrated:
+expected calibration error over 15 confidence bins, Brier score, reliability diagrams.
 
 Temperature scaling divides a head's logits by one positive number: every argmax and the BIN ranking stay as
 trained (so accuracy, F1 and EER do not move); only how sure the probabilities are changes.
@@ -61,6 +62,33 @@ def fit_temperatures(logits: dict[str, np.ndarray], labels: dict[str, np.ndarray
     return {task: fit_temperature(values, labels[task]) for task, values in logits.items() if task in labels}
 
 
+def unknown_rescaling(config, task: str) -> float:
+    """The factor that turns a head's logits as the model returns them (divided by `calibration_temperatures`)
+    into logits divided by `calibration_temperatures_unknown`, for clips called unknown; 1.0 without one."""
+    unknown = (getattr(config, "calibration_temperatures_unknown", None) or {}).get(task)
+    if unknown is None:
+        return 1.0
+    return (config.calibration_temperatures or {}).get(task, 1.0) / unknown
+
+
+def row_temperatures(config, task: str, unknown_rows: np.ndarray | None) -> float | np.ndarray | None:
+    """The temperature each row's logits end up divided by: the head's calibration temperature, or per row the
+    unknown one where `unknown_rows` is True (None for a model without calibration)."""
+    known = (config.calibration_temperatures or {}).get(task)
+    factor = unknown_rescaling(config, task)
+    if unknown_rows is None or factor == 1.0:
+        return known
+    return np.where(unknown_rows, (known or 1.0) / factor, known or 1.0)
+
+
+def with_unknown_temperatures(config, logits: dict[str, np.ndarray],
+                              unknown_rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Logits as the model returns them, with the rows called unknown (per head, `unknown_rows`) rescaled to the
+    unknown temperature; heads without an unknown temperature unchanged."""
+    return {task: values * np.where(unknown_rows[task], unknown_rescaling(config, task), 1.0)[:, None]
+            if task in unknown_rows else values for task, values in logits.items()}
+
+
 def expected_calibration_error(probabilities, labels, bins: int = ECE_BINS) -> float:
     """Top-label ECE: over equal-width confidence bins, the row-weighted mean of |accuracy - mean confidence|."""
     probabilities, labels = _labelled(probabilities, labels)
@@ -86,13 +114,20 @@ def brier_score(probabilities, labels) -> float:
     return float(((probabilities - one_hot) ** 2).sum(axis=1).mean())
 
 
-def calibration_metrics(logits, labels, temperature: float | None) -> dict[str, float]:
-    """ECE and Brier score of (calibrated) logits; with a temperature, also those of the logits before it."""
+def uncalibrated(logits: np.ndarray, temperature: float | np.ndarray) -> np.ndarray:
+    """Logits as trained, from logits divided by a temperature (one number, or one per row)."""
+    return np.asarray(logits, dtype=np.float64) * np.reshape(temperature, (-1, 1))
+
+
+def calibration_metrics(logits, labels, temperature: float | np.ndarray | None) -> dict:
+    """ECE and Brier score of (calibrated) logits; with the temperature they were divided by (one number, or one
+    per row where clips called unknown got another), also those of the logits before it."""
     result = {"ece": expected_calibration_error(softmax(logits), labels), "brier": brier_score(softmax(logits), labels)}
     if temperature is not None:
-        raw = softmax(np.asarray(logits, dtype=np.float64) * temperature)
+        raw = softmax(uncalibrated(logits, temperature))
+        used = sorted({float(t) for t in np.ravel(temperature)})
         result.update(ece_uncalibrated=expected_calibration_error(raw, labels),
-                      brier_uncalibrated=brier_score(raw, labels), temperature=temperature)
+                      brier_uncalibrated=brier_score(raw, labels), temperature=used[0] if len(used) == 1 else used)
     return result
 
 

@@ -12,7 +12,13 @@ import numpy as np
 from modeling_codectrace.configuration_codectrace import TASK_LABELS
 from modeling_codectrace.modeling_codectrace import spoof_probability
 
-from .calibration import calibration_metrics, plot_reliability
+from .calibration import (
+    calibration_metrics,
+    plot_reliability,
+    row_temperatures,
+    uncalibrated,
+    with_unknown_temperatures,
+)
 from .files import atomic_path, write_json, write_text
 from .metrics import binary_metrics, softmax, task_metrics
 
@@ -43,12 +49,13 @@ def bonafide_probability(logits: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def evaluate_predictions(tasks, logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], sources,
-                         temperatures: dict[str, float] | None = None) -> dict:
+                         temperatures: dict[str, float | np.ndarray] | None = None) -> dict:
     """Overall and per-source metrics of every task. `sources`: one name per row (codec, system, bonafide).
 
     A model without a BIN head (M2) still gets BIN metrics when `labels` has a `bin` entry: EER and ROC-AUC of the
     fused bona fide score, as the CodecFake+ authors score M2 (`overall["bin"]["fused"]` is then True). Every head
-    also gets its ECE and Brier score; given the model's calibration `temperatures`, also those before them."""
+    also gets its ECE and Brier score; given the temperatures the logits were divided by (per head one number, or
+    one per row), also those before them."""
     sources = np.asarray(sources)
     result = {"overall": {}, "per_source": {}}
     for task in tasks:
@@ -161,7 +168,7 @@ def per_source_table(tasks, result: dict) -> str:
 
 
 def save_evaluation(folder: Path, name: str, tasks, utt_ids, logits, labels, sources,
-                    temperatures: dict[str, float] | None = None) -> dict:
+                    temperatures: dict[str, float | np.ndarray] | None = None) -> dict:
     """Computes and writes everything for one evaluation set under `folder/name/`; returns the metrics."""
     target = folder / name
     result = evaluate_predictions(tasks, logits, labels, sources, temperatures)
@@ -170,10 +177,9 @@ def save_evaluation(folder: Path, name: str, tasks, utt_ids, logits, labels, sou
         plot_confusion(result["overall"][task]["confusion_matrix"], TASK_LABELS[task],
                        f"{name} {task.upper()}", target / f"confusion_{task}.png")
         temperature = (temperatures or {}).get(task)
-        curves = {"calibrated" if temperature else "as trained": (softmax(logits[task]), labels[task])}
-        if temperature:
-            curves = {"before": (softmax(np.asarray(logits[task], dtype=np.float64) * temperature), labels[task]),
-                      **curves}
+        curves = {"as trained" if temperature is None else "calibrated": (softmax(logits[task]), labels[task])}
+        if temperature is not None:
+            curves = {"before": (softmax(uncalibrated(logits[task], temperature)), labels[task]), **curves}
         plot_reliability(curves, f"{name} {task.upper()}", target / f"reliability_{task}.png")
     write_json(target / "metrics.json", result)
     write_text(target / "per_source.md", per_source_table(tasks, result) + "\n")
@@ -205,15 +211,33 @@ def predict_logits(trainer, ds, tasks, chunk_samples: int, name: str = "eval") -
     return split_logits(trainer.predict(windows, metric_key_prefix=name).predictions, tasks)
 
 
-def run_evaluation_sets(trainer, tasks, chunk_samples: int, sets: dict, output_dir: Path,
-                        temperatures: dict[str, float] | None = None) -> dict[str, dict]:
-    """Predicts every dataset in `sets` (name -> dataset with undecoded audio), then, on the main process, writes
-    metrics, tables, score files and plots under `output_dir/eval/<name>/`."""
+def predict_sets(trainer, tasks, chunk_samples: int, sets: dict) -> dict[str, dict[str, np.ndarray]]:
+    """Set name -> task -> logits of every row, predicted by the trainer (every process takes part)."""
+    return {name: predict_logits(trainer, ds, tasks, chunk_samples, name) for name, ds in sets.items()}
+
+
+def save_evaluations(output_dir: Path, config, sets: dict, predictions: dict,
+                     unknown_rows: dict[str, dict[str, np.ndarray]] | None = None) -> dict[str, dict]:
+    """Writes metrics, tables, score files and plots of every predicted set under `output_dir/eval/<name>/`, with
+    the model's calibration; where `unknown_rows` (set -> head -> rows the unknown-source scorer calls unknown) is
+    given, those rows get the unknown temperature, as the pipeline gives them (`calibration_temperatures_unknown`)."""
     results = {}
     for name, ds in sets.items():
-        logits = predict_logits(trainer, ds, tasks, chunk_samples, name)
-        if trainer.is_world_process_zero():
-            labelled = tuple(tasks) + (("bin",) if "bin" in ds.column_names and "bin" not in tasks else ())
-            results[name] = save_evaluation(Path(output_dir) / "eval", name, tasks, ds["utt_id"], logits,
-                                            labels_by_task(ds, labelled), ds["source"], temperatures)
+        rows = (unknown_rows or {}).get(name, {})
+        logits = with_unknown_temperatures(config, predictions[name], rows)
+        temperatures = {task: row_temperatures(config, task, rows.get(task)) for task in config.tasks}
+        labelled = tuple(config.tasks) + (("bin",) if "bin" in ds.column_names and "bin" not in config.tasks else ())
+        results[name] = save_evaluation(Path(output_dir) / "eval", name, config.tasks, ds["utt_id"], logits,
+                                        labels_by_task(ds, labelled), ds["source"],
+                                        {t: v for t, v in temperatures.items() if v is not None})
     return results
+
+
+def run_evaluation_sets(trainer, config, sets: dict, output_dir: Path,
+                        unknown_rows: dict[str, dict[str, np.ndarray]] | None = None) -> dict[str, dict]:
+    """Predicts every dataset in `sets` (name -> dataset with undecoded audio), then, on the main process, writes
+    what `save_evaluations` writes."""
+    predictions = predict_sets(trainer, config.tasks, config.chunk_samples, sets)
+    if not trainer.is_world_process_zero():
+        return {}
+    return save_evaluations(output_dir, config, sets, predictions, unknown_rows)

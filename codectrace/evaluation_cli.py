@@ -46,9 +46,24 @@ def _run_evaluate(args) -> int:
                                label_names=[f"{t}_labels" for t in model.config.tasks]),
         data_collator=collate,
     )
-    results = run_evaluation_sets(trainer, model.config.tasks, model.config.chunk_samples, sets,
-                                  Path(args.output_dir), getattr(model.config, "calibration_temperatures", None))
+    results = run_evaluation_sets(trainer, model.config, sets, Path(args.output_dir),
+                                  _unknown_rows(args, model, sets))
     table = results_table(model.config.variant or "custom", model.config.tasks, results)
     write_text(Path(args.output_dir) / "eval" / "results.md", table + "\n")
     print(table)
     return 0
+
+
+def _unknown_rows(args, model, sets: dict) -> dict | None:
+    """Where the model has an unknown-source scorer and a temperature for unknown clips, the rows of every set it
+    calls unknown (they are scored with that temperature, as the pipeline scores them); else None."""
+    from .hub import model_folder
+    from .unknown_source import UnknownSourceScorer, score_dataset, unknown_rows
+
+    if not getattr(model.config, "calibration_temperatures_unknown", None):
+        return None
+    scorer = UnknownSourceScorer.load(model_folder(args.model, args.revision))
+    if scorer is None:
+        return None
+    return {name: unknown_rows(scorer, score_dataset(model, scorer, ds, model.config.chunk_samples))
+            for name, ds in sets.items()}

@@ -27,7 +27,7 @@ def load_tracer(
     """The `codec-source-tracing` pipeline for a model folder or hub id (this package's code by default); a
     reference that does not resolve raises `ResolveError` with one line naming both possibilities."""
     model = load_model(model_name_or_path, revision=revision, trust_remote_code=trust_remote_code)
-    scorer = UnknownSourceScorer.load(_model_folder(model_name_or_path, revision))
+    scorer = UnknownSourceScorer.load(model_folder(model_name_or_path, revision))
     try:
         extractor = AutoFeatureExtractor.from_pretrained(model_name_or_path, revision=revision,
                                                          trust_remote_code=trust_remote_code)
@@ -38,7 +38,7 @@ def load_tracer(
                     precision=precision, unknown_source=scorer)
 
 
-def _model_folder(model_name_or_path: str, revision: str | None) -> Path:
+def model_folder(model_name_or_path: str, revision: str | None) -> Path:
     """The local folder of a model: itself, or where the Hub files (the unknown-source scorer, if any) are cached."""
     if Path(model_name_or_path).is_dir():
         return Path(model_name_or_path)

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, roc_auc_score
 
 from modeling_codectrace.configuration_codectrace import TASK_LABELS
 
@@ -63,6 +62,8 @@ def binary_metrics(bonafide_probability, labels) -> dict[str, float]:
     scores, labels = scores[keep], labels[keep]
     result = {"count": int(labels.size)}
     if (labels == 1).any() and (labels == 0).any():
+        from sklearn.metrics import roc_auc_score  # here, not above: the pipeline imports `softmax` only
+
         eer, threshold = compute_eer(scores[labels == 1], scores[labels == 0])
         result.update(eer=eer, eer_threshold=threshold, roc_auc=float(roc_auc_score(labels, scores)))
     else:  # EER is undefined with one class only (e.g. a spoof-only subset)
@@ -77,6 +78,8 @@ def multiclass_metrics(predictions, labels, num_classes: int) -> dict:
     labels = np.asarray(labels).ravel()
     keep = labels != -100
     predictions, labels = predictions[keep], labels[keep]
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
     if labels.size == 0:
         return {"count": 0, "accuracy": float("nan"), "f1_weighted": float("nan"), "f1_macro": float("nan"),
                 "confusion_matrix": np.zeros((num_classes, num_classes), dtype=int).tolist()}

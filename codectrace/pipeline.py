@@ -2,7 +2,9 @@
 
 Long audio is cut into windows of `chunk_samples` (hop configurable, default: no overlap; the last window
 is aligned to the end of the clip), windows go through the model in batches, and each head's window
-probabilities are averaged (the mean of probabilities). Audio shorter than one window is repeat-padded,
+probabilities are averaged (the mean of probabilities). With an unknown-source scorer, a taxonomy head whose clip
+is called unknown gets its probabilities from the temperature fitted on unseen codecs
+(`calibration_temperatures_unknown`, when the model has one). Audio shorter than one window is repeat-padded,
 as in training. 16 kHz WAV/FLAC files are read window by window, so memory does not grow with duration.
 """
 
@@ -23,7 +25,10 @@ from modeling_codectrace.feature_extraction_codectrace import fit_to_length
 from modeling_codectrace.modeling_codectrace import spoof_probability
 
 from .audio import load_audio
+from .calibration import unknown_rescaling
 from .input_checks import AudioStats, input_warnings, refuse_too_short
+from .machine import cpu_info
+from .metrics import softmax
 
 
 def window_starts(num_samples: int, chunk: int, hop: int) -> list[int]:
@@ -169,15 +174,12 @@ class CodecSourceTracingPipeline(Pipeline):
     def _forward(self, model_inputs: dict) -> dict:
         with torch.inference_mode(), self._autocast():
             outputs = self.model(input_values=model_inputs["input_values"].to(self.device))
-        probabilities = {
-            task: torch.softmax(outputs.logits_for(task).float(), dim=-1).cpu().numpy()
-            for task in self.model.config.tasks
-        }
+        logits = {task: outputs.logits_for(task).float().cpu().numpy() for task in self.model.config.tasks}
         unknown_scores = {}
         if self.unknown_source is not None:
             unknown_scores = self.unknown_source.scores(
                 {task: outputs.embeddings[task].float().cpu().numpy() for task in self.unknown_source.heads})
-        return {"probabilities": probabilities, "unknown_scores": unknown_scores, "starts": model_inputs["starts"],
+        return {"logits": logits, "unknown_scores": unknown_scores, "starts": model_inputs["starts"],
                 "num_samples": model_inputs["num_samples"], "audio_stats": model_inputs["audio_stats"],
                 "is_last": model_inputs["is_last"]}
 
@@ -185,10 +187,18 @@ class CodecSourceTracingPipeline(Pipeline):
         if isinstance(model_outputs, dict):
             model_outputs = [model_outputs]
         tasks = self.model.config.tasks
-        stacked = {t: np.concatenate([o["probabilities"][t] for o in model_outputs]) for t in tasks}
+        logits = {t: np.concatenate([o["logits"][t] for o in model_outputs]) for t in tasks}
+        unknown_scores = {t: float(np.mean(np.concatenate([o["unknown_scores"][t] for o in model_outputs])))
+                          for t in (self.unknown_source.heads if self.unknown_source is not None else ())}
+        known = {t: self.unknown_source.known(t, score) for t, score in unknown_scores.items()}
+        # The spoof score reads the heads as calibrated for known codecs; a head's own answer, when its clip is
+        # called unknown, the temperature fitted on unseen codecs (`calibration_temperatures_unknown`).
+        stacked = {t: softmax(values) for t, values in logits.items()}
+        window_spoof = spoof_probability(stacked)
+        stacked.update({t: softmax(logits[t] * unknown_rescaling(self.model.config, t))
+                        for t, is_known in known.items() if not is_known})
         starts = [s for o in model_outputs for s in o["starts"]]
         num_samples = model_outputs[0]["num_samples"]
-        window_spoof = spoof_probability(stacked)
         spoof_score = float(window_spoof.mean())
         result = {
             "spoof_score": spoof_score,
@@ -200,7 +210,7 @@ class CodecSourceTracingPipeline(Pipeline):
         for task in tasks:
             mean = stacked[task].mean(axis=0)
             result[task] = {name: float(p) for name, p in zip(TASK_LABELS[task], mean)}
-        result["heads"] = self._head_answers(result, model_outputs)
+        result["heads"] = self._head_answers(result, unknown_scores, known)
         if return_windows:
             chunk = self.model.config.chunk_samples
             result["windows"] = [
@@ -212,17 +222,14 @@ class CodecSourceTracingPipeline(Pipeline):
             ]
         return result
 
-    def _head_answers(self, result: dict, model_outputs: list[dict]) -> dict[str, dict]:
+    def _head_answers(self, result: dict, unknown_scores: dict[str, float], known: dict[str, bool]) -> dict:
         """Per head: the most probable label, its probability and, for the taxonomy heads where the model has an
         unknown-source scorer, the clip's score (the mean over its windows) and whether the clip is `known`."""
         answers = {}
         for task in self.model.config.tasks:
             label = max(result[task], key=result[task].get)
-            answer = {"label": label, "probability": result[task][label], "unknown_score": None, "known": None}
-            if self.unknown_source is not None and task in self.unknown_source.heads:
-                score = float(np.mean(np.concatenate([o["unknown_scores"][task] for o in model_outputs])))
-                answer.update(unknown_score=score, known=self.unknown_source.known(task, score))
-            answers[task] = answer
+            answers[task] = {"label": label, "probability": result[task][label],
+                             "unknown_score": unknown_scores.get(task), "known": known.get(task)}
         return answers
 
     # Each input yields several model batches (windows); gather them before postprocess.
@@ -266,9 +273,4 @@ def quantize_linear_int8(model):
 
 def cpu_has_fast_bf16() -> bool:
     """Whether this CPU computes bf16 matmuls natively (AVX-512 BF16 or AMX); else bf16 would be slower."""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            flags = handle.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_info()[1])

@@ -32,8 +32,9 @@ from .evaluation import (
     EVAL_CONFIGS,
     labels_by_task,
     predict_logits,
+    predict_sets,
     results_table,
-    run_evaluation_sets,
+    save_evaluations,
     split_logits,
 )
 from .files import write_json, write_text
@@ -42,7 +43,15 @@ from .metrics import selection_score, task_metrics
 from .model_card import render_model_card
 from .presets import AASIST_SIZES, BACKBONE_SIZES, DEMO_DATASET_DIR, TRAINING_PRESETS, backbone_config
 from .resolve import load_split, resolve_model
-from .unknown_source import UnknownSourceScorer, evaluate_unknown_source, fit_unknown_source, unknown_source_table
+from .unknown_source import (
+    SCORES,
+    UnknownSourceScorer,
+    evaluate_unknown_source,
+    fit_unknown_source,
+    score_dataset,
+    unknown_rows,
+    unknown_source_table,
+)
 
 logger = logging.getLogger("codectrace.train")
 
@@ -81,6 +90,9 @@ class ModelArguments:
     stft_hop_length: int | None = field(
         default=None, metadata={"help": "with --feature_encoder stft_phase, the hop in samples (default: the "
                                         "backbone size's first conv stride)"})
+    stft_extra_n_fft: list[int] | None = field(
+        default=None, metadata={"help": "with --feature_encoder stft_phase, further smaller FFT sizes read on the same "
+                                        "frames (a multi-resolution front end; default: none)"})
     freeze_feature_encoder: bool = field(default=False, metadata={"help": "freeze the backbone's CNN"})
     freeze_backbone: bool = field(default=False, metadata={"help": "freeze the whole backbone"})
     task_weighting: str = field(default="fixed", metadata={"help": "fixed (official mean) | uncertainty (learned)"})
@@ -101,7 +113,8 @@ class DataArguments:
     augment: str = field(default="rawboost5", metadata={"help": f"training augmentation: {AUGMENTATIONS}"})
     selection_set: str = field(
         default="validation",
-        metadata={"help": "what model selection, early stopping and calibration read: validation (the training "
+        metadata={"help": "what model selection and early stopping read (calibration: see --calibrate): "
+                          "validation (the training "
                           "config's validation split: validation speakers, training codecs; the paper) | val_codecs "
                           "(CodecFake-mini: validation speakers re-synthesised by validation codecs that no training "
                           "row uses, so selection sees generalisation)"})
@@ -145,19 +158,29 @@ class CodecTraceTrainingArguments(TrainingArguments):
     # A resumed run keeps its early-stopping count, so it stops where an uninterrupted one would.
     restore_callback_states_from_checkpoint: bool = field(default=True)
     unknown_source: bool = field(
-        default=False, metadata={"help": "after training, fit the unknown-source scorer (Mahalanobis distance of each "
-                                         "taxonomy head's embedding to its training classes; threshold on the "
-                                         "validation split, docs/trust.md) and save it beside the model. Off in the "
-                                         "paper recipe"})
+        default=False, metadata={"help": "after training, fit the unknown-source scorer (per taxonomy head, how far a "
+                                         "clip's embedding is from the training data; threshold on the validation "
+                                         "split, docs/trust.md) and save it beside the model. Off in the paper "
+                                         "recipe"})
+    unknown_source_score: str = field(
+        default="knn", metadata={"help": "knn: cosine distance to the 10th nearest training embedding (chosen on the "
+                                         "validation codecs); mahalanobis: distance to the nearest class mean",
+                                 "choices": list(SCORES)})
     calibrate: bool = field(
         default=False, metadata={"help": "after training, fit one temperature per head on the validation split and "
                                          "store it in the model's config (calibrated probabilities; argmax, F1 and "
-                                         "EER unchanged). Off in the paper recipe"})
+                                         "EER unchanged); with --unknown_source and validation codecs, also one for "
+                                         "clips called unknown, fitted on the validation codecs. Off in the paper "
+                                         "recipe"})
     early_stopping_patience: int | None = field(
         default=None,
         metadata={"help": "stop after this many evaluations without a better metric_for_best_model; 0 or unset: "
                           "train every epoch (the paper). The best checkpoint is the model either way; a resumed "
                           "run keeps its checkpoint's count and patience"})
+    sam_rho: float = field(
+        default=0.0, metadata={"help": "sharpness-aware minimisation (Foret et al., ICLR 2021): each step takes the "
+                                       "gradient at weights moved by this radius up the loss; 0 = off (the paper). "
+                                       "Two forward and backward passes per step"})
     remove_unused_columns: bool = field(default=False)
     dataloader_num_workers: int = field(default=2)
     dataloader_pin_memory: bool = field(default=torch.cuda.is_available())
@@ -178,6 +201,7 @@ def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DataArguments, Cod
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     _validate(model_args, data_args, parser)
     _validate_early_stopping(training_args, argv, parser)
+    _validate_sam(training_args, parser)
     training_args.label_names = label_columns(mc.CodecTraceConfig(variant=model_args.variant).tasks)
     return model_args, data_args, training_args
 
@@ -203,6 +227,14 @@ def _validate(model_args: ModelArguments, data_args: DataArguments, parser) -> N
     if data_args.dataset_config not in TRAINING_SAMPLINGS:
         parser.error(f"--dataset_config must be one of {list(TRAINING_SAMPLINGS)} (the training samplings), got "
                      f"{data_args.dataset_config!r}")
+
+
+def _validate_sam(training_args: CodecTraceTrainingArguments, parser) -> None:
+    if training_args.sam_rho < 0:
+        parser.error(f"--sam_rho is a radius (0 = off), got {training_args.sam_rho}")
+    if training_args.sam_rho and (training_args.gradient_accumulation_steps > 1 or training_args.fp16):
+        parser.error("--sam_rho works with one batch per optimizer step and without fp16 loss scaling: drop "
+                     "--gradient_accumulation_steps or --fp16 (bf16 is fine)")
 
 
 def _validate_early_stopping(training_args: CodecTraceTrainingArguments, argv: list[str], parser) -> None:
@@ -235,7 +267,8 @@ def config_options(model_args: ModelArguments) -> dict:
     """The `CodecTraceConfig` arguments that the model options set (all but the backbone)."""
     front_end = {}
     if model_args.feature_encoder == "stft_phase":
-        front_end = dict(stft_n_fft=model_args.stft_n_fft, stft_hop_length=model_args.stft_hop_length)
+        front_end = dict(stft_n_fft=model_args.stft_n_fft, stft_hop_length=model_args.stft_hop_length,
+                         stft_extra_n_fft=model_args.stft_extra_n_fft)
     return dict(variant=model_args.variant, chunk_samples=model_args.chunk_samples,
                 task_weighting=model_args.task_weighting, head_type=model_args.head_type,
                 use_weighted_layer_sum=model_args.use_weighted_layer_sum, feature_encoder=model_args.feature_encoder,
@@ -274,6 +307,34 @@ class CodecTraceTrainer(Trainer):
                                               weight_decay=self.args.weight_decay)
             return self.optimizer
         return super().create_optimizer(model) if model is not None else super().create_optimizer()
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        """With `--sam_rho`, sharpness-aware minimisation: the gradient at the weights, a step of length `sam_rho`
+        along it, the gradient there (what the optimizer then applies), and the weights put back. Returns the loss
+        at the weights themselves."""
+        if not self.args.sam_rho:
+            return super().training_step(model, inputs, num_items_in_batch)
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        moved = self._ascend(model, self.args.sam_rho)
+        model.zero_grad(set_to_none=True)
+        super().training_step(model, inputs, num_items_in_batch)
+        with torch.no_grad():
+            for parameter, step in moved:
+                parameter.sub_(step)
+        return loss
+
+    @staticmethod
+    def _ascend(model, radius: float) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Moves every parameter with a gradient by `radius` times the gradient's direction; returns the steps."""
+        with torch.no_grad():
+            parameters = [p for p in model.parameters() if p.grad is not None]
+            if not parameters:
+                return []
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in parameters]))
+            steps = [(p, p.grad * (radius / (norm + 1e-12))) for p in parameters]
+            for parameter, step in steps:
+                parameter.add_(step)
+        return steps
 
     def get_train_dataloader(self):
         # The Trainer's own switch (dataloader_drop_last) would also drop evaluation rows; the paper drops only the
@@ -333,7 +394,7 @@ def validation_sets(data_args, validation) -> dict:
 
 
 def selection_split(data_args, parts: dict):
-    """The rows model selection, early stopping and calibration read (`--selection_set`), from `validation_sets`."""
+    """The rows model selection and early stopping read (`--selection_set`), from `validation_sets`."""
     if data_args.selection_set == "validation+val_codecs":
         from datasets import concatenate_datasets
 
@@ -357,29 +418,44 @@ def evaluation_sets(data_args, test_split, validation_parts: dict) -> dict:
     return sets
 
 
-def unknown_source(trainer, train_split, validation, sets: dict) -> tuple[UnknownSourceScorer, dict]:
-    """Fits the unknown-source scorer (training and validation splits) and measures it where the dataset allows:
-    `test` on CoSG (unseen codecs) against CoRS (training codecs), `validation` on the validation codecs against
-    the validation split (the figures a choice of score may read)."""
-    model, chunk = trainer.model, trainer.model.config.chunk_samples
-    scorer = fit_unknown_source(model, train_split, validation, chunk)
+def unknown_source(model, train_split, validation, sets: dict, score: str) -> tuple[UnknownSourceScorer, dict, dict]:
+    """Fits the unknown-source scorer (training and validation splits), scores every evaluation set once, and
+    measures the scorer where the dataset allows: `test` on CoSG (unseen codecs) against CoRS (training codecs),
+    `validation` on the validation codecs against the validation split (the figures a choice of score may read).
+    Returns the scorer, the measurements and, per evaluation set, the rows called unknown."""
+    chunk = model.config.chunk_samples
+    scorer = fit_unknown_source(model, train_split, validation, chunk, score)
+    scored = {name: score_dataset(model, scorer, ds, chunk) for name, ds in sets.items()}
     measured = {}
-    if {"cors_eval", "cosg_eval"} <= set(sets):
-        measured["test"] = evaluate_unknown_source(model, scorer, sets["cors_eval"], sets["cosg_eval"], chunk)
-    if "val_codecs" in sets:
-        measured["validation"] = evaluate_unknown_source(model, scorer, validation, sets["val_codecs"], chunk)
-    return scorer, measured
+    if {"cors_eval", "cosg_eval"} <= set(scored):
+        measured["test"] = evaluate_unknown_source(scorer, scored["cors_eval"], scored["cosg_eval"])
+    if {"in_domain_validation", "val_codecs"} <= set(scored):
+        measured["validation"] = evaluate_unknown_source(scorer, scored["in_domain_validation"], scored["val_codecs"])
+    return scorer, measured, {name: unknown_rows(scorer, s) for name, s in scored.items()}
 
 
-def calibrate(trainer, model, validation) -> dict[str, float]:
-    """Fits one temperature per head on the selection set's logits as trained (`--selection_set`) and stores them
-    in the model's config (`calibration_temperatures`), so every consumer of the saved model gets calibrated
-    probabilities."""
-    model.config.calibration_temperatures = None
-    logits = predict_logits(trainer, validation, model.config.tasks, model.config.chunk_samples, "calibration")
-    model.config.calibration_temperatures = fit_temperatures(logits, labels_by_task(validation, model.config.tasks))
-    logger.info("calibration temperatures (validation split): %s", model.config.calibration_temperatures)
-    return model.config.calibration_temperatures
+def calibrate(trainer, model, validation, unseen=None) -> None:
+    """Fits one temperature per head on the validation split's logits as trained and stores them in the model's
+    config (`calibration_temperatures`), so every consumer of the saved model gets calibrated probabilities; given
+    validation codecs (`unseen`), also one per taxonomy head on those (`calibration_temperatures_unknown`), for
+    the clips that the unknown-source scorer calls unknown."""
+    config, tasks, chunk = model.config, model.config.tasks, model.config.chunk_samples
+    config.calibration_temperatures = config.calibration_temperatures_unknown = None  # logits as trained
+    logits = predict_logits(trainer, validation, tasks, chunk, "calibration")
+    unseen_logits = None if unseen is None else predict_logits(trainer, unseen, tasks, chunk, "calibration_unknown")
+    config.calibration_temperatures = fit_temperatures(logits, labels_by_task(validation, tasks))
+    logger.info("calibration temperatures (validation split): %s", config.calibration_temperatures)
+    if unseen_logits is not None:
+        taxonomy = [t for t in tasks if t != "bin"]
+        config.calibration_temperatures_unknown = fit_temperatures({t: unseen_logits[t] for t in taxonomy},
+                                                                   labels_by_task(unseen, taxonomy))
+        logger.info("calibration temperatures for unknown clips (validation codecs): %s",
+                    config.calibration_temperatures_unknown)
+
+
+# --unknown_source_score -> how cards name it.
+UNKNOWN_SOURCE_SCORES = {"knn": "cosine distance to the 10th nearest training embedding",
+                         "mahalanobis": "Mahalanobis distance to the nearest class mean"}
 
 
 def _plain(value) -> str:
@@ -401,6 +477,8 @@ def recipe_table(model_args, data_args, training_args, model, epochs_run: float 
         "learning rate / weight decay": f"{training_args.learning_rate:g} / {training_args.weight_decay:g}",
         "batch size x devices": f"{training_args.per_device_train_batch_size} x {training_args.world_size}" + (
             ", last incomplete batch dropped" if training_args.train_drop_last else ""),
+        "sharpness-aware minimisation": (f"radius {training_args.sam_rho:g}" if training_args.sam_rho
+                                         else "none (as the paper)"),
         "gradient clipping": (f"max norm {training_args.max_grad_norm:g}" if training_args.max_grad_norm
                               else "none (as the paper)"),
         "epochs": f"{training_args.num_train_epochs:g}" + (
@@ -410,10 +488,13 @@ def recipe_table(model_args, data_args, training_args, model, epochs_run: float 
         "seed": training_args.seed,
         "loss": f"class-weighted cross-entropy per task, {model.config.task_weighting} task weighting",
         "model selection": f"{training_args.metric_for_best_model} on {SELECTION_SETS[data_args.selection_set]}",
-        "calibration": (f"temperature scaling per head on {SELECTION_SETS[data_args.selection_set]}"
-                        if training_args.calibrate else "none (as the paper)"),
-        "unknown source": ("Mahalanobis distance per taxonomy head, threshold on the validation split"
-                           if training_args.unknown_source else "none (as the paper)"),
+        "calibration": (("temperature scaling per head on the validation split" + (
+            "; clips called unknown: a temperature per taxonomy head fitted on the validation codecs"
+            if model.config.calibration_temperatures_unknown else "")) if training_args.calibrate
+            else "none (as the paper)"),
+        "unknown source": (f"{UNKNOWN_SOURCE_SCORES[training_args.unknown_source_score]} per taxonomy head, "
+                           "threshold on the validation split" if training_args.unknown_source
+                           else "none (as the paper)"),
         "precision": "bf16" if training_args.bf16 else "fp16" if training_args.fp16 else "fp32",
     } | ({"differs from the authors' code": OFFICIAL_DEVIATIONS} if training_args.preset == "official" else {})
 
@@ -512,14 +593,17 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: C
     )
     train_metrics = trainer.train(resume_from_checkpoint=_last_checkpoint(training_args)).metrics
     if training_args.calibrate:
-        calibrate(trainer, trainer.model, selection)
+        unseen = validation_parts.get("val_codecs") if training_args.unknown_source else None
+        calibrate(trainer, trainer.model, validation, unseen)
     sets = evaluation_sets(data_args, test, validation_parts)
-    results = run_evaluation_sets(trainer, tasks, model.config.chunk_samples, sets, Path(training_args.output_dir),
-                                  trainer.model.config.calibration_temperatures)
-    table = None
+    config = trainer.model.config
+    predictions = predict_sets(trainer, tasks, config.chunk_samples, sets)
+    results, table = {}, None
     if trainer.is_world_process_zero():
-        scorer, unknown = (unknown_source(trainer, train_split, validation, sets) if training_args.unknown_source
-                           else (None, {}))
+        scorer, unknown, rows = (unknown_source(trainer.model, train_split, validation, sets,
+                                                training_args.unknown_source_score)
+                                 if training_args.unknown_source else (None, {}, None))
+        results = save_evaluations(Path(training_args.output_dir), config, sets, predictions, rows)
         table = write_outputs(trainer, trainer.model, feature_extractor, model_args, data_args, training_args,
                               train_metrics, results, scorer, unknown)
         print("\n" + (table or "no evaluation sets found") + "\n")

@@ -215,6 +215,10 @@ class CodecTraceConfig(PretrainedConfig):
             this field existed). Written into `backbone_config.conv_kernel[0]`, from which Wav2Vec2 counts frames.
         stft_hop_length (`int`, *optional*):
             Hop of the `stft_phase` encoder; defaults to the backbone's first conv stride, and is written there.
+        stft_extra_n_fft (`list[int]`, *optional*):
+            Further, smaller FFT sizes of the `stft_phase` encoder: each gives the same features on the same frames
+            (its window centred in the `stft_n_fft` one), and the learned convolution reads every size. `None`:
+            one size.
         sampling_rate (`int`, *optional*, defaults to 16000):
             Sampling rate the model expects.
         chunk_samples (`int`, *optional*, defaults to 64600):
@@ -224,6 +228,13 @@ class CodecTraceConfig(PretrainedConfig):
             the model's logits are divided by them, so probabilities are calibrated for every consumer while every
             argmax and the BIN ranking (hence EER) stay as trained. The loss uses the logits as trained. `None`:
             no calibration.
+        calibration_temperatures_unknown (`dict[str, float]`, *optional*):
+            Per taxonomy head, the temperature for clips that the unknown-source scorer saved beside the model
+            (`unknown_source.safetensors`) calls unknown, fitted on codecs never trained on (the validation codecs):
+            such clips are often classified wrong, so they need flatter probabilities than clips of known codecs.
+            The model itself never applies it (it cannot tell unknown clips); consumers that score unknown sources
+            (pipeline, evaluation) divide those clips' logits as trained by it instead of by
+            `calibration_temperatures`. `None`: one temperature for every clip.
     """
 
     model_type = "codectrace"
@@ -250,9 +261,11 @@ class CodecTraceConfig(PretrainedConfig):
         stft_features: list[str] | None = None,
         stft_n_fft: int | None = None,
         stft_hop_length: int | None = None,
+        stft_extra_n_fft: list[int] | None = None,
         sampling_rate: int = SAMPLING_RATE,
         chunk_samples: int = 64600,
         calibration_temperatures: dict[str, float] | None = None,
+        calibration_temperatures_unknown: dict[str, float] | None = None,
         **kwargs,
     ):
         self.backbone_config = _backbone(backbone_config)
@@ -264,12 +277,15 @@ class CodecTraceConfig(PretrainedConfig):
             raise ValueError(f"head_type must be one of {list(HEAD_TYPES)}, got {head_type!r}.")
         self.head_type = head_type
         self.use_weighted_layer_sum = bool(use_weighted_layer_sum)
-        self._set_front_end(feature_encoder, stft_features, stft_n_fft, stft_hop_length)
+        self._set_front_end(feature_encoder, stft_features, stft_n_fft, stft_hop_length, stft_extra_n_fft)
         if sampling_rate <= 0 or chunk_samples <= 0:
             raise ValueError("sampling_rate and chunk_samples must be positive.")
         self.sampling_rate = int(sampling_rate)
         self.chunk_samples = int(chunk_samples)
-        self._set_calibration(calibration_temperatures)
+        self.calibration_temperatures = self._checked_temperatures("calibration_temperatures",
+                                                                   calibration_temperatures)
+        self.calibration_temperatures_unknown = self._checked_temperatures("calibration_temperatures_unknown",
+                                                                           calibration_temperatures_unknown)
 
         kwargs.pop("num_labels", None)
         if type(self).__module__.startswith("modeling_codectrace."):
@@ -281,15 +297,14 @@ class CodecTraceConfig(PretrainedConfig):
         self.id2label = dict(enumerate(TASK_LABELS["bin"]))
         self.label2id = {name: i for i, name in self.id2label.items()}
 
-    def _set_calibration(self, temperatures: dict[str, float] | None) -> None:
+    def _checked_temperatures(self, name: str, temperatures: dict[str, float] | None) -> dict[str, float] | None:
         """Per-head temperatures fitted after training (None: the logits as trained)."""
-        if temperatures is not None:
-            unknown = set(temperatures) - set(self.tasks)
-            if unknown or any(not float(t) > 0 for t in temperatures.values()):
-                raise ValueError(f"calibration_temperatures must map some of this model's tasks {self.tasks} to "
-                                 f"positive temperatures, got {temperatures!r}.")
-            temperatures = {task: float(t) for task, t in temperatures.items()}
-        self.calibration_temperatures = temperatures
+        if temperatures is None:
+            return None
+        if set(temperatures) - set(self.tasks) or any(not float(t) > 0 for t in temperatures.values()):
+            raise ValueError(f"{name} must map some of this model's tasks {self.tasks} to positive temperatures, "
+                             f"got {temperatures!r}.")
+        return {task: float(t) for task, t in temperatures.items()}
 
     def _set_aasist(self, projection_dim, encoder_filters, gat_dims, pool_ratios, temperatures) -> None:
         """The AASIST trunk and branch shapes (the paper's widths by default)."""
@@ -331,7 +346,7 @@ class CodecTraceConfig(PretrainedConfig):
             raise ValueError(f"task_weighting must be 'fixed' or 'uncertainty', got {task_weighting!r}.")
         self.task_weighting = task_weighting
 
-    def _set_front_end(self, feature_encoder, stft_features, stft_n_fft, stft_hop_length) -> None:
+    def _set_front_end(self, feature_encoder, stft_features, stft_n_fft, stft_hop_length, stft_extra_n_fft) -> None:
         """The backbone's front end; the STFT one also sets the geometry of the backbone's first conv layer."""
         if feature_encoder not in FEATURE_ENCODERS:
             raise ValueError(f"feature_encoder must be one of {list(FEATURE_ENCODERS)}, got {feature_encoder!r}.")
@@ -342,10 +357,11 @@ class CodecTraceConfig(PretrainedConfig):
             raise ValueError(
                 f"stft_features must be a non-empty subset of {list(STFT_FEATURES)}, got {stft_features!r}.")
         self.stft_features = [f for f in STFT_FEATURES if f in stft_features]
-        self.stft_n_fft = self.stft_hop_length = None
+        self.stft_n_fft = self.stft_hop_length = self.stft_extra_n_fft = None
         if feature_encoder != "stft_phase":
-            if stft_n_fft is not None or stft_hop_length is not None:
-                raise ValueError("stft_n_fft and stft_hop_length apply to feature_encoder='stft_phase' only.")
+            if stft_n_fft is not None or stft_hop_length is not None or stft_extra_n_fft:
+                raise ValueError("stft_n_fft, stft_hop_length and stft_extra_n_fft apply to "
+                                 "feature_encoder='stft_phase' only.")
             return
         backbone = self.backbone_config
         if len(backbone.conv_kernel) != 2:
@@ -360,6 +376,13 @@ class CodecTraceConfig(PretrainedConfig):
         if not 0 < self.stft_hop_length <= self.stft_n_fft:
             raise ValueError(f"stft_hop_length must be in (0, stft_n_fft], got {self.stft_hop_length} with "
                              f"stft_n_fft {self.stft_n_fft}.")
+        if stft_extra_n_fft:
+            extra = [int(n) for n in stft_extra_n_fft]
+            if len(set(extra)) < len(extra) or not all(self.stft_hop_length <= n < self.stft_n_fft for n in extra):
+                raise ValueError(f"stft_extra_n_fft must be different FFT sizes from stft_hop_length "
+                                 f"({self.stft_hop_length}) up to, not including, stft_n_fft ({self.stft_n_fft}); "
+                                 f"got {list(stft_extra_n_fft)}.")
+            self.stft_extra_n_fft = sorted(extra)
         # Wav2Vec2 counts frames (for attention masks) from its conv geometry: the STFT stands in the first entry.
         if (backbone.conv_kernel[0], backbone.conv_stride[0]) != (self.stft_n_fft, self.stft_hop_length):
             self.backbone_config = backbone = copy.deepcopy(backbone)  # not the caller's object

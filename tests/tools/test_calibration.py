@@ -1,11 +1,19 @@
 """Temperature scaling per head: it recovers a known temperature, keeps every decision, lowers ECE where the model
-is over-confident; ECE and Brier score as defined; the model applies the temperatures from its config."""
+is over-confident; ECE and Brier score as defined; the model applies the temperatures from its config; clips called
+unknown get the temperature fitted on unseen codecs instead."""
 
 import numpy as np
 import pytest
 import torch
 
-from codectrace.calibration import brier_score, expected_calibration_error, fit_temperature
+from codectrace.calibration import (
+    brier_score,
+    calibration_metrics,
+    expected_calibration_error,
+    fit_temperature,
+    row_temperatures,
+    with_unknown_temperatures,
+)
 from codectrace.metrics import softmax
 from codectrace.testing import tiny_config
 from modeling_codectrace import CodecTraceForSourceTracing
@@ -59,3 +67,37 @@ def test_the_model_divides_its_logits_by_the_configured_temperatures_and_trains_
 def test_impossible_temperatures_are_refused(bad):
     with pytest.raises(ValueError, match="calibration_temperatures"):
         tiny_config("M2", calibration_temperatures=bad)
+
+
+@pytest.mark.parametrize("name", ["calibration_temperatures", "calibration_temperatures_unknown"])
+def test_impossible_temperatures_name_the_field_that_is_wrong(name):
+    with pytest.raises(ValueError, match=name):
+        tiny_config("M2", **{name: {"vq": 0.0}})
+
+
+def test_rows_called_unknown_end_up_divided_by_the_unknown_temperature_and_the_others_by_the_known_one():
+    config = tiny_config("M1", calibration_temperatures={"vq": 2.0}, calibration_temperatures_unknown={"vq": 8.0})
+    raw = np.array([[4.0, 0.0, 0.0, 0.0], [4.0, 0.0, 0.0, 0.0]])
+    returned = {"vq": raw / 2.0, "dec": np.ones((2, 3))}  # what the model returns: divided by the known temperature
+    rescaled = with_unknown_temperatures(config, returned, {"vq": np.array([False, True])})
+    np.testing.assert_allclose(rescaled["vq"], [raw[0] / 2.0, raw[1] / 8.0])
+    assert rescaled["dec"] is returned["dec"]  # no unknown temperature, no change
+    np.testing.assert_allclose(row_temperatures(config, "vq", np.array([False, True])), [2.0, 8.0])
+    assert row_temperatures(config, "dec", np.array([False, True])) is None
+
+
+def test_a_model_without_an_unknown_temperature_treats_unknown_rows_as_the_others():
+    config = tiny_config("M1", calibration_temperatures={"vq": 2.0})
+    returned = {"vq": np.ones((2, 4))}
+    assert with_unknown_temperatures(config, returned, {"vq": np.array([True, True])})["vq"].tolist() == \
+        returned["vq"].tolist()
+    assert row_temperatures(config, "vq", np.array([True, False])) == 2.0
+
+
+def test_metrics_before_calibration_undo_each_rows_own_temperature():
+    logits, labels = _sampled(3.0, rows=2000)
+    per_row = np.where(np.arange(2000) % 2 == 0, 3.0, 1.5)
+    metrics = calibration_metrics(logits / per_row[:, None], labels, per_row)
+    assert metrics["ece_uncalibrated"] == pytest.approx(expected_calibration_error(softmax(logits), labels))
+    assert metrics["temperature"] == [1.5, 3.0]
+    assert calibration_metrics(logits / 3.0, labels, 3.0)["temperature"] == 3.0

@@ -15,6 +15,7 @@ from datasets import load_dataset
 from safetensors.torch import load_file
 from transformers import AutoFeatureExtractor, AutoModel, TrainerCallback
 
+import modeling_codectrace as mc
 from codectrace import training as train
 from codectrace.audio import load_audio
 from codectrace.hub import push_model_folder
@@ -68,8 +69,35 @@ def test_the_demo_run_is_calibrated_on_validation_and_evaluation_reports_before_
         assert {"ece", "brier", "ece_uncalibrated", "brier_uncalibrated"} <= set(overall[task])
         assert (output_dir / "eval" / "cors_eval" / f"reliability_{task}.png").stat().st_size > 1000
     card = (output_dir / "model_card.md").read_text()
-    assert ("| calibration | temperature scaling per head on the validation speakers with the training codecs and "
-            "with the validation codecs together |") in card
+    assert ("| calibration | temperature scaling per head on the validation split; clips called unknown: a "
+            "temperature per taxonomy head fitted on the validation codecs |") in card
+
+
+def test_the_demo_run_fits_a_temperature_for_unknown_clips_on_the_validation_codecs_and_evaluates_with_it(trained):
+    output_dir, _ = trained
+    config = json.loads((output_dir / "config.json").read_text())
+    known, unknown = config["calibration_temperatures"], config["calibration_temperatures_unknown"]
+    assert set(unknown) == {"vq", "aux", "dec"} and all(t > 0 for t in unknown.values())
+    for eval_set in ("cors_eval", "val_codecs"):
+        overall = json.loads((output_dir / "eval" / eval_set / "metrics.json").read_text())["overall"]
+        assert overall["bin"]["temperature"] == pytest.approx(known["bin"])
+        for task in ("vq", "aux", "dec"):
+            used = overall[task]["temperature"]
+            assert {round(t, 6) for t in np.atleast_1d(used)} <= {round(known[task], 6), round(unknown[task], 6)}
+    assert isinstance(overall["vq"]["temperature"], list)  # some validation-codec clips were called unknown
+
+
+def test_codectrace_evaluate_gives_the_training_runs_figures_unknown_temperature_included(trained, built, tmp_path):
+    from codectrace.cli import main as cli_main
+
+    output_dir, _ = trained
+    assert cli_main(["evaluate", "--model", str(output_dir), "--dataset", str(built), "--configs", "val_codecs",
+                     "--split", "validation", "--output-dir", str(tmp_path)]) == 0
+    again = json.loads((tmp_path / "eval" / "val_codecs_validation" / "metrics.json").read_text())["overall"]
+    first = json.loads((output_dir / "eval" / "val_codecs" / "metrics.json").read_text())["overall"]
+    for task in ("bin", "vq", "aux", "dec"):
+        assert again[task]["ece"] == pytest.approx(first[task]["ece"], abs=1e-4)
+        assert again[task]["temperature"] == pytest.approx(first[task]["temperature"])
 
 
 def test_the_demo_run_selects_its_model_on_both_kinds_of_validation_data_and_reports_each(trained, built):
@@ -120,7 +148,7 @@ def test_the_demo_run_saves_an_unknown_source_scorer_and_measures_it_on_unseen_c
     assert list(scorer.heads) == ["vq", "aux", "dec"] and all(h.threshold > 0 for h in scorer.heads.values())
     unknown = json.loads((output_dir / "all_results.json").read_text())["unknown_source"]
     for task in ("vq", "aux", "dec"):
-        assert 0.0 <= unknown[task]["mahalanobis"]["auroc"] <= 1.0
+        assert unknown[task]["score"] == "knn" and 0.0 <= unknown[task]["knn"]["auroc"] <= 1.0
         assert {"max_softmax_probability", "energy", "correct_turned_unknown"} <= set(unknown[task])
     assert "Unknown source" in result["table"] and "| VQ |" in result["table"]
 
@@ -422,9 +450,12 @@ def test_the_seed_sweep_tabulates_finished_runs_and_reuses_them(trained, tmp_pat
     out = tmp_path / "table.md"
     demo_seeds.main(["--seeds", "1", "2", "--runs", str(tmp_path), "--out", str(out)])  # nothing to train
     table = out.read_text()
-    assert "Over 2 seeds (1, 2): mean [min-max]." in table and "seed 1: done" not in capsys.readouterr().out
+    assert "Over 2 seeds (1, 2): mean [min-max]. Trained on: " in table
+    assert "seed 1: done" not in capsys.readouterr().out
     for row in ("| in-domain | ", "| validation codecs | ", "| test codecs | ", "| synthetic | ",
-                "| test codecs: VQ macro-F1 >= 0.7 | ", "| test codec | seed 1 | seed 2 |"):
+                "| test codecs: VQ macro-F1 >= 0.7 | ", "| test codec | seed 1 | seed 2 |",
+                "| in domain: VQ ECE after calibration <= 0.1 | ", "| test codecs: DEC unknown-source AUROC >= 0.9 | ",
+                "| in domain: correct AUX answers turned unknown <= 0.05 | "):
         assert row in table, row
     assert "Expected calibration error" in table and "| in-domain | " in table.split("Expected calibration")[1]
 
@@ -445,6 +476,24 @@ def test_the_seed_sweep_can_leave_every_test_codec_figure_out(trained, tmp_path)
         assert hidden not in table, hidden
 
 
+def test_the_score_comparison_prints_validation_figures_and_test_ones_only_when_asked(trained, built, tmp_path,
+                                                                                      capsys):
+    import shutil
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import unknown_source_scores
+
+    shutil.copytree(trained[0], tmp_path / "seed-1", ignore=shutil.ignore_patterns("checkpoint-*"))
+    unknown_source_scores.main(["--runs", str(tmp_path), "--dataset", str(built)])
+    shown = capsys.readouterr().out
+    assert "validation-codec against in-domain validation" in shown and "test-codec" not in shown
+    for score in ("mahalanobis", "mahalanobis_codec", "knn", "knn_all_heads", "max_softmax_probability", "energy"):
+        assert f"| {score} | " in shown, score
+    assert (tmp_path / "seed-1" / "unknown_source_embeddings.npz").is_file()  # embedded once, then cached
+    unknown_source_scores.main(["--runs", str(tmp_path), "--dataset", str(built), "--show-test"])
+    assert "test-codec against in-domain test (CoRS)" in capsys.readouterr().out
+
+
 def test_false_alarms_are_counted_per_speaker_kind_on_bona_fide_rows_only(tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     import demo_seeds
@@ -463,3 +512,52 @@ def test_the_seed_sweep_records_a_failed_seed_and_goes_on(tmp_path):
 
     assert demo_seeds.run_seed(3, tmp_path, 1, ["--variant", "NOT_A_VARIANT"]) is None
     assert "--variant must be one of" in (tmp_path / "seed-3" / "train.log").read_text()
+
+
+def test_sam_takes_the_gradient_at_the_moved_weights_and_puts_the_weights_back(tmp_path):
+    import copy
+
+    from codectrace.testing import tiny_backbone_config, tiny_config
+
+    torch.manual_seed(0)
+    quiet = tiny_backbone_config(hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
+                                 feat_proj_dropout=0.0, layerdrop=0.0, apply_spec_augment=False)
+    model = mc.CodecTraceForSourceTracing(tiny_config("M1", backbone_config=quiet, head_type="stats_pooling"))
+    inputs = {"input_values": 0.1 * torch.randn(2, 16000), "bin_labels": torch.tensor([0, 1]),
+              "vq_labels": torch.tensor([1, 0]), "aux_labels": torch.tensor([2, 0]), "dec_labels": torch.tensor([1, 0])}
+    reference = copy.deepcopy(model).train()
+    reference(**inputs).loss.backward()
+    train.CodecTraceTrainer._ascend(reference, 0.05)
+    reference.zero_grad()
+    reference(**inputs).loss.backward()
+
+    args = train.CodecTraceTrainingArguments(output_dir=str(tmp_path), sam_rho=0.05, report_to="none",
+                                             eval_strategy="no", save_strategy="no", load_best_model_at_end=False)
+    trainer = train.CodecTraceTrainer(model=model, args=args)
+    trainer.current_gradient_accumulation_steps = 1  # set by the training loop
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    trainer.training_step(model, inputs)
+    moved = dict(reference.named_parameters())
+    for name, parameter in model.named_parameters():
+        assert torch.allclose(parameter, before[name], atol=1e-6), name
+        if parameter.grad is not None:
+            assert torch.allclose(parameter.grad, moved[name].grad, atol=1e-5), name
+
+
+def test_the_sam_step_has_the_asked_length():
+    layer = torch.nn.Linear(3, 2)
+    layer(torch.ones(1, 3)).sum().backward()
+    start = [p.detach().clone() for p in layer.parameters()]
+    steps = train.CodecTraceTrainer._ascend(layer, 0.3)
+    length = torch.linalg.vector_norm(torch.cat([step.ravel() for _, step in steps]))
+    assert float(length) == pytest.approx(0.3, rel=1e-5)
+    assert all(torch.equal(p, s + step) for p, s, (_, step) in zip(layer.parameters(), start, steps))
+
+
+@pytest.mark.parametrize("extra, message", [(["--sam_rho", "-0.1"], "is a radius"),
+                                            (["--sam_rho", "0.05", "--gradient_accumulation_steps", "2"],
+                                             "one batch per optimizer step")])
+def test_impossible_sam_settings_are_refused(extra, message, capsys):
+    with pytest.raises(SystemExit):
+        train.parse_arguments(["--preset", "demo", *extra])
+    assert message in capsys.readouterr().err

@@ -14,7 +14,18 @@ import modeling_codectrace as mc
 from codectrace.cli import main as cli_main
 from codectrace.hub import load_tracer, save_model_folder
 from codectrace.testing import tiny_config
-from codectrace.unknown_source import ACCEPT_QUANTILE, HeadStatistics, UnknownSourceScorer, fit_head, separation
+from codectrace.unknown_source import (
+    ACCEPT_QUANTILE,
+    FILE_NAME,
+    SCORES,
+    TAXONOMY_HEADS,
+    NearestNeighbourHead,
+    UnknownSourceScorer,
+    fit_mahalanobis,
+    fit_nearest_neighbours,
+    separation,
+    unit_rows,
+)
 
 RATE = 16000
 
@@ -28,33 +39,84 @@ def _clusters(rng, rows=400, dim=8):
 def test_points_near_a_training_class_are_close_and_points_far_from_all_are_far():
     rng = np.random.default_rng(0)
     embeddings, labels = _clusters(rng)
-    head = fit_head(embeddings, labels)
+    head = fit_mahalanobis(embeddings, labels)
     near = head.distances(5.0 * np.eye(3, 8) + 0.1 * rng.standard_normal((3, 8)))
     far = head.distances(np.full((3, 8), 20.0))
     assert near.max() < 2.0 < 10.0 < far.min()
 
 
-def test_the_threshold_accepts_the_chosen_share_of_validation_clips():
+def test_the_knn_score_is_the_cosine_distance_to_the_kth_nearest_training_embedding():
+    angles = np.radians([0, 10, 20, 30, 90])
+    head = NearestNeighbourHead(unit_rows(np.stack([np.cos(angles), np.sin(angles)], axis=1)), neighbours=3)
+    # From angle 0 the 3rd nearest training row lies at 20 degrees; length does not count, only direction.
+    np.testing.assert_allclose(head.distances(np.array([[5.0, 0.0], [0.1, 0.0]])), 1 - np.cos(np.radians(20)),
+                               rtol=1e-6)
+    assert head.distances(np.array([[-1.0, 0.0]]))[0] > 1.5  # opposite every training row
+
+
+def test_k_larger_than_the_training_rows_uses_the_farthest_row():
+    head = NearestNeighbourHead(unit_rows(np.array([[1.0, 0.0], [0.0, 1.0]])), neighbours=10)
+    np.testing.assert_allclose(head.distances(np.array([[1.0, 0.0]])), [1.0], atol=1e-6)
+
+
+@pytest.mark.parametrize("score", SCORES)
+def test_the_threshold_accepts_the_chosen_share_of_validation_clips(score):
     rng = np.random.default_rng(1)
     train, labels = _clusters(rng)
     validation, _ = _clusters(rng, rows=2000)
-    scorer = UnknownSourceScorer.fit({"vq": train}, {"vq": labels}, {"vq": validation})
+    scorer = UnknownSourceScorer.fit({"vq": train}, {"vq": labels}, {"vq": validation}, score)
     accepted = (scorer.scores({"vq": validation})["vq"] <= scorer.heads["vq"].threshold).mean()
     assert accepted == pytest.approx(ACCEPT_QUANTILE, abs=0.005)
 
 
-def test_a_scorer_saves_and_loads_unchanged(tmp_path):
+def test_an_unknown_score_name_is_refused_with_the_accepted_ones():
+    rng = np.random.default_rng(1)
+    train, labels = _clusters(rng)
+    with pytest.raises(ValueError, match="knn"):
+        UnknownSourceScorer.fit({"vq": train}, {"vq": labels}, {"vq": train}, "cosine")
+
+
+@pytest.mark.parametrize("score", SCORES)
+def test_a_scorer_saves_and_loads_unchanged(tmp_path, score):
     rng = np.random.default_rng(2)
     train, labels = _clusters(rng)
     scorer = UnknownSourceScorer.fit({"vq": train, "dec": train}, {"vq": labels, "dec": labels},
-                                     {"vq": train, "dec": train})
+                                     {"vq": train, "dec": train}, score)
     scorer.save(tmp_path)
     loaded = UnknownSourceScorer.load(tmp_path)
-    assert list(loaded.heads) == ["vq", "dec"]
+    assert list(loaded.heads) == ["vq", "dec"] and loaded.score == score
+    probe = rng.standard_normal((5, 8))
     for task in ("vq", "dec"):
-        np.testing.assert_array_equal(loaded.heads[task].precision, scorer.heads[task].precision)
+        np.testing.assert_array_equal(loaded.heads[task].distances(probe), scorer.heads[task].distances(probe))
         assert loaded.heads[task].threshold == scorer.heads[task].threshold
     assert UnknownSourceScorer.load(tmp_path / "nothing") is None
+
+
+def test_heads_fitted_on_the_same_embeddings_are_one_head_and_are_scored_once(tmp_path):
+    rng = np.random.default_rng(5)
+    train, labels = _clusters(rng)
+    other, _ = _clusters(rng)
+    scorer = UnknownSourceScorer.fit({"vq": train, "aux": train, "dec": other}, {t: labels for t in TAXONOMY_HEADS},
+                                     {"vq": train, "aux": train, "dec": other})
+    assert scorer.heads["vq"] is scorer.heads["aux"] and scorer.heads["dec"] is not scorer.heads["vq"]
+    scorer.save(tmp_path)
+    loaded = UnknownSourceScorer.load(tmp_path)
+    assert loaded.heads["vq"] is loaded.heads["aux"] and loaded.heads["dec"] is not loaded.heads["vq"]
+    probe = rng.standard_normal((4, 8))
+    scores = scorer.scores({"vq": probe, "aux": probe, "dec": probe})
+    assert scores["vq"] is scores["aux"]  # one computation for the shared head and the very same array
+    np.testing.assert_array_equal(scorer.scores({"aux": probe.copy()})["aux"], scores["vq"])
+
+
+def test_a_scorer_saved_before_the_knn_score_loads_as_mahalanobis(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"vq.means": torch.zeros(2, 3, dtype=torch.float64), "vq.precision": torch.eye(3, dtype=torch.float64),
+               "vq.threshold": torch.tensor([1.0], dtype=torch.float64)}, str(tmp_path / FILE_NAME),
+              metadata={"score": "mahalanobis, nearest class, shared covariance"})
+    loaded = UnknownSourceScorer.load(tmp_path)
+    assert loaded.score == "mahalanobis"
+    np.testing.assert_allclose(loaded.scores({"vq": np.array([[3.0, 4.0, 0.0]])})["vq"], [5.0])
 
 
 def test_separation_is_perfect_for_scores_that_do_not_overlap():
@@ -63,9 +125,10 @@ def test_separation_is_perfect_for_scores_that_do_not_overlap():
     assert separation(np.array([1.0, 2.0]), np.array([1.0, 2.0]))["auroc"] == 0.5
 
 
-def test_one_class_is_not_enough_to_fit():
+@pytest.mark.parametrize("fit", [fit_mahalanobis, fit_nearest_neighbours])
+def test_one_class_is_not_enough_to_fit(fit):
     with pytest.raises(ValueError, match="at least two classes"):
-        fit_head(np.zeros((4, 2)), np.zeros(4, dtype=int))
+        fit(np.zeros((4, 2)), np.zeros(4, dtype=int))
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +142,8 @@ def model_dir(tmp_path_factory):
 
 def _scorer_with_threshold(model_dir, threshold: float) -> UnknownSourceScorer:
     hidden = mc.CodecTraceConfig.from_pretrained(model_dir).hidden_size
-    head = HeadStatistics(means=np.zeros((2, 2 * hidden)), precision=np.eye(2 * hidden), threshold=threshold)
+    reference = unit_rows(np.random.default_rng(3).standard_normal((20, 2 * hidden)))
+    head = NearestNeighbourHead(reference, neighbours=5, threshold=threshold)
     return UnknownSourceScorer({"vq": head, "aux": head, "dec": head})
 
 
@@ -93,6 +157,24 @@ def test_the_pipeline_says_per_head_whether_the_clip_is_known(model_dir, thresho
     for task in ("vq", "aux", "dec"):
         assert heads[task]["known"] is known and heads[task]["unknown_score"] > 0
         assert heads[task]["probability"] == max(tracer(clip, sampling_rate=RATE)[task].values())
+
+
+def test_a_clip_called_unknown_gets_the_unknown_temperature_and_its_spoof_score_stays(model_dir):
+    model = mc.CodecTraceForSourceTracing.from_pretrained(model_dir).eval()
+    model.config.calibration_temperatures = {"vq": 0.5, "aux": 0.5, "dec": 0.5}
+    clip = (0.1 * np.random.default_rng(0).standard_normal(2 * RATE)).astype(np.float32)
+    answers = {}
+    for unknown_temperature in (None, 50.0):
+        model.config.calibration_temperatures_unknown = unknown_temperature and {"vq": unknown_temperature}
+        tracer = pipeline("codec-source-tracing", model=model, precision="fp32",
+                          feature_extractor=mc.CodecTraceFeatureExtractor(chunk_samples=16000),
+                          unknown_source=_scorer_with_threshold(model_dir, 0.0))
+        answers[unknown_temperature] = tracer(clip, sampling_rate=RATE)
+    sharp, flat = answers[None], answers[50.0]
+    assert flat["heads"]["vq"]["probability"] < sharp["heads"]["vq"]["probability"]
+    assert max(flat["vq"].values()) - min(flat["vq"].values()) < 0.05  # divided by 50: nearly uniform
+    assert flat["heads"]["vq"]["label"] == sharp["heads"]["vq"]["label"]
+    assert flat["aux"] == sharp["aux"] and flat["spoof_score"] == sharp["spoof_score"]
 
 
 def test_a_model_folder_without_a_scorer_says_nothing_about_unknown(model_dir):
