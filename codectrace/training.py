@@ -113,11 +113,11 @@ class DataArguments:
     augment: str = field(default="rawboost5", metadata={"help": f"training augmentation: {AUGMENTATIONS}"})
     selection_set: str = field(
         default="validation",
-        metadata={"help": "what model selection and early stopping read (calibration: see --calibrate): "
-                          "validation (the training "
-                          "config's validation split: validation speakers, training codecs; the paper) | val_codecs "
-                          "(CodecFake-mini: validation speakers re-synthesised by validation codecs that no training "
-                          "row uses, so selection sees generalisation)"})
+        metadata={"help": "what model selection and early stopping read (calibration: see --calibrate): validation "
+                          "(the training config's validation split: validation speakers, training codecs; the paper) "
+                          "| val_codecs (CodecFake-mini: validation speakers re-synthesised by validation codecs that "
+                          "no training row uses, so selection sees generalisation) | validation+val_codecs (both; "
+                          "the demo)"})
     max_train_samples: int | None = field(default=None)
     max_eval_samples: int | None = field(default=None)
     demo_utterances: int = field(default=30, metadata={"help": "utterances per speaker of CodecFake-mini (demo)"})
