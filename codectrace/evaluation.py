@@ -49,20 +49,23 @@ def bonafide_probability(logits: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def evaluate_predictions(tasks, logits: dict[str, np.ndarray], labels: dict[str, np.ndarray], sources,
-                         temperatures: dict[str, float | np.ndarray] | None = None) -> dict:
+                         temperatures: dict[str, float | np.ndarray] | None = None,
+                         fused_bonafide: np.ndarray | None = None) -> dict:
     """Overall and per-source metrics of every task. `sources`: one name per row (codec, system, bonafide).
 
     A model without a BIN head (M2) still gets BIN metrics when `labels` has a `bin` entry: EER and ROC-AUC of the
     fused bona fide score, as the CodecFake+ authors score M2 (`overall["bin"]["fused"]` is then True). Every head
     also gets its ECE and Brier score; given the temperatures the logits were divided by (per head one number, or
-    one per row), also those before them."""
+    one per row), also those before them. `fused_bonafide`: M2's fused score when it is not that of `logits` (see
+    `save_evaluations`)."""
     sources = np.asarray(sources)
     result = {"overall": {}, "per_source": {}}
     for task in tasks:
         result["overall"][task] = task_metrics(task, logits[task], labels[task])
         result["overall"][task].update(calibration_metrics(logits[task], labels[task], (temperatures or {}).get(task)))
     if "bin" not in tasks and "bin" in labels:
-        result["overall"]["bin"] = binary_metrics(bonafide_probability(logits), labels["bin"]) | {"fused": True}
+        bonafide = bonafide_probability(logits) if fused_bonafide is None else fused_bonafide
+        result["overall"]["bin"] = binary_metrics(bonafide, labels["bin"]) | {"fused": True}
     for source in sorted(set(sources.tolist())):
         rows = sources == source
         result["per_source"][source] = {"count": int(rows.sum())}
@@ -87,13 +90,14 @@ def score_line(task: str, utt: str, probabilities) -> str:
     return f"{utt} " + " ".join(repr(float(p)) for p in probabilities) + "\n"
 
 
-def write_score_files(folder: Path, utt_ids, logits: dict[str, np.ndarray]) -> list[Path]:
+def write_score_files(folder: Path, utt_ids, logits: dict[str, np.ndarray],
+                      fused_bonafide: np.ndarray | None = None) -> list[Path]:
     """Score files in the official layout (see `score_line`), one per task, from logits; a model without a BIN
-    head also gets `scores_bin.txt` from its fused bona fide score (`bonafide_probability`)."""
+    head also gets `scores_bin.txt` from its fused bona fide score (`bonafide_probability`, or `fused_bonafide`)."""
     folder.mkdir(parents=True, exist_ok=True)
     probabilities = {task: softmax(values) for task, values in logits.items()}
     if "bin" not in probabilities:
-        bonafide = bonafide_probability(logits)
+        bonafide = bonafide_probability(logits) if fused_bonafide is None else fused_bonafide
         probabilities["bin"] = np.stack([1.0 - bonafide, bonafide], axis=1)  # label order: spoof, bonafide
     written = []
     for task, rows in probabilities.items():
@@ -168,11 +172,12 @@ def per_source_table(tasks, result: dict) -> str:
 
 
 def save_evaluation(folder: Path, name: str, tasks, utt_ids, logits, labels, sources,
-                    temperatures: dict[str, float | np.ndarray] | None = None) -> dict:
+                    temperatures: dict[str, float | np.ndarray] | None = None,
+                    fused_bonafide: np.ndarray | None = None) -> dict:
     """Computes and writes everything for one evaluation set under `folder/name/`; returns the metrics."""
     target = folder / name
-    result = evaluate_predictions(tasks, logits, labels, sources, temperatures)
-    write_score_files(target, utt_ids, logits)
+    result = evaluate_predictions(tasks, logits, labels, sources, temperatures, fused_bonafide)
+    write_score_files(target, utt_ids, logits, fused_bonafide)
     for task in tasks:
         plot_confusion(result["overall"][task]["confusion_matrix"], TASK_LABELS[task],
                        f"{name} {task.upper()}", target / f"confusion_{task}.png")
@@ -220,16 +225,18 @@ def save_evaluations(output_dir: Path, config, sets: dict, predictions: dict,
                      unknown_rows: dict[str, dict[str, np.ndarray]] | None = None) -> dict[str, dict]:
     """Writes metrics, tables, score files and plots of every predicted set under `output_dir/eval/<name>/`, with
     the model's calibration; where `unknown_rows` (set -> head -> rows the unknown-source scorer calls unknown) is
-    given, those rows get the unknown temperature, as the pipeline gives them (`calibration_temperatures_unknown`)."""
+    given, those rows get the unknown temperature, as the pipeline gives them (`calibration_temperatures_unknown`);
+    like the pipeline's spoof score, M2's fused bona fide score reads the heads as calibrated for known codecs."""
     results = {}
     for name, ds in sets.items():
         rows = (unknown_rows or {}).get(name, {})
         logits = with_unknown_temperatures(config, predictions[name], rows)
+        fused = bonafide_probability(predictions[name]) if "bin" not in config.tasks and rows else None
         temperatures = {task: row_temperatures(config, task, rows.get(task)) for task in config.tasks}
         labelled = tuple(config.tasks) + (("bin",) if "bin" in ds.column_names and "bin" not in config.tasks else ())
         results[name] = save_evaluation(Path(output_dir) / "eval", name, config.tasks, ds["utt_id"], logits,
                                         labels_by_task(ds, labelled), ds["source"],
-                                        {t: v for t, v in temperatures.items() if v is not None})
+                                        {t: v for t, v in temperatures.items() if v is not None}, fused)
     return results
 
 

@@ -89,3 +89,27 @@ def test_score_lines_keep_full_precision():
     assert float(lines[1].split()[1]) == 0.123456789
     vq = score_line("vq", "u", [1 / 3, 1 / 6, 1 / 4, 1 / 4]).split()[1:]
     assert [float(v) for v in vq] == [1 / 3, 1 / 6, 1 / 4, 1 / 4]
+
+
+def test_the_fused_score_of_m2_reads_the_heads_as_calibrated_for_known_codecs_when_clips_are_unknown(tmp_path):
+    from datasets import Dataset
+
+    from codectrace.evaluation import save_evaluations
+    from codectrace.testing import tiny_config
+
+    config = tiny_config("M2", calibration_temperatures={"vq": 1.0, "aux": 1.0, "dec": 1.0},
+                         calibration_temperatures_unknown={"vq": 9.0, "aux": 9.0, "dec": 9.0})
+    rng = np.random.default_rng(0)
+    rows = 40
+    ds = Dataset.from_dict({"utt_id": [f"u{i}" for i in range(rows)], "source": ["codec"] * rows,
+                            "bin": rng.integers(0, 2, rows).tolist(), "vq": rng.integers(0, 4, rows).tolist(),
+                            "aux": rng.integers(0, 4, rows).tolist(), "dec": rng.integers(0, 3, rows).tolist()})
+    predictions = {"set": {"vq": 3 * rng.standard_normal((rows, 4)), "aux": 3 * rng.standard_normal((rows, 4)),
+                           "dec": 3 * rng.standard_normal((rows, 3))}}
+    unknown = {t: np.ones(rows, dtype=bool) for t in ("vq", "aux", "dec")}
+    known = save_evaluations(tmp_path / "known", config, {"set": ds}, predictions)["set"]["overall"]
+    flat = save_evaluations(tmp_path / "unknown", config, {"set": ds}, predictions, {"set": unknown})["set"]["overall"]
+    assert flat["bin"]["eer"] == known["bin"]["eer"]
+    assert (tmp_path / "unknown" / "eval" / "set" / "scores_bin.txt").read_text() == \
+        (tmp_path / "known" / "eval" / "set" / "scores_bin.txt").read_text()
+    assert flat["vq"]["temperature"] == 9.0 and flat["vq"]["ece"] != known["vq"]["ece"]
