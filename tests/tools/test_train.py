@@ -494,6 +494,27 @@ def test_the_score_comparison_prints_validation_figures_and_test_ones_only_when_
     assert "test-codec against in-domain test (CoRS)" in capsys.readouterr().out
 
 
+def test_selection_stability_recomputes_the_rule_from_score_files_and_leaves_out_each_validation_codec(
+        trained, built, tmp_path, capsys):
+    import shutil
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import selection_stability
+
+    for recipe in ("a", "b"):
+        shutil.copytree(trained[0], tmp_path / recipe / "seed-1", ignore=shutil.ignore_patterns("checkpoint-*"))
+    selection_stability.main([str(tmp_path / "a"), str(tmp_path / "b"), "--dataset", str(built)])
+    rows = {line.split(" | ")[0].strip("| "): line for line in capsys.readouterr().out.splitlines()[2:]}
+    evaluated = json.loads((trained[0] / "all_results.json").read_text())["eval"]
+    from codectrace.metrics import selection_score
+
+    expected = (selection_score(evaluated["in_domain_validation"]) + selection_score(evaluated["val_codecs"])) / 2
+    assert f"| none | {expected:.4f} | {expected:.4f} | a |" == rows["none"]
+    validation_codecs = {row["source"] for row in load_dataset(str(built), "val_codecs", split="validation")
+                         if row["source"] != "bonafide"}
+    assert set(rows) == {"none", *validation_codecs}
+
+
 def test_false_alarms_are_counted_per_speaker_kind_on_bona_fide_rows_only(tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     import demo_seeds

@@ -1,0 +1,83 @@
+"""How much a recipe choice rests on single validation codecs: the choosing rule recomputed with each validation
+codec left out.
+
+    python benchmarks/selection_stability.py outputs/recipe-F2 outputs/recipe-G outputs/recipe-H
+
+For every recipe folder (its `seed-*` runs of the demo preset) this reads the score files of the two kinds of
+validation data (`eval/in_domain_validation/`, `eval/val_codecs/`), recomputes the rule that chose the demo recipe
+(docs/generalisation.md: the mean over seeds of the average of the two selection scores) on all validation codecs
+and with each one left out (its re-syntheses dropped, bona fide rows kept), and prints a markdown table with the
+winner of each variant. Validation data only; no test figure is read.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from codectrace.metrics import selection_score, task_metrics
+from codectrace.resolve import load_split
+from dataset_scripts.protocols import codec_of
+
+HEADS = ("bin", "vq", "aux", "dec")
+VALIDATION_SETS = {"in_domain_validation": ("aux", "validation"), "val_codecs": ("val_codecs", "validation")}
+
+
+def read_scores(folder: Path) -> tuple[list[str], dict[str, np.ndarray]]:
+    """Utterance ids and per head the probabilities (rows in file order) of one evaluation set's score files."""
+    ids, probabilities = None, {}
+    for head in HEADS:
+        rows = [line.split() for line in (folder / f"scores_{head}.txt").read_text().splitlines()]
+        ids = ids or [row[0] for row in rows]
+        values = np.array([[float(v) for v in row[1:]] for row in rows])
+        # BIN files hold P(bona fide); label order is (spoof, bonafide)
+        probabilities[head] = np.hstack([1.0 - values, values]) if head == "bin" else values
+    return ids, probabilities
+
+
+def score(ids: list[str], probabilities: dict[str, np.ndarray], labels: dict[str, dict[str, int]],
+          keep: np.ndarray) -> float:
+    """The selection score of the kept rows (log-probabilities stand in for logits: same argmax, same EER)."""
+    per_task = {head: task_metrics(head, np.log(np.maximum(probabilities[head][keep], 1e-300)),
+                                   np.array([labels[head][u] for u, k in zip(ids, keep) if k]))
+                for head in HEADS}
+    return selection_score(per_task)
+
+
+def rule_scores(runs: Path, labels: dict, codecs: list[str]) -> dict[str, float]:
+    """Left-out codec ("none": all kept) -> the rule's value for one recipe (mean over its seeds)."""
+    values: dict[str, list[float]] = {name: [] for name in ["none", *codecs]}
+    for seed in sorted(p for p in runs.glob("seed-*") if (p / "all_results.json").is_file()):
+        in_domain = score(*read_scores(seed / "eval" / "in_domain_validation"), labels["in_domain_validation"],
+                          np.ones(len(read_scores(seed / "eval" / "in_domain_validation")[0]), dtype=bool))
+        ids, probabilities = read_scores(seed / "eval" / "val_codecs")
+        sources = [codec_of(u, u.split("_")[0]) for u in ids]
+        for left_out in values:
+            keep = np.array([source != left_out for source in sources])
+            values[left_out].append((in_domain + score(ids, probabilities, labels["val_codecs"], keep)) / 2)
+    return {name: float(np.mean(v)) for name, v in values.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("recipes", type=Path, nargs="+", help="folders of seed-* runs, one per recipe")
+    parser.add_argument("--dataset", default="data/codecfake-mini/dataset")
+    args = parser.parse_args(argv)
+    labels = {}
+    for name, (config, split) in VALIDATION_SETS.items():
+        ds = load_split(args.dataset, config, split)
+        labels[name] = {head: dict(zip(ds["utt_id"], ds[head])) for head in HEADS}
+    codecs = sorted({c for u in labels["val_codecs"]["bin"] if (c := codec_of(u, u.split("_")[0])) is not None})
+    table = {recipe.name: rule_scores(recipe, labels, codecs) for recipe in args.recipes}
+    names = list(table)
+    print("| validation codec left out | " + " | ".join(names) + " | chosen |")
+    print("|---|" + "---|" * (len(names) + 1))
+    for left_out in ["none", *codecs]:
+        cells = [table[n][left_out] for n in names]
+        print(f"| {left_out} | " + " | ".join(f"{c:.4f}" for c in cells) + f" | {names[int(np.argmax(cells))]} |")
+
+
+if __name__ == "__main__":
+    main()
