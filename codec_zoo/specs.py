@@ -164,6 +164,16 @@ ZOO: tuple[CodecSpec, ...] = (
               n_fft=400, istft_upsample=2, steps=FREQ_STEPS),
     CodecSpec("FSQ4_T100", "sq", "none", "time", split="validation", seed=14, fsq_levels=(8, 8, 5, 5),
               decoder_body="b", decoder_channels=152, steps=TIME_STEPS, batch_size=6),
+    # four more (added after the third recipe round, whose choices rested on single validation codecs): every VQ
+    # and AUX class now has >= 2 validation codecs, every DEC class 4; FFT sizes no other codec uses
+    CodecSpec("RVQ4SEM_F67", "mvq", "semantic", "freq", split="validation", seed=31, head_stride=3, levels=4,
+              codebook_size=512, n_fft=720, istft_upsample=2, decoder_channels=144, steps=FREQ_STEPS),
+    CodecSpec("SVQ1024DIS_T100", "svq", "disentangle", "time", split="validation", seed=32, codebook_size=1024,
+              decoder_body="b", decoder_channels=128, steps=TIME_STEPS, batch_size=6),
+    CodecSpec("RVQ3DIS_F100", "mvq", "disentangle", "freq", split="validation", seed=33, levels=3,
+              codebook_size=1024, n_fft=896, decoder_channels=144, steps=FREQ_STEPS),
+    CodecSpec("SVQ2048SEM_T67", "svq", "semantic", "time", split="validation", seed=34, head_stride=3,
+              codebook_size=2048, decoder_body="b", decoder_channels=136, steps=TIME_STEPS, batch_size=6),
     # -- test codecs (test trunk, body "e"; chosen before any result on them was seen, never tuned on) --
     CodecSpec("RVQ5SEM_T100", "mvq", "semantic", "time", split="test", seed=21, levels=5, codebook_size=512,
               decoder_body="e", decoder_channels=144, steps=TIME_STEPS, batch_size=6),

@@ -11,6 +11,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from transformers import EarlyStoppingCallback, HfArgumentParser, Trainer, TrainingArguments, set_seed
 from transformers.trainer_utils import get_last_checkpoint
@@ -118,6 +119,10 @@ class DataArguments:
                           "| val_codecs (CodecFake-mini: validation speakers re-synthesised by validation codecs that "
                           "no training row uses, so selection sees generalisation) | validation+val_codecs (both; "
                           "the demo)"})
+    selection_mean_of_parts: bool = field(
+        default=False, metadata={"help": "with --selection_set validation+val_codecs, the selection score is the mean "
+                                         "of the two kinds' selection scores (each counts the same, whatever its "
+                                         "size) instead of the score of their rows pooled"})
     max_train_samples: int | None = field(default=None)
     max_eval_samples: int | None = field(default=None)
     demo_utterances: int = field(default=30, metadata={"help": "utterances per speaker of CodecFake-mini (demo)"})
@@ -352,7 +357,10 @@ def early_stopping(training_args) -> list[EarlyStoppingCallback]:
     return [EarlyStoppingCallback(early_stopping_patience=patience)] if patience else []
 
 
-def make_compute_metrics(tasks):
+def make_compute_metrics(tasks, parts: dict[str, int] | None = None):
+    """The Trainer's metrics. `parts`: the evaluation rows are these named parts in this order (name -> rows); the
+    selection score is then the mean of the parts' selection scores (`--selection_mean_of_parts`), each reported
+    as `selection_score_<name>`."""
     def compute_metrics(prediction) -> dict[str, float]:
         logits = split_logits(prediction.predictions, tasks)
         label_ids = prediction.label_ids
@@ -360,6 +368,13 @@ def make_compute_metrics(tasks):
             label_ids = (label_ids,)
         per_task = {task: task_metrics(task, logits[task], labels) for task, labels in zip(tasks, label_ids)}
         out = {"selection_score": selection_score(per_task)}
+        if parts:
+            bounds = np.cumsum([0, *parts.values()])
+            for name, start, end in zip(parts, bounds[:-1], bounds[1:]):
+                out[f"selection_score_{name}"] = selection_score(
+                    {task: task_metrics(task, logits[task][start:end], labels[start:end])
+                     for task, labels in zip(tasks, label_ids)})
+            out["selection_score"] = float(np.mean([out[f"selection_score_{name}"] for name in parts]))
         for task, m in per_task.items():
             if task == "bin":
                 out.update(bin_eer=m["eer"], bin_roc_auc=m["roc_auc"])
@@ -391,6 +406,18 @@ def validation_sets(data_args, validation) -> dict:
                          f"{data_args.dataset} lacks (CodecFake-mini has it; CodecFake+ has no validation codecs): "
                          "pass --selection_set validation for this dataset.") from None
     return {"in_domain_validation": validation, "val_codecs": unseen}
+
+
+def averages_parts(data_args) -> bool:
+    """Whether the selection score is the mean of both kinds of validation data (`--selection_mean_of_parts`)."""
+    return data_args.selection_mean_of_parts and data_args.selection_set == "validation+val_codecs"
+
+
+def selection_parts(data_args, parts: dict) -> dict[str, int] | None:
+    """When `averages_parts`, the two kinds of validation data's row counts, in `selection_split` order."""
+    if not averages_parts(data_args):
+        return None
+    return {name: len(parts[name]) for name in ("in_domain_validation", "val_codecs")}
 
 
 def selection_split(data_args, parts: dict):
@@ -487,7 +514,8 @@ def recipe_table(model_args, data_args, training_args, model, epochs_run: float 
             f" (stopped after {epochs_run:g})" if epochs_run and epochs_run < training_args.num_train_epochs else ""),
         "seed": training_args.seed,
         "loss": f"class-weighted cross-entropy per task, {model.config.task_weighting} task weighting",
-        "model selection": f"{training_args.metric_for_best_model} on {SELECTION_SETS[data_args.selection_set]}",
+        "model selection": f"{training_args.metric_for_best_model} on {SELECTION_SETS[data_args.selection_set]}"
+                           + (" (the mean of the two kinds' scores)" if averages_parts(data_args) else ""),
         "calibration": (("temperature scaling per head on the validation split" + (
             "; clips called unknown: a temperature per taxonomy head fitted on the validation codecs"
             if model.config.calibration_temperatures_unknown else "")) if training_args.calibrate
@@ -588,7 +616,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: C
         eval_dataset=with_windows(selection, tasks, model.config.chunk_samples),
         data_collator=collate,
         processing_class=feature_extractor,
-        compute_metrics=make_compute_metrics(tasks),
+        compute_metrics=make_compute_metrics(tasks, selection_parts(data_args, validation_parts)),
         callbacks=list(callbacks) + early_stopping(training_args),
     )
     train_metrics = trainer.train(resume_from_checkpoint=_last_checkpoint(training_args)).metrics

@@ -582,3 +582,31 @@ def test_impossible_sam_settings_are_refused(extra, message, capsys):
     with pytest.raises(SystemExit):
         train.parse_arguments(["--preset", "demo", *extra])
     assert message in capsys.readouterr().err
+
+
+def test_the_selection_score_can_be_the_mean_of_the_two_kinds_of_validation_data():
+    from transformers import EvalPrediction
+
+    from codectrace.metrics import selection_score, task_metrics
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 30)
+    logits = np.eye(4)[labels] * 5.0
+    logits[10:] = rng.standard_normal((20, 4))  # the last 20 rows (the second part) mostly wrong
+    prediction = EvalPrediction(predictions=(logits,), label_ids=(labels,))
+    pooled = train.make_compute_metrics(["vq"])(prediction)
+    parts = train.make_compute_metrics(["vq"], {"in_domain_validation": 10, "val_codecs": 20})(prediction)
+    first = selection_score({"vq": task_metrics("vq", logits[:10], labels[:10])})
+    second = selection_score({"vq": task_metrics("vq", logits[10:], labels[10:])})
+    assert parts["selection_score_in_domain_validation"] == pytest.approx(first) == 1.0
+    assert parts["selection_score"] == pytest.approx((first + second) / 2)
+    assert pooled["selection_score"] == pytest.approx(selection_score({"vq": task_metrics("vq", logits, labels)}))
+    assert pooled["selection_score"] < parts["selection_score"]  # pooled, the larger part weighs more
+
+
+def test_the_mean_of_parts_applies_only_when_selection_reads_both_kinds():
+    _, data, _ = train.parse_arguments(["--preset", "demo", "--selection_mean_of_parts", "True"])
+    assert train.averages_parts(data)
+    _, data, _ = train.parse_arguments(["--preset", "demo", "--selection_mean_of_parts", "True",
+                                        "--selection_set", "val_codecs"])
+    assert not train.averages_parts(data)
