@@ -79,8 +79,9 @@ TRAINING_PRESETS: dict[str, dict] = {
         per_device_train_batch_size=16, per_device_eval_batch_size=32, num_train_epochs=60, logging_steps=20,
         early_stopping_patience=5, dataloader_num_workers=1, demo_utterances=30,
         max_grad_norm=1.0, train_drop_last=False,  # the Trainer's defaults, with which the demo was measured
-        calibrate=True, unknown_source=True, selection_set="validation+val_codecs",
-        # augment, task_weighting and selection_set: chosen on validation data over seeds (docs/generalisation.md)
+        calibrate=True, unknown_source=True, selection_set="validation+val_codecs", selection_mean_of_parts=True,
+        # augment, task_weighting, selection_set and selection_mean_of_parts: chosen on validation data over seeds
+        # (docs/generalisation.md)
     ),
 }
 
