@@ -50,8 +50,9 @@ def rule_scores(runs: Path, labels: dict, codecs: list[str]) -> dict[str, float]
     """Left-out codec ("none": all kept) -> the rule's value for one recipe (mean over its seeds)."""
     values: dict[str, list[float]] = {name: [] for name in ["none", *codecs]}
     for seed in sorted(p for p in runs.glob("seed-*") if (p / "all_results.json").is_file()):
-        in_domain = score(*read_scores(seed / "eval" / "in_domain_validation"), labels["in_domain_validation"],
-                          np.ones(len(read_scores(seed / "eval" / "in_domain_validation")[0]), dtype=bool))
+        in_domain_ids, in_domain_probabilities = read_scores(seed / "eval" / "in_domain_validation")
+        in_domain = score(in_domain_ids, in_domain_probabilities, labels["in_domain_validation"],
+                          np.ones(len(in_domain_ids), dtype=bool))
         ids, probabilities = read_scores(seed / "eval" / "val_codecs")
         sources = [codec_of(u, u.split("_")[0]) for u in ids]
         for left_out in values:

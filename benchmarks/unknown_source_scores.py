@@ -24,6 +24,7 @@ from codectrace.unknown_source import (
     embed_dataset,
     fit_mahalanobis,
     fit_nearest_neighbours,
+    logit_scores,
     separation,
     unit_rows,
 )
@@ -61,10 +62,6 @@ def embed_run(folder: Path, dataset: str) -> dict[str, dict[str, np.ndarray]]:
 
 def candidate_scores(sets: dict, task: str) -> dict[str, dict[str, np.ndarray]]:
     """Candidate -> split -> score of every row (higher: less like the training codecs)."""
-    from scipy.special import logsumexp
-
-    from codectrace.metrics import softmax
-
     train = sets["train"]
     heads = ("bin", *TAXONOMY_HEADS)
     codecs = {name: i for i, name in enumerate(sorted(set(train["source"].tolist())))}
@@ -79,8 +76,8 @@ def candidate_scores(sets: dict, task: str) -> dict[str, dict[str, np.ndarray]]:
         joined = np.concatenate([unit_rows(values[f"emb_{t}"]) for t in heads], axis=1)
         for name, head in fitted.items():
             scores[name][split] = head.distances(joined if name == "knn_all_heads" else values[f"emb_{task}"])
-        scores["max_softmax_probability"][split] = 1.0 - softmax(values[f"logits_{task}"]).max(axis=1)
-        scores["energy"][split] = -logsumexp(values[f"logits_{task}"], axis=1)
+        for kind, values_of_kind in logit_scores(values[f"logits_{task}"]).items():
+            scores[kind][split] = values_of_kind
     return scores
 
 

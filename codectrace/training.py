@@ -408,6 +408,10 @@ def validation_sets(data_args, validation) -> dict:
     return {"in_domain_validation": validation, "val_codecs": unseen}
 
 
+# The two kinds of validation data, in the order `selection_split` concatenates them (`selection_parts` relies on it).
+BOTH_VALIDATION_KINDS = ("in_domain_validation", "val_codecs")
+
+
 def averages_parts(data_args) -> bool:
     """Whether the selection score is the mean of both kinds of validation data (`--selection_mean_of_parts`)."""
     return data_args.selection_mean_of_parts and data_args.selection_set == "validation+val_codecs"
@@ -417,7 +421,7 @@ def selection_parts(data_args, parts: dict) -> dict[str, int] | None:
     """When `averages_parts`, the two kinds of validation data's row counts, in `selection_split` order."""
     if not averages_parts(data_args):
         return None
-    return {name: len(parts[name]) for name in ("in_domain_validation", "val_codecs")}
+    return {name: len(parts[name]) for name in BOTH_VALIDATION_KINDS}
 
 
 def selection_split(data_args, parts: dict):
@@ -425,7 +429,7 @@ def selection_split(data_args, parts: dict):
     if data_args.selection_set == "validation+val_codecs":
         from datasets import concatenate_datasets
 
-        return concatenate_datasets([parts["in_domain_validation"], parts["val_codecs"]])
+        return concatenate_datasets([parts[name] for name in BOTH_VALIDATION_KINDS])
     return parts["val_codecs" if data_args.selection_set == "val_codecs" else "in_domain_validation"]
 
 

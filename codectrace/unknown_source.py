@@ -118,6 +118,7 @@ class UnknownSourceScorer:
     def __post_init__(self):
         # Heads fitted on the same embeddings (models whose heads read one pooled embedding) become one object,
         # so that `scores` computes their distances once.
+        self.heads = dict(self.heads)  # the caller's dict stays as given
         unique: list = []
         for task, head in self.heads.items():
             same = next((u for u in unique if _same_head(u, head)), None)
@@ -266,10 +267,6 @@ def evaluate_unknown_source(scorer: UnknownSourceScorer, known: ScoredSet, unsee
     """Per taxonomy head, on spoof clips: how well the score separates clips of unseen codecs (`unseen`, e.g. CoSG)
     from clips of training codecs (`known`, e.g. CoRS), beside maximum softmax probability and energy (reported,
     not chosen); and the share of the known clips' correct answers that the threshold turns into unknown."""
-    from scipy.special import logsumexp
-
-    from .metrics import softmax
-
     spoof = TASK_LABELS["bin"].index("spoof")
     rows = {"known": known.labels["bin"] == spoof, "unseen": unseen.labels["bin"] == spoof}
     result = {}
@@ -277,19 +274,28 @@ def evaluate_unknown_source(scorer: UnknownSourceScorer, known: ScoredSet, unsee
         scores = {"known": known.scores[task][rows["known"]], "unseen": unseen.scores[task][rows["unseen"]]}
         logits = {"known": known.logits[task][rows["known"]], "unseen": unseen.logits[task][rows["unseen"]]}
         correct = logits["known"].argmax(1) == known.labels[task][rows["known"]]
-        msp = {name: 1.0 - softmax(values).max(1) for name, values in logits.items()}
-        energy = {name: -logsumexp(values, axis=1) for name, values in logits.items()}
+        baselines = {name: logit_scores(values) for name, values in logits.items()}
         result[task] = {
             "score": scorer.score,
             scorer.score: separation(scores["known"], scores["unseen"]),
-            "max_softmax_probability": separation(msp["known"], msp["unseen"]),
-            "energy": separation(energy["known"], energy["unseen"]),
+            **{kind: separation(baselines["known"][kind], baselines["unseen"][kind])
+               for kind in ("max_softmax_probability", "energy")},
             "known_called_unknown": float((scores["known"] > head.threshold).mean()),
             "unseen_called_unknown": float((scores["unseen"] > head.threshold).mean()),
             "correct_turned_unknown": float((scores["known"][correct] > head.threshold).mean()) if correct.any()
             else float("nan"),
         }
     return result
+
+
+def logit_scores(logits: np.ndarray) -> dict[str, np.ndarray]:
+    """The logit-only out-of-distribution scores reported beside the scorer's (higher: less like training data):
+    one minus the maximum softmax probability (Hendrycks and Gimpel 2017) and energy (Liu et al. 2020)."""
+    from scipy.special import logsumexp
+
+    from .metrics import softmax
+
+    return {"max_softmax_probability": 1.0 - softmax(logits).max(axis=1), "energy": -logsumexp(logits, axis=1)}
 
 
 def used_score(entry: dict) -> str:
