@@ -39,15 +39,17 @@ def _run_evaluate(args) -> int:
     sets = {config if args.split == "test" else f"{config}_{args.split}":
             load_split(args.dataset, config, args.split, limit=args.max_samples) for config in args.configs}
     model = load_model(args.model, revision=args.revision, trust_remote_code=args.trust_remote_code)
-    trainer = Trainer(
-        model=model,
-        args=TrainingArguments(output_dir=tempfile.mkdtemp(prefix="codectrace-eval-"), report_to="none",
-                               per_device_eval_batch_size=args.batch_size, remove_unused_columns=False,
-                               label_names=[f"{t}_labels" for t in model.config.tasks]),
-        data_collator=collate,
-    )
-    results = run_evaluation_sets(trainer, model.config, sets, Path(args.output_dir),
-                                  _unknown_rows(args, model, sets))
+    # The Trainer wants an output folder; nothing is saved in it, so it lives only as long as the evaluation.
+    with tempfile.TemporaryDirectory(prefix="codectrace-eval-") as scratch:
+        trainer = Trainer(
+            model=model,
+            args=TrainingArguments(output_dir=scratch, report_to="none",
+                                   per_device_eval_batch_size=args.batch_size, remove_unused_columns=False,
+                                   label_names=[f"{t}_labels" for t in model.config.tasks]),
+            data_collator=collate,
+        )
+        results = run_evaluation_sets(trainer, model.config, sets, Path(args.output_dir),
+                                      _unknown_rows(args, model, sets))
     table = results_table(model.config.variant or "custom", model.config.tasks, results)
     write_text(Path(args.output_dir) / "eval" / "results.md", table + "\n")
     print(table)

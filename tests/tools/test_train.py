@@ -100,6 +100,19 @@ def test_codectrace_evaluate_gives_the_training_runs_figures_unknown_temperature
         assert again[task]["temperature"] == pytest.approx(first[task]["temperature"])
 
 
+def test_codectrace_evaluate_leaves_no_scratch_folder_behind(trained, built, tmp_path, monkeypatch):
+    import tempfile
+
+    from codectrace.cli import main as cli_main
+
+    scratch_root = tmp_path / "tmp"
+    scratch_root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch_root))
+    assert cli_main(["evaluate", "--model", str(trained[0]), "--dataset", str(built), "--configs", "val_codecs",
+                     "--split", "validation", "--max-samples", "4", "--output-dir", str(tmp_path / "out")]) == 0
+    assert list(scratch_root.iterdir()) == []
+
+
 def test_the_demo_run_selects_its_model_on_both_kinds_of_validation_data_and_reports_each(trained, built):
     output_dir, _ = trained
     state = json.loads(next(output_dir.glob("checkpoint-*/trainer_state.json")).read_text())
