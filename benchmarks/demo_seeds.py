@@ -35,6 +35,7 @@ from dataset_scripts.build_codecfake_mini import release_speakers
 from dataset_scripts.protocols import codec_of
 
 ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATASET = ROOT / "data" / "codecfake-mini" / "dataset"
 TASKS = ("vq", "aux", "dec")
 HEADS = ("bin", *TASKS)
 SETS = {"cors_eval": "in-domain", "in_domain_validation": "in-domain validation", "val_codecs": "validation codecs",
@@ -246,14 +247,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=1, help="seeds trained at once")
     parser.add_argument("--out", type=Path, help="also write the table here (markdown)")
     parser.add_argument("--hide-test", action="store_true", help="leave test-codec figures out (choosing a recipe)")
-    parser.add_argument("--dataset", type=Path, default=ROOT / "data" / "codecfake-mini" / "dataset",
-                        help="the corpus the runs trained on (for the speaker kinds)")
+    parser.add_argument("--dataset", type=Path, default=DEFAULT_DATASET,
+                        help="the built corpus the runs train on (default: the demo corpus, built if absent)")
     args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     with ThreadPoolExecutor(args.jobs) as pool:
-        folders = list(pool.map(lambda s: run_seed(s, args.runs, threads, extra), args.seeds))
+        # Another corpus goes to train.py too; the default one is left to train.py, which builds it when absent.
+        corpus = [] if args.dataset == DEFAULT_DATASET else ["--dataset", str(args.dataset)]
+        folders = list(pool.map(lambda s: run_seed(s, args.runs, threads, [*corpus, *extra]), args.seeds))
     _, kinds = release_speakers(args.dataset.parent / "release")  # the release beside the dataset
     finished = {seed: read_run(folder, kinds) for seed, folder in zip(args.seeds, folders) if folder is not None}
     if not finished:

@@ -2,6 +2,7 @@
 codec left out.
 
     python benchmarks/selection_stability.py outputs/recipe-F2 outputs/recipe-G outputs/recipe-H
+    python benchmarks/selection_stability.py outputs/recipe-Fp outputs/recipe-I --dataset data/a data/b  # two corpora
 
 For every recipe folder (its `seed-*` runs of the demo preset) this reads the score files of the two kinds of
 validation data (`eval/in_domain_validation/`, `eval/val_codecs/`), recomputes the rule that chose the demo recipe
@@ -64,12 +65,16 @@ def rule_scores(runs: Path, labels: dict, codecs: list[str]) -> dict[str, float]
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("recipes", type=Path, nargs="+", help="folders of seed-* runs, one per recipe")
-    parser.add_argument("--dataset", default="data/codecfake-mini/dataset")
+    parser.add_argument("--dataset", nargs="+", default=["data/codecfake-mini/dataset"],
+                        help="the corpora the recipes trained on (labels are read from all of them; an utterance "
+                             "id means the same clip in every CodecFake-mini build)")
     args = parser.parse_args(argv)
-    labels = {}
-    for name, (config, split) in VALIDATION_SETS.items():
-        ds = load_split(args.dataset, config, split)
-        labels[name] = {head: dict(zip(ds["utt_id"], ds[head])) for head in HEADS}
+    labels = {name: {head: {} for head in HEADS} for name in VALIDATION_SETS}
+    for dataset in args.dataset:
+        for name, (config, split) in VALIDATION_SETS.items():
+            ds = load_split(dataset, config, split)
+            for head in HEADS:
+                labels[name][head].update(zip(ds["utt_id"], ds[head]))
     codecs = sorted({c for u in labels["val_codecs"]["bin"] if (c := codec_of(u, u.split("_")[0])) is not None})
     table = {recipe.name: rule_scores(recipe, labels, codecs) for recipe in args.recipes}
     names = list(table)

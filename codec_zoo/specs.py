@@ -155,6 +155,18 @@ ZOO: tuple[CodecSpec, ...] = (
               decoder_body="d", decoder_channels=144, steps=TIME_STEPS, batch_size=6),
     CodecSpec("fsq5_t100", "sq", "none", "time", seed=17, fsq_levels=(8, 8, 5, 5, 5), decoder_body="d",
               decoder_channels=128, steps=TIME_STEPS, batch_size=6),
+    # Added so that no training body or frame layout stands for one auxiliary class: until then every
+    # time-domain training codec with semantic distillation was on body "c" and body "c" had no other class.
+    CodecSpec("rvq4x256_sem_t50", "mvq", "semantic", "time", seed=41, head_stride=4, levels=4, codebook_size=256,
+              decoder_body="d", decoder_channels=144, steps=TIME_STEPS, batch_size=6),
+    CodecSpec("svq2048_t67", "svq", "none", "time", seed=42, head_stride=3, codebook_size=2048, decoder_body="c",
+              decoder_channels=128, steps=TIME_STEPS, batch_size=6),
+    CodecSpec("rvq5x256_dis_t100", "mvq", "disentangle", "time", seed=43, levels=5, codebook_size=256,
+              decoder_body="c", decoder_channels=144, steps=TIME_STEPS, batch_size=6),
+    CodecSpec("svq1024_sem_f100", "svq", "semantic", "freq", seed=44, codebook_size=1024, n_fft=560,
+              steps=FREQ_STEPS),
+    CodecSpec("fsq6_f50", "sq", "none", "freq", seed=45, head_stride=4, fsq_levels=(8, 8, 8, 5, 5, 5), n_fft=1024,
+              istft_upsample=4, steps=FREQ_STEPS),
     # -- validation codecs (the four held-out codecs of the first zoo, retrained on the validation trunk) --
     CodecSpec("RVQ6DIS_T67", "mvq", "disentangle", "time", split="validation", seed=11, head_stride=3, levels=6,
               codebook_size=512, decoder_body="b", decoder_channels=136, steps=TIME_STEPS, batch_size=6),
