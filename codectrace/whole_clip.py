@@ -1,0 +1,50 @@
+"""Evaluation of whole clips through the `codec-source-tracing` pipeline: what a user of the Space or of
+`codectrace trace` is told about each clip.
+
+The training run and `codectrace evaluate` score the official window of each clip (its first `chunk_samples`,
+repeat-padded), as the paper does. The pipeline reads every window of a clip (no overlap, the last one aligned to
+the clip's end), gives a window called unknown its unseen-codec temperature, and averages the windows'
+probabilities. This module scores a dataset the pipeline's way, so that both can be reported and compared.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from modeling_codectrace.configuration_codectrace import TASK_LABELS
+
+from .evaluation import labels_by_task
+from .metrics import task_metrics
+
+
+def trace_probabilities(tracer, dataset, description: str = "whole clips") -> tuple[dict[str, np.ndarray], list]:
+    """Head -> (rows, classes) probabilities the pipeline gives each row's whole clip, classes in `TASK_LABELS`
+    order (`bin` from the clip's spoof score), and the failures as (row, message). A clip the pipeline refuses
+    (too short, unreadable) is recorded and left as a row of NaN; the others go on. The dataset's `audio` column
+    must be undecoded (`{"bytes", "path"}`), as `codectrace.resolve.load_split` returns it."""
+    heads = ["bin", *(task for task in tracer.model.config.tasks if task != "bin")]
+    rows = {head: np.full((len(dataset), len(TASK_LABELS[head])), np.nan) for head in heads}
+    failures = []
+    for index, audio in enumerate(tqdm(dataset["audio"], desc=description, leave=False)):
+        try:
+            result = tracer(audio)
+        except ValueError as error:
+            failures.append((index, str(error)))
+            continue
+        answers = {"bin": {"spoof": result["spoof_score"], "bonafide": 1.0 - result["spoof_score"]},
+                   **{head: result[head] for head in heads[1:]}}
+        for head in heads:
+            rows[head][index] = [answers[head][label] for label in TASK_LABELS[head]]
+    return rows, failures
+
+
+def whole_clip_metrics(probabilities: dict[str, np.ndarray], dataset) -> dict[str, dict]:
+    """Head -> `task_metrics` of the pipeline's probabilities against the dataset's labels (rows the pipeline
+    refused, NaN, left out)."""
+    labels = labels_by_task(dataset, list(probabilities))
+    metrics = {}
+    for head, values in probabilities.items():
+        scored = np.isfinite(values).all(axis=1)
+        metrics[head] = task_metrics(head, np.log(np.maximum(values[scored], 1e-300)), labels[head][scored])
+    return metrics
