@@ -11,6 +11,7 @@ it is scored as before (no known / unknown).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -158,34 +159,43 @@ class UnknownSourceScorer:
         return bool(score <= self.heads[task].threshold)
 
     def save(self, folder: str | Path) -> Path:
+        """Writes `unknown_source.safetensors`; a head shared by several tasks is stored once (the metadata's
+        `shared` names, per later task, the task whose tensors it reuses)."""
         from safetensors.torch import save_file
 
-        tensors = {}
+        tensors, shared, stored = {}, {}, {}
         for task, head in self.heads.items():
+            if id(head) in stored:
+                shared[task] = stored[id(head)]
+                continue
+            stored[id(head)] = task
             if self.score == "knn":
                 tensors[f"{task}.reference"] = torch.tensor(head.reference)
                 tensors[f"{task}.neighbours"] = torch.tensor([head.neighbours])
             else:
-                tensors[f"{task}.means"] = torch.tensor(head.means)  # copies: heads may share one array
+                tensors[f"{task}.means"] = torch.tensor(head.means)
                 tensors[f"{task}.precision"] = torch.tensor(head.precision)
             tensors[f"{task}.threshold"] = torch.tensor([head.threshold], dtype=torch.float64)
         path = Path(folder) / FILE_NAME
         with atomic_path(path) as partial:
-            save_file(tensors, str(partial), metadata={"score": self.score})
+            save_file(tensors, str(partial), metadata={"score": self.score, "shared": json.dumps(shared)})
         return path
 
     @classmethod
     def load(cls, folder: str | Path) -> UnknownSourceScorer | None:
-        """The scorer saved in a model folder, or None when the folder has none."""
+        """The scorer saved in a model folder, or None when the folder has none (files written before heads were
+        stored once, or before the knn score, load too)."""
+        from safetensors import safe_open
         from safetensors.torch import load_file
 
         path = Path(folder) / FILE_NAME
         if not path.is_file():
             return None
         tensors = load_file(str(path))
-        tasks = sorted({name.split(".")[0] for name in tensors}, key=list(TASK_LABELS).index)
+        with safe_open(str(path), framework="pt") as handle:
+            shared = json.loads((handle.metadata() or {}).get("shared", "{}"))
         heads = {}
-        for task in tasks:
+        for task in {name.split(".")[0] for name in tensors}:
             threshold = float(tensors[f"{task}.threshold"][0])
             if f"{task}.reference" in tensors:
                 heads[task] = NearestNeighbourHead(tensors[f"{task}.reference"].numpy(),
@@ -193,7 +203,9 @@ class UnknownSourceScorer:
             else:  # saved before the knn score (Mahalanobis only)
                 heads[task] = MahalanobisHead(tensors[f"{task}.means"].numpy(), tensors[f"{task}.precision"].numpy(),
                                               threshold)
-        return cls(heads, "knn" if isinstance(next(iter(heads.values())), NearestNeighbourHead) else "mahalanobis")
+        heads.update({task: heads[source] for task, source in shared.items()})
+        ordered = {task: heads[task] for task in sorted(heads, key=list(TASK_LABELS).index)}
+        return cls(ordered, "knn" if isinstance(next(iter(ordered.values())), NearestNeighbourHead) else "mahalanobis")
 
 
 def embed_dataset(model, dataset, chunk_samples: int, batch_size: int = 32, limit: int | None = None,

@@ -108,6 +108,20 @@ def test_heads_fitted_on_the_same_embeddings_are_one_head_and_are_scored_once(tm
     np.testing.assert_array_equal(scorer.scores({"aux": probe.copy()})["aux"], scores["vq"])
 
 
+def test_a_head_shared_by_several_tasks_is_stored_once(tmp_path):
+    from safetensors.torch import load_file
+
+    rng = np.random.default_rng(6)
+    train, labels = _clusters(rng)
+    scorer = UnknownSourceScorer.fit({t: train for t in TAXONOMY_HEADS}, {t: labels for t in TAXONOMY_HEADS},
+                                     {t: train for t in TAXONOMY_HEADS})
+    path = scorer.save(tmp_path)
+    assert [name for name in load_file(str(path)) if name.endswith(".reference")] == ["vq.reference"]
+    loaded = UnknownSourceScorer.load(tmp_path)
+    assert list(loaded.heads) == list(TAXONOMY_HEADS)
+    assert loaded.heads["vq"] is loaded.heads["aux"] is loaded.heads["dec"]
+
+
 def test_a_scorer_saved_before_the_knn_score_loads_as_mahalanobis(tmp_path):
     from safetensors.torch import save_file
 
