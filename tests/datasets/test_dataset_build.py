@@ -25,12 +25,20 @@ from dataset_scripts.protocols import (
     read_cosg_protocol,
 )
 
+CACHE_ROOT: Path | None = None  # under pytest's temporary folder, which pytest prunes (set by the fixture below)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cache_root(tmp_path_factory):
+    global CACHE_ROOT
+    CACHE_ROOT = tmp_path_factory.mktemp("hf-caches")
+
 
 def load_dataset(path, config, split=None):
     """load_dataset with a private cache, so that tests never share cached copies."""
     import tempfile
 
-    return _load_dataset(path, config, split=split, cache_dir=tempfile.mkdtemp(prefix="hf-cache-"))
+    return _load_dataset(path, config, split=split, cache_dir=tempfile.mkdtemp(prefix="hf-cache-", dir=CACHE_ROOT))
 
 
 OFFICIAL = Path(__file__).resolve().parents[3] / "shared" / "codecfake_plus_protocol"
