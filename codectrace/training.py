@@ -94,6 +94,12 @@ class ModelArguments:
     stft_extra_n_fft: list[int] | None = field(
         default=None, metadata={"help": "with --feature_encoder stft_phase, further smaller FFT sizes read on the same "
                                         "frames (a multi-resolution front end; default: none)"})
+    mask_time_prob: float = field(
+        default=0.0, metadata={"help": "SpecAugment during training: share of the backbone's frames masked (Wav2Vec2's "
+                                       "mask_time_prob, spans of mask_time_length frames; 0 = off, the paper)"})
+    mask_feature_prob: float = field(
+        default=0.0, metadata={"help": "SpecAugment during training: share of the backbone's feature channels masked "
+                                       "(Wav2Vec2's mask_feature_prob; 0 = off, the paper)"})
     freeze_feature_encoder: bool = field(default=False, metadata={"help": "freeze the backbone's CNN"})
     freeze_backbone: bool = field(default=False, metadata={"help": "freeze the whole backbone"})
     task_weighting: str = field(default="fixed", metadata={"help": "fixed (official mean) | uncertainty (learned)"})
@@ -223,6 +229,9 @@ def _validate(model_args: ModelArguments, data_args: DataArguments, parser) -> N
         mc.CodecTraceConfig(backbone_config=backbone_config(model_args.backbone_size), **config_options(model_args))
     except ValueError as error:
         parser.error(str(error))
+    if not (0 <= model_args.mask_time_prob < 1 and 0 <= model_args.mask_feature_prob < 1):
+        parser.error(f"--mask_time_prob and --mask_feature_prob must be in [0, 1), got {model_args.mask_time_prob} "
+                     f"and {model_args.mask_feature_prob}")
     if data_args.crop not in CROP_MODES or data_args.augment not in AUGMENTATIONS:
         parser.error(f"--crop must be one of {CROP_MODES} and --augment one of {AUGMENTATIONS}")
     if data_args.selection_set not in SELECTION_SETS:
@@ -280,6 +289,14 @@ def config_options(model_args: ModelArguments) -> dict:
                 stft_features=model_args.stft_features, **front_end, **AASIST_SIZES[model_args.aasist_size])
 
 
+def spec_augment(model_args: ModelArguments) -> dict:
+    """Backbone config changes that switch Wav2Vec2's SpecAugment on (training mode only); empty when it is off."""
+    if model_args.mask_time_prob <= 0 and model_args.mask_feature_prob <= 0:
+        return {}
+    return dict(apply_spec_augment=True, mask_time_prob=model_args.mask_time_prob,
+                mask_feature_prob=model_args.mask_feature_prob)
+
+
 def build_model(model_args: ModelArguments) -> mc.CodecTraceForSourceTracing:
     common = config_options(model_args)
     if model_args.model_name_or_path:
@@ -288,10 +305,11 @@ def build_model(model_args: ModelArguments) -> mc.CodecTraceForSourceTracing:
         if model.config.variant != model_args.variant:
             logger.warning("continuing a %s model; --variant %s is ignored", model.config.variant, model_args.variant)
     elif model_args.backbone:
-        model = mc.CodecTraceForSourceTracing.from_backbone(model_args.backbone, **common)
+        model = mc.CodecTraceForSourceTracing.from_backbone(model_args.backbone, backbone_overrides=spec_augment(
+            model_args), **common)
     else:
-        model = mc.CodecTraceForSourceTracing(
-            mc.CodecTraceConfig(backbone_config=backbone_config(model_args.backbone_size), **common))
+        model = mc.CodecTraceForSourceTracing(mc.CodecTraceConfig(
+            backbone_config=backbone_config(model_args.backbone_size, **spec_augment(model_args)), **common))
     if model_args.freeze_backbone:
         model.freeze_backbone()
     elif model_args.freeze_feature_encoder:

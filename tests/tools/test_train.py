@@ -383,6 +383,32 @@ def test_the_demo_preset_uses_the_measured_cpu_model():
     assert model.config.stft_features == ["phase_deviation", "weighted_phase_deviation"]
 
 
+def test_spec_augment_masks_the_backbone_in_training_mode_only():
+    model_args, _, _ = train.parse_arguments(["--mask_time_prob", "0.5", "--mask_feature_prob", "0.3"])
+    torch.manual_seed(0)
+    model = train.build_model(model_args)
+    backbone = model.config.backbone_config
+    assert (backbone.apply_spec_augment, backbone.mask_time_prob, backbone.mask_feature_prob) == (True, 0.5, 0.3)
+    clip = torch.randn(1, model.config.chunk_samples)
+    with torch.no_grad():
+        evaluated = [model.eval()(clip).vq_logits for _ in range(2)]
+        torch.manual_seed(1)
+        trained = model.train()(clip).vq_logits
+    torch.testing.assert_close(evaluated[0], evaluated[1])
+    assert not torch.allclose(trained, evaluated[0])
+
+
+def test_without_spec_augment_the_demo_model_answers_alike_in_training_and_eval_mode():
+    model_args, _, _ = train.parse_arguments([])
+    assert train.spec_augment(model_args) == {}
+    torch.manual_seed(0)
+    model = train.build_model(model_args)
+    assert model.config.backbone_config.apply_spec_augment is False
+    clip = torch.randn(1, model.config.chunk_samples)
+    with torch.no_grad():
+        torch.testing.assert_close(model.train()(clip).vq_logits, model.eval()(clip).vq_logits)
+
+
 def test_bad_arguments_are_refused():
     with pytest.raises(SystemExit):
         train.parse_arguments(["--variant", "M3"])
@@ -392,6 +418,8 @@ def test_bad_arguments_are_refused():
         train.parse_arguments(["--feature_encoder", "mfcc"])
     with pytest.raises(SystemExit):
         train.parse_arguments(["--stft_features", "phase"])
+    with pytest.raises(SystemExit):
+        train.parse_arguments(["--mask_time_prob", "1.5"])
     with pytest.raises(SystemExit):  # the STFT front end needs a two-conv backbone
         train.parse_arguments(["--preset", "demo", "--backbone_size", "small"])
 
