@@ -29,7 +29,7 @@ from pathlib import Path
 
 from codectrace.files import write_json, write_text
 from codectrace.machine import cpu_summary
-from codectrace.metrics import selection_score
+from codectrace.metrics import mean_and_range, selection_score
 from codectrace.unknown_source import used_score
 from dataset_scripts.build_codecfake_mini import release_speakers
 from dataset_scripts.protocols import codec_of
@@ -129,11 +129,6 @@ def read_run(folder: Path, kinds: dict[str, str]) -> dict:
     return row
 
 
-def spread(values: list[float], digits: int = 3) -> str:
-    """`mean [min-max]`."""
-    return f"{sum(values) / len(values):.{digits}f} [{min(values):.{digits}f}-{max(values):.{digits}f}]"
-
-
 def markdown(rows: dict[int, dict], hide_test: bool = False) -> str:
     # choosing a recipe reads validation data only: the test speakers (CoRS, their false alarms) and codecs stay out
     shown = ["in-domain validation", "validation codecs"] if hide_test else list(SETS.values())
@@ -144,8 +139,8 @@ def markdown(rows: dict[int, dict], hide_test: bool = False) -> str:
              "| set | BIN EER % | VQ macro-F1 | AUX macro-F1 | DEC macro-F1 | selection score |",
              "|---|---|---|---|---|---|"]
     for label in labels:
-        cells = [spread([row[label]["bin_eer"] for row in rows.values()], 2)]
-        cells += [spread([row[label][t] for row in rows.values()]) for t in (*TASKS, "selection_score")]
+        cells = [mean_and_range([row[label]["bin_eer"] for row in rows.values()], 2)]
+        cells += [mean_and_range([row[label][t] for row in rows.values()]) for t in (*TASKS, "selection_score")]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     groups = (("false_alarms_validation", "validation"), ("false_alarms", "held-out test"))
     for key, speakers in groups[:1] if hide_test else groups:
@@ -157,10 +152,10 @@ def markdown(rows: dict[int, dict], hide_test: bool = False) -> str:
                   "|---|" + "---|" * (len(rows) + 1)]
         for kind in kinds:
             values = [row[key].get(kind, float("nan")) for row in rows.values()]
-            lines.append(f"| {kind} | " + " | ".join(f"{v:.1f}" for v in values) + f" | {spread(values, 1)} |")
+            lines.append(f"| {kind} | " + " | ".join(f"{v:.1f}" for v in values) + f" | {mean_and_range(values, 1)} |")
     minutes = [row["minutes"] for row in rows.values() if row["minutes"] is not None]
     if minutes:
-        lines += ["", f"Training + evaluation per seed (corpus already built): {spread(minutes, 1)} min."]
+        lines += ["", f"Training + evaluation per seed (corpus already built): {mean_and_range(minutes, 1)} min."]
     lines += calibration_table(rows, labels) + unknown_source_table(rows, "validation")
     if not hide_test:  # these read the test speakers and codecs
         lines += (targets_table(rows) + unknown_source_table(rows, "test") + targets_table(rows, TRUST_TARGETS, 17)
@@ -186,7 +181,7 @@ def targets_table(rows: dict[int, dict], targets=TARGETS, issue: int = 15) -> li
             continue
         values = [row[group][key] for row in rows.values()]
         met = [(v >= bound) if side == ">=" else (v <= bound) for v in [sum(values) / len(values), *values]]
-        lines.append(f"| {what} {side} {bound:g} | {spread(values)} | {'yes' if met[0] else 'NO'} | "
+        lines.append(f"| {what} {side} {bound:g} | {mean_and_range(values)} | {'yes' if met[0] else 'NO'} | "
                      f"{'yes' if all(met[1:]) else 'NO'} |")
     return lines
 
@@ -229,11 +224,11 @@ def unknown_source_table(rows: dict[int, dict], codecs: str) -> list[str]:
              f"| head | AUROC {' / '.join(used)} (used) | AUROC max softmax | AUROC energy | correct in-domain answers "
              "turned unknown | held-out clips called unknown |", "|---|---|---|---|---|---|"]
     for task in TASKS:
-        cells = [spread([r[task][used_score(r[task])]["auroc"] for r in runs]),
-                 spread([r[task]["max_softmax_probability"]["auroc"] for r in runs]),
-                 spread([r[task]["energy"]["auroc"] for r in runs]),
-                 spread([r[task]["correct_turned_unknown"] for r in runs]),
-                 spread([r[task]["unseen_called_unknown"] for r in runs])]
+        cells = [mean_and_range([r[task][used_score(r[task])]["auroc"] for r in runs]),
+                 mean_and_range([r[task]["max_softmax_probability"]["auroc"] for r in runs]),
+                 mean_and_range([r[task]["energy"]["auroc"] for r in runs]),
+                 mean_and_range([r[task]["correct_turned_unknown"] for r in runs]),
+                 mean_and_range([r[task]["unseen_called_unknown"] for r in runs])]
         lines.append(f"| {task.upper()} | " + " | ".join(cells) + " |")
     return lines
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codectrace.metrics import selection_score, task_metrics
+from codectrace.metrics import probability_metrics, selection_score
 from codectrace.resolve import load_split
 from dataset_scripts.protocols import codec_of
 
@@ -40,9 +40,9 @@ def read_scores(folder: Path) -> tuple[list[str], dict[str, np.ndarray]]:
 
 def score(ids: list[str], probabilities: dict[str, np.ndarray], labels: dict[str, dict[str, int]],
           keep: np.ndarray) -> float:
-    """The selection score of the kept rows (log-probabilities stand in for logits: same argmax, same EER)."""
-    per_task = {head: task_metrics(head, np.log(np.maximum(probabilities[head][keep], 1e-300)),
-                                   np.array([labels[head][u] for u, k in zip(ids, keep) if k]))
+    """The selection score of the kept rows."""
+    per_task = {head: probability_metrics(head, probabilities[head][keep],
+                                          np.array([labels[head][u] for u, k in zip(ids, keep) if k]))
                 for head in HEADS}
     return selection_score(per_task)
 

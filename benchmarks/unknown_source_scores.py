@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from codectrace.metrics import mean_and_range
 from codectrace.resolve import load_split
 from codectrace.unknown_source import (
     TAXONOMY_HEADS,
@@ -94,14 +95,11 @@ def aurocs(sets: dict, pair: str) -> dict[str, dict[str, float]]:
 
 
 def table(per_run: list[dict[str, dict[str, float]]], title: str) -> str:
-    def spread(values):
-        return f"{np.mean(values):.3f} [{min(values):.3f}-{max(values):.3f}]"
-
     lines = [f"{title}, over {len(per_run)} runs: mean [min-max]", "",
              "| score | " + " | ".join(t.upper() for t in TAXONOMY_HEADS) + " | mean of heads |",
              "|---|---|---|---|---|"]
     for name in per_run[0]:
-        cells = [spread([run[name][t] for run in per_run]) for t in TAXONOMY_HEADS]
+        cells = [mean_and_range([run[name][t] for run in per_run]) for t in TAXONOMY_HEADS]
         mean = float(np.mean([run[name][t] for run in per_run for t in TAXONOMY_HEADS]))
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {mean:.3f} |")
     return "\n".join(lines)

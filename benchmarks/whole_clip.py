@@ -23,7 +23,7 @@ import numpy as np
 from codectrace.files import write_text
 from codectrace.hub import load_tracer
 from codectrace.machine import cpu_summary
-from codectrace.metrics import selection_score
+from codectrace.metrics import mean_and_range, selection_score
 from codectrace.resolve import load_split
 from codectrace.whole_clip import trace_probabilities, whole_clip_metrics
 from dataset_scripts.build_codecfake_mini import release_speakers
@@ -70,10 +70,6 @@ def score_seed(folder: Path, dataset: Path, names: list[str], kinds: dict[str, s
     return row
 
 
-def spread(values: list[float]) -> str:
-    return f"{np.mean(values):.3f} [{min(values):.3f}-{max(values):.3f}]"
-
-
 def markdown(rows: dict[int, dict], seconds: float) -> str:
     seeds = list(rows)
     lines = [f"Over seeds {', '.join(map(str, seeds))}: mean [min-max]; scored on {cpu_summary()} "
@@ -83,7 +79,7 @@ def markdown(rows: dict[int, dict], seconds: float) -> str:
     labels = [label for label, value in rows[seeds[0]].items() if isinstance(value, dict)]
     for label in labels:
         for policy in ("first window", "whole clip"):
-            cells = [spread([rows[s][label][policy][key] for s in seeds])
+            cells = [mean_and_range([rows[s][label][policy][key] for s in seeds])
                      for key in ("bin_eer", *TASKS, "selection_score")]
             lines.append(f"| {label} | {policy} | " + " | ".join(cells) + " |")
     both = ("in-domain validation", "validation codecs")
@@ -94,7 +90,7 @@ def markdown(rows: dict[int, dict], seconds: float) -> str:
             f"{np.mean([rows[s][label][policy]['selection_score'] for label in both]):.4f}" for s in seeds) + " |")
     if "real false alarms %" in rows[seeds[0]]:
         lines += ["", "Held-out real speakers' bona fide clips called spoof, whole clip: "
-                  + spread([rows[s]["real false alarms %"] for s in seeds]) + " %"]
+                  + mean_and_range([rows[s]["real false alarms %"] for s in seeds]) + " %"]
     return "\n".join(lines) + "\n"
 
 

@@ -103,6 +103,17 @@ def task_metrics(task: str, logits, labels) -> dict:
     return multiclass_metrics(logits.argmax(-1), labels, len(TASK_LABELS[task]))
 
 
+def probability_metrics(task: str, probabilities, labels) -> dict:
+    """`task_metrics` from probabilities (score files, averaged windows): their logarithms stand in for logits, which
+    keeps the argmax, the softmax and so the EER."""
+    return task_metrics(task, np.log(np.maximum(np.asarray(probabilities), 1e-300)), labels)
+
+
+def mean_and_range(values, digits: int = 3) -> str:
+    """`mean [min-max]` of figures over seeds or runs, as the result tables print them."""
+    return f"{np.mean(values):.{digits}f} [{min(values):.{digits}f}-{max(values):.{digits}f}]"
+
+
 def task_score(task: str, metrics: dict) -> float:
     """One number per task, higher is better: 1 - EER for BIN, macro F1 for the taxonomy tasks."""
     return 1.0 - metrics["eer"] if task == "bin" else metrics["f1_macro"]

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from modeling_codectrace.configuration_codectrace import TASK_LABELS
 
 from .evaluation import labels_by_task
-from .metrics import task_metrics
+from .metrics import probability_metrics
 
 
 def trace_probabilities(tracer, dataset, description: str = "whole clips") -> tuple[dict[str, np.ndarray], list]:
@@ -26,9 +26,10 @@ def trace_probabilities(tracer, dataset, description: str = "whole clips") -> tu
     heads = ["bin", *(task for task in tracer.model.config.tasks if task != "bin")]
     rows = {head: np.full((len(dataset), len(TASK_LABELS[head])), np.nan) for head in heads}
     failures = []
-    for index, audio in enumerate(tqdm(dataset["audio"], desc=description, leave=False)):
+    # Row by row: the audio column is not read into memory as a whole.
+    for index, row in enumerate(tqdm(dataset.select_columns(["audio"]), desc=description, leave=False)):
         try:
-            result = tracer(audio)
+            result = tracer(row["audio"])
         except ValueError as error:
             failures.append((index, str(error)))
             continue
@@ -46,5 +47,5 @@ def whole_clip_metrics(probabilities: dict[str, np.ndarray], dataset) -> dict[st
     metrics = {}
     for head, values in probabilities.items():
         scored = np.isfinite(values).all(axis=1)
-        metrics[head] = task_metrics(head, np.log(np.maximum(values[scored], 1e-300)), labels[head][scored])
+        metrics[head] = probability_metrics(head, values[scored], labels[head][scored])
     return metrics

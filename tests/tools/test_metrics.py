@@ -6,7 +6,16 @@ import evaluate
 import numpy as np
 import pytest
 
-from codectrace.metrics import binary_metrics, compute_eer, multiclass_metrics, selection_score, task_metrics
+from codectrace.metrics import (
+    binary_metrics,
+    compute_eer,
+    mean_and_range,
+    multiclass_metrics,
+    probability_metrics,
+    selection_score,
+    softmax,
+    task_metrics,
+)
 
 METRIC_PATH = str(Path(__file__).resolve().parents[2] / "metrics" / "codectrace_source_tracing")
 
@@ -74,3 +83,16 @@ def test_evaluate_module_loads_offline_and_returns_the_same_numbers():
 def test_evaluate_module_refuses_an_unknown_task():
     with pytest.raises(ValueError, match="config name must be one of"):
         evaluate.load(METRIC_PATH, "speaker")
+
+
+def test_probability_metrics_equal_the_metrics_of_the_logits_they_came_from():
+    logits = np.array([[2.0, -1.0], [0.5, 0.7], [-3.0, 1.0], [0.1, 0.0]])
+    labels = np.array([0, 1, 1, 0])
+    expected = task_metrics("bin", logits, labels)
+    got = probability_metrics("bin", softmax(logits), labels)
+    assert got["eer"] == pytest.approx(expected["eer"]) and got["f1_macro"] == pytest.approx(expected["f1_macro"])
+
+
+def test_mean_and_range_prints_mean_then_min_and_max():
+    assert mean_and_range([0.5, 0.7, 0.9]) == "0.700 [0.500-0.900]"
+    assert mean_and_range([1.0, 2.0], 1) == "1.5 [1.0-2.0]"
