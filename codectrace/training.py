@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -53,6 +54,7 @@ from .unknown_source import (
     unknown_rows,
     unknown_source_table,
 )
+from .weight_averaging import WeightAveraging
 
 logger = logging.getLogger("codectrace.train")
 
@@ -192,6 +194,10 @@ class CodecTraceTrainingArguments(TrainingArguments):
         default=0.0, metadata={"help": "sharpness-aware minimisation (Foret et al., ICLR 2021): each step takes the "
                                        "gradient at weights moved by this radius up the loss; 0 = off (the paper). "
                                        "Two forward and backward passes per step"})
+    weight_averaging_decay: float = field(
+        default=0.0, metadata={"help": "keep an exponential moving average of the weights with this decay per step "
+                                       "(e.g. 0.998, ~500 steps); evaluations, model selection, early stopping and "
+                                       "the saved model read the average. 0 = off (the paper)"})
     remove_unused_columns: bool = field(default=False)
     dataloader_num_workers: int = field(default=2)
     dataloader_pin_memory: bool = field(default=torch.cuda.is_available())
@@ -212,7 +218,7 @@ def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DataArguments, Cod
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
     _validate(model_args, data_args, parser)
     _validate_early_stopping(training_args, argv, parser)
-    _validate_sam(training_args, parser)
+    _validate_step_options(training_args, parser)
     training_args.label_names = label_columns(mc.CodecTraceConfig(variant=model_args.variant).tasks)
     return model_args, data_args, training_args
 
@@ -243,7 +249,10 @@ def _validate(model_args: ModelArguments, data_args: DataArguments, parser) -> N
                      f"{data_args.dataset_config!r}")
 
 
-def _validate_sam(training_args: CodecTraceTrainingArguments, parser) -> None:
+def _validate_step_options(training_args: CodecTraceTrainingArguments, parser) -> None:
+    if not 0 <= training_args.weight_averaging_decay < 1:
+        parser.error(f"--weight_averaging_decay must be in [0, 1) (0 = off; 0.998 averages over ~500 steps), got "
+                     f"{training_args.weight_averaging_decay}")
     if training_args.sam_rho < 0:
         parser.error(f"--sam_rho is a radius (0 = off), got {training_args.sam_rho}")
     if training_args.sam_rho and (training_args.gradient_accumulation_steps > 1 or training_args.fp16):
@@ -321,7 +330,26 @@ def build_model(model_args: ModelArguments) -> mc.CodecTraceForSourceTracing:
 
 
 class CodecTraceTrainer(Trainer):
-    """Trainer with the official optimizer: torch Adam whose weight decay is an L2 penalty (not AdamW)."""
+    """Trainer with the official optimizer (torch Adam whose weight decay is an L2 penalty, not AdamW), optional
+    sharpness-aware steps, and optional weight averaging: given `weight_averaging`, evaluations and checkpoints
+    read the averaged weights while the optimizer steps the model's own."""
+
+    def __init__(self, *args, weight_averaging: WeightAveraging | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.weight_averaging = weight_averaging
+        if weight_averaging is not None:
+            self.add_callback(weight_averaging)
+
+    def _averaged(self):
+        return self.weight_averaging.averaged_weights(self.model) if self.weight_averaging else nullcontext()
+
+    def evaluate(self, *args, **kwargs):
+        with self._averaged():
+            return super().evaluate(*args, **kwargs)
+
+    def _save_checkpoint(self, model, trial):
+        with self._averaged():
+            return super()._save_checkpoint(model, trial)
 
     def create_optimizer(self, model=None):
         if self.optimizer is None and self.args.optimizer_recipe == "official_adam":
@@ -528,6 +556,9 @@ def recipe_table(model_args, data_args, training_args, model, epochs_run: float 
             ", last incomplete batch dropped" if training_args.train_drop_last else ""),
         "sharpness-aware minimisation": (f"radius {training_args.sam_rho:g}" if training_args.sam_rho
                                          else "none (as the paper)"),
+        "weight averaging": (f"moving average of the weights, decay {training_args.weight_averaging_decay:g} per "
+                             "step; evaluated and saved" if training_args.weight_averaging_decay
+                             else "none (as the paper)"),
         "gradient clipping": (f"max norm {training_args.max_grad_norm:g}" if training_args.max_grad_norm
                               else "none (as the paper)"),
         "epochs": f"{training_args.num_train_epochs:g}" + (
@@ -630,8 +661,10 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: C
                                                       chunk_samples=model.config.chunk_samples)
     logger.info("model %s: %.1f M parameters, tasks %s", model.config.variant,
                 sum(p.numel() for p in model.parameters()) / 1e6, tasks)
+    averaging = WeightAveraging(training_args.weight_averaging_decay) if training_args.weight_averaging_decay else None
     trainer = CodecTraceTrainer(
         model=model,
+        weight_averaging=averaging,
         args=training_args,
         train_dataset=with_windows(train_split, tasks, model.config.chunk_samples, data_args.crop, data_args.augment,
                                    training_args.seed),

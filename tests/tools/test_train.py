@@ -20,6 +20,7 @@ from codectrace import training as train
 from codectrace.audio import load_audio
 from codectrace.hub import push_model_folder
 from codectrace.metrics import softmax
+from codectrace.weight_averaging import WeightAveraging
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -626,6 +627,52 @@ def test_impossible_sam_settings_are_refused(extra, message, capsys):
     with pytest.raises(SystemExit):
         train.parse_arguments(["--preset", "demo", *extra])
     assert message in capsys.readouterr().err
+
+
+class RecordingAveraging(WeightAveraging):
+    """WeightAveraging that notes, at every evaluation, whether the model held the average (and the average), and
+    after every save whether the model is back on weights of its own."""
+
+    last = None
+
+    def __init__(self, decay):
+        super().__init__(decay)
+        self.evaluations, self.own_after_save = [], []
+        RecordingAveraging.last = self
+
+    def _holds_average(self, model) -> bool:
+        return all(torch.equal(p, self.average[name]) for name, p in model.named_parameters())
+
+    def on_evaluate(self, args, state, control, model=None, **kwargs):
+        self.evaluations.append((state.global_step, self._holds_average(model),
+                                 {name: self.average[name].clone() for name, _ in model.named_parameters()}))
+
+    def on_save(self, args, state, control, model=None, **kwargs):
+        self.own_after_save.append(not self._holds_average(model))
+
+
+def test_with_weight_averaging_evaluations_and_checkpoints_hold_the_average_and_training_steps_its_own_weights(
+        built, tmp_path, monkeypatch):
+    monkeypatch.setattr(train, "WeightAveraging", RecordingAveraging)
+    output_dir = tmp_path / "m"
+    train.run(tiny_args(built, output_dir, "--num_train_epochs", "2", "--learning_rate", "3e-3",
+                        "--weight_averaging_decay", "0.5", "--eval_configs", "cosg_seen"))
+    averaging = RecordingAveraging.last
+    assert [held for _, held, _ in averaging.evaluations] == [True, True]
+    assert averaging.own_after_save == [True, True]
+    step, _, average = averaging.evaluations[-1]
+    saved = load_file(output_dir / f"checkpoint-{step}" / "model.safetensors")
+    assert all(torch.equal(saved[name], average[name]) for name in average if name in saved)
+    assert "| weight averaging | moving average of the weights, decay 0.5 per step; evaluated and saved |" in (
+        output_dir / "model_card.md").read_text()
+
+
+def test_weight_averaging_is_off_in_both_presets_and_a_decay_outside_zero_to_one_is_refused(capsys):
+    for preset in ("official", "demo"):
+        assert train.parse_arguments(["--preset", preset])[2].weight_averaging_decay == 0.0
+    with pytest.raises(SystemExit):
+        train.parse_arguments(["--preset", "demo", "--weight_averaging_decay", "1"])
+    assert "--weight_averaging_decay must be in [0, 1)" in capsys.readouterr().err
 
 
 def test_the_selection_score_can_be_the_mean_of_the_two_kinds_of_validation_data():
