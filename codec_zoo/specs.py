@@ -167,6 +167,19 @@ ZOO: tuple[CodecSpec, ...] = (
               steps=FREQ_STEPS),
     CodecSpec("fsq6_f50", "sq", "none", "freq", seed=45, head_stride=4, fsq_levels=(8, 8, 8, 5, 5, 5), n_fft=1024,
               istft_upsample=4, steps=FREQ_STEPS),
+    # Added so that no body or inverse-STFT frame layout stands for one quantizer: until then body "a" had no
+    # single-codebook codec and body "c" no scalar one, every frequency-domain multi-codebook codec upsampled its
+    # frames 2x before the inverse STFT and every single-codebook one did not.
+    CodecSpec("svq1024_dis_t100", "svq", "disentangle", "time", seed=46, codebook_size=1024, decoder_body="a",
+              decoder_channels=144, steps=TIME_STEPS, batch_size=6),
+    CodecSpec("fsq5_dis_t50", "sq", "disentangle", "time", seed=47, head_stride=4, fsq_levels=(8, 8, 5, 5, 5),
+              decoder_body="c", decoder_channels=128, steps=TIME_STEPS, batch_size=6),
+    CodecSpec("rvq4x512_sem_f100", "mvq", "semantic", "freq", seed=48, levels=4, codebook_size=512, n_fft=448,
+              steps=FREQ_STEPS),
+    CodecSpec("svq2048_sem_f67", "svq", "semantic", "freq", seed=49, head_stride=3, codebook_size=2048, n_fft=880,
+              istft_upsample=2, decoder_channels=144, steps=FREQ_STEPS),
+    CodecSpec("fsq5_dis_f100", "sq", "disentangle", "freq", seed=50, fsq_levels=(8, 8, 5, 5, 5), n_fft=600,
+              istft_upsample=2, steps=FREQ_STEPS),
     # -- validation codecs (the four held-out codecs of the first zoo, retrained on the validation trunk) --
     CodecSpec("RVQ6DIS_T67", "mvq", "disentangle", "time", split="validation", seed=11, head_stride=3, levels=6,
               codebook_size=512, decoder_body="b", decoder_channels=136, steps=TIME_STEPS, batch_size=6),

@@ -37,10 +37,10 @@ def mini_root(tmp_path_factory):
     if shutil.which("espeak-ng") is None or shutil.which("festival") is None:
         pytest.skip("espeak-ng / festival not installed")
     work = tmp_path_factory.mktemp("mini")
-    # 6 utterances: the fewest with which every training codec appears in a training protocol (CoRS needs it): a
-    # split of three speakers then has 18 rows, which each sampling's cycle needs to reach the sixth codec of a VQ or
-    # AUX class (3 classes x 6) and the ninth of a DEC class (2 x 9)
-    return write_codecfake_mini(work / "codecfake_mini", speakers=8, utterances=6, seed=0, jobs=2,
+    # 8 utterances: the fewest with which every training codec appears in a training protocol (CoRS needs it): a
+    # split of three speakers then has 24 rows, which each sampling's cycle needs to reach the eighth codec of a VQ or
+    # AUX class (3 classes x 8) and the twelfth of a DEC class (2 x 12)
+    return write_codecfake_mini(work / "codecfake_mini", speakers=8, utterances=8, seed=0, jobs=2,
                                 real_voices=word_recordings(work / "words"))
 
 

@@ -667,9 +667,10 @@ def test_with_weight_averaging_evaluations_and_checkpoints_hold_the_average_and_
         output_dir / "model_card.md").read_text()
 
 
-def test_weight_averaging_is_off_in_both_presets_and_a_decay_outside_zero_to_one_is_refused(capsys):
-    for preset in ("official", "demo"):
-        assert train.parse_arguments(["--preset", preset])[2].weight_averaging_decay == 0.0
+def test_weight_averaging_is_off_in_the_paper_recipe_on_in_the_demo_and_a_decay_outside_zero_to_one_is_refused(
+        capsys):
+    assert train.parse_arguments(["--preset", "official"])[2].weight_averaging_decay == 0.0
+    assert train.parse_arguments(["--preset", "demo"])[2].weight_averaging_decay == 0.998
     with pytest.raises(SystemExit):
         train.parse_arguments(["--preset", "demo", "--weight_averaging_decay", "1"])
     assert "--weight_averaging_decay must be in [0, 1)" in capsys.readouterr().err
