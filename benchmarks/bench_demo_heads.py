@@ -31,7 +31,7 @@ import modeling_codectrace as mc  # noqa: E402
 from codectrace.audio import load_audio  # noqa: E402
 from codectrace.data import crop_window  # noqa: E402
 from codectrace.files import write_json  # noqa: E402
-from codectrace.presets import AASIST_SIZES, backbone_config  # noqa: E402
+from codectrace.presets import AASIST_SIZES, DEMO_DATASET_DIR, backbone_config  # noqa: E402
 
 TASKS = ("bin", "vq", "aux", "dec")
 CONFIGURATIONS = {
@@ -100,7 +100,7 @@ def train_for(model, waveforms, labels, seconds: float, chunk: int, seed: int) -
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="data/codecfake-mini/dataset")
+    parser.add_argument("--dataset", default=str(DEMO_DATASET_DIR))
     parser.add_argument("--seconds", type=float, default=150.0, help="training budget per configuration")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--chunk", type=int, default=32000)

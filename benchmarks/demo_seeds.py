@@ -30,12 +30,13 @@ from pathlib import Path
 from codectrace.files import write_json, write_text
 from codectrace.machine import cpu_summary
 from codectrace.metrics import mean_and_range, selection_score
+from codectrace.presets import DEMO_DATASET_DIR
 from codectrace.unknown_source import used_score
 from dataset_scripts.build_codecfake_mini import release_speakers
 from dataset_scripts.protocols import codec_of
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATASET = ROOT / "data" / "codecfake-mini" / "dataset"
+DEFAULT_DATASET = ROOT / DEMO_DATASET_DIR
 TASKS = ("vq", "aux", "dec")
 HEADS = ("bin", *TASKS)
 SETS = {"cors_eval": "in-domain", "in_domain_validation": "in-domain validation", "val_codecs": "validation codecs",

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from codectrace.metrics import probability_metrics, selection_score
+from codectrace.presets import DEMO_DATASET_DIR
 from codectrace.resolve import load_split
 from dataset_scripts.protocols import codec_of
 
@@ -65,7 +66,7 @@ def rule_scores(runs: Path, labels: dict, codecs: list[str]) -> dict[str, float]
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("recipes", type=Path, nargs="+", help="folders of seed-* runs, one per recipe")
-    parser.add_argument("--dataset", nargs="+", default=["data/codecfake-mini/dataset"],
+    parser.add_argument("--dataset", nargs="+", default=[str(DEMO_DATASET_DIR)],
                         help="the corpora the recipes trained on (labels are read from all of them; an utterance "
                              "id means the same clip in every CodecFake-mini build)")
     args = parser.parse_args(argv)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from codectrace.metrics import mean_and_range
+from codectrace.presets import DEMO_DATASET_DIR
 from codectrace.resolve import load_split
 from codectrace.unknown_source import (
     TAXONOMY_HEADS,
@@ -108,7 +109,7 @@ def table(per_run: list[dict[str, dict[str, float]]], title: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=Path, required=True, help="folder of seed-* runs of the demo preset")
-    parser.add_argument("--dataset", default="data/codecfake-mini/dataset")
+    parser.add_argument("--dataset", default=str(DEMO_DATASET_DIR))
     parser.add_argument("--show-test", action="store_true", help="also the test codecs (only after choosing)")
     args = parser.parse_args(argv)
     folders = sorted(p for p in args.runs.glob("seed-*") if (p / "config.json").is_file())

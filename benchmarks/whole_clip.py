@@ -24,6 +24,7 @@ from codectrace.files import write_text
 from codectrace.hub import load_tracer
 from codectrace.machine import cpu_summary
 from codectrace.metrics import mean_and_range, selection_score
+from codectrace.presets import DEMO_DATASET_DIR
 from codectrace.resolve import load_split
 from codectrace.whole_clip import trace_probabilities, whole_clip_metrics
 from dataset_scripts.build_codecfake_mini import release_speakers
@@ -97,7 +98,7 @@ def markdown(rows: dict[int, dict], seconds: float) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=Path, required=True, help="a recipe's folder of seed-* runs")
-    parser.add_argument("--dataset", type=Path, default=ROOT / "data" / "codecfake-mini" / "dataset")
+    parser.add_argument("--dataset", type=Path, default=ROOT / DEMO_DATASET_DIR)
     parser.add_argument("--hide-test", action="store_true", help="validation sets only (choosing)")
     parser.add_argument("--out", type=Path, help="also write the table here (markdown)")
     args = parser.parse_args(argv)

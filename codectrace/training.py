@@ -250,9 +250,10 @@ def _validate(model_args: ModelArguments, data_args: DataArguments, parser) -> N
 
 
 def _validate_step_options(training_args: CodecTraceTrainingArguments, parser) -> None:
-    if not 0 <= training_args.weight_averaging_decay < 1:
-        parser.error(f"--weight_averaging_decay must be in [0, 1) (0 = off; 0.998 averages over ~500 steps), got "
-                     f"{training_args.weight_averaging_decay}")
+    try:  # the averaging's own check answers, as a usage error before anything is built
+        WeightAveraging(training_args.weight_averaging_decay)
+    except ValueError as error:
+        parser.error(f"--{error}")
     if training_args.sam_rho < 0:
         parser.error(f"--sam_rho is a radius (0 = off), got {training_args.sam_rho}")
     if training_args.sam_rho and (training_args.gradient_accumulation_steps > 1 or training_args.fp16):

@@ -29,9 +29,9 @@ class WeightAveraging(TrainerCallback):
     """
 
     def __init__(self, decay: float):
-        if not 0.0 <= decay < 1.0:
-            raise ValueError(f"the weight-averaging decay must be in [0, 1) (0.998 averages over ~500 steps), "
-                             f"got {decay}.")
+        if not 0.0 <= decay < 1.0:  # named as the training option, whose check this is too
+            raise ValueError(f"weight_averaging_decay must be in [0, 1) (0 = off; 0.998 averages over ~500 steps), "
+                             f"got {decay}")
         self.decay = decay
         self.updates = 0
         self.average: dict[str, torch.Tensor] | None = None
@@ -41,6 +41,13 @@ class WeightAveraging(TrainerCallback):
     def _tracked(model: nn.Module) -> dict[str, torch.Tensor]:
         return {name: tensor for name, tensor in model.state_dict(keep_vars=True).items()
                 if tensor.is_floating_point()}
+
+    @classmethod
+    @torch.no_grad()
+    def _copy_into(cls, model: nn.Module, weights: dict[str, torch.Tensor]) -> None:
+        """Copies `weights` into the model's tensors in place (the tensors, and optimizer state, stay the same)."""
+        for name, tensor in cls._tracked(model).items():
+            tensor.copy_(weights[name])
 
     def start(self, model: nn.Module) -> None:
         """Starts the average at the model's current weights."""
@@ -65,17 +72,12 @@ class WeightAveraging(TrainerCallback):
         if not self.training or self.average is None:
             yield model
             return
-        tracked = self._tracked(model)
-        own = {name: tensor.detach().clone() for name, tensor in tracked.items()}
-        with torch.no_grad():
-            for name, tensor in tracked.items():
-                tensor.copy_(self.average[name])
+        own = {name: tensor.detach().clone() for name, tensor in self._tracked(model).items()}
+        self._copy_into(model, self.average)
         try:
             yield model
         finally:
-            with torch.no_grad():
-                for name, tensor in tracked.items():
-                    tensor.copy_(own[name])
+            self._copy_into(model, own)
 
     # -- TrainerCallback ---------------------------------------------------------------------------
 
@@ -90,7 +92,5 @@ class WeightAveraging(TrainerCallback):
         # With load_best_model_at_end the Trainer has already put the best saved (averaged) weights in the model;
         # otherwise the model ends with the average, as every evaluation and checkpoint saw it.
         if not (args.load_best_model_at_end and state.best_model_checkpoint) and self.average is not None:
-            with torch.no_grad():
-                for name, tensor in self._tracked(model).items():
-                    tensor.copy_(self.average[name])
+            self._copy_into(model, self.average)
         self.training = False

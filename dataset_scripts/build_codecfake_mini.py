@@ -209,7 +209,7 @@ def _training_protocols(rows: dict[str, Rows], audio_dir: Path, work: Work, utte
     if unlabelled:  # CoRS takes each codec's taxonomy from the training protocols, as in CodecFake+
         warnings.warn(f"training codecs {unlabelled} appear in no training protocol of this small corpus "
                       f"({utterances} utterances per speaker), so the CoRS evaluation cannot label their rows; "
-                      "use more utterances per speaker (6 suffice with 8 speakers and the shipped zoo).", stacklevel=4)
+                      "use more utterances per speaker (8 suffice with 8 speakers and the shipped zoo).", stacklevel=4)
     return protocol_lines
 
 
