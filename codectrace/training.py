@@ -45,6 +45,7 @@ from .metrics import selection_score, task_metrics
 from .model_card import render_model_card
 from .presets import AASIST_SIZES, BACKBONE_SIZES, DEMO_DATASET_DIR, TRAINING_PRESETS, backbone_config
 from .resolve import load_split, resolve_model
+from .spoof_versions import SPOOF_VERSIONS, SpoofVersionSampler, load_every_sampling
 from .unknown_source import (
     SCORES,
     UnknownSourceScorer,
@@ -120,6 +121,11 @@ class DataArguments:
                                     metadata={"help": "evaluation configs run after training"})
     crop: str = field(default="first", metadata={"help": f"training window: {CROP_MODES} (official: first)"})
     augment: str = field(default="rawboost5", metadata={"help": f"training augmentation: {AUGMENTATIONS}"})
+    spoof_versions: str = field(
+        default="config",
+        metadata={"help": "config: train on the spoofed versions --dataset_config's sampling pairs with the bona fide "
+                          "utterances (the paper) | resample: every epoch, one of the three samplings' versions per "
+                          "utterance, drawn at random (same epoch size; every codec heard on all its utterances)"})
     selection_set: str = field(
         default="validation",
         metadata={"help": "what model selection and early stopping read (calibration: see --calibrate): validation "
@@ -240,6 +246,8 @@ def _validate(model_args: ModelArguments, data_args: DataArguments, parser) -> N
                      f"and {model_args.mask_feature_prob}")
     if data_args.crop not in CROP_MODES or data_args.augment not in AUGMENTATIONS:
         parser.error(f"--crop must be one of {CROP_MODES} and --augment one of {AUGMENTATIONS}")
+    if data_args.spoof_versions not in SPOOF_VERSIONS:
+        parser.error(f"--spoof_versions must be one of {list(SPOOF_VERSIONS)}, got {data_args.spoof_versions!r}")
     if data_args.selection_set not in SELECTION_SETS:
         parser.error(f"--selection_set must be one of {list(SELECTION_SETS)}, got {data_args.selection_set!r}")
     if data_args.dataset_config is None:
@@ -335,9 +343,11 @@ class CodecTraceTrainer(Trainer):
     sharpness-aware steps, and optional weight averaging: given `weight_averaging`, evaluations and checkpoints
     read the averaged weights while the optimizer steps the model's own."""
 
-    def __init__(self, *args, weight_averaging: WeightAveraging | None = None, **kwargs):
+    def __init__(self, *args, weight_averaging: WeightAveraging | None = None,
+                 train_sampler: SpoofVersionSampler | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.weight_averaging = weight_averaging
+        self.train_sampler = train_sampler
         if weight_averaging is not None:
             self.add_callback(weight_averaging)
 
@@ -387,6 +397,9 @@ class CodecTraceTrainer(Trainer):
             for parameter, step in steps:
                 parameter.add_(step)
         return steps
+
+    def _get_train_sampler(self, train_dataset=None):
+        return self.train_sampler if self.train_sampler is not None else super()._get_train_sampler(train_dataset)
 
     def get_train_dataloader(self):
         # The Trainer's own switch (dataloader_drop_last) would also drop evaluation rows; the paper drops only the
@@ -549,6 +562,8 @@ def recipe_table(model_args, data_args, training_args, model, epochs_run: float 
         "variant": model.config.variant,
         "backbone": model_args.backbone or model_args.model_name_or_path or f"random init ({model_args.backbone_size})",
         "dataset": f"{data_args.dataset} (config `{data_args.dataset_config}`)",
+        "spoofed versions": ("every sampling's, one per utterance drawn each epoch" if data_args.spoof_versions ==
+                             "resample" else "those of the config's sampling (as the paper)"),
         "window": f"{model.config.chunk_samples} samples, crop `{data_args.crop}`, repeat-padded",
         "augmentation": data_args.augment,
         "optimizer": optimizer,
@@ -621,6 +636,15 @@ def configure_logging(training_args) -> None:
                         level=logging.INFO if training_args.should_log else logging.WARNING)
 
 
+def training_rows(data_args, train_split, seed: int) -> tuple:
+    """What training reads: `train_split` in a random order (the paper), or with `--spoof_versions resample` every
+    sampling's training rows and the sampler that draws one spoofed version per utterance and epoch."""
+    if data_args.spoof_versions == "config":
+        return train_split, None
+    rows = load_every_sampling(data_args.dataset, data_args.dataset_revision, data_args.max_train_samples)
+    return rows, SpoofVersionSampler.from_dataset(rows, seed)
+
+
 def load_training_splits(data_args) -> tuple:
     """The train, validation and test splits of the training sampling (`--dataset_config`)."""
     return tuple(load_split(data_args.dataset, data_args.dataset_config, split, data_args.dataset_revision, limit)
@@ -663,11 +687,13 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: C
     logger.info("model %s: %.1f M parameters, tasks %s", model.config.variant,
                 sum(p.numel() for p in model.parameters()) / 1e6, tasks)
     averaging = WeightAveraging(training_args.weight_averaging_decay) if training_args.weight_averaging_decay else None
+    train_rows, sampler = training_rows(data_args, train_split, training_args.seed)
     trainer = CodecTraceTrainer(
         model=model,
         weight_averaging=averaging,
+        train_sampler=sampler,
         args=training_args,
-        train_dataset=with_windows(train_split, tasks, model.config.chunk_samples, data_args.crop, data_args.augment,
+        train_dataset=with_windows(train_rows, tasks, model.config.chunk_samples, data_args.crop, data_args.augment,
                                    training_args.seed),
         eval_dataset=with_windows(selection, tasks, model.config.chunk_samples),
         data_collator=collate,

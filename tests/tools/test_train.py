@@ -702,3 +702,48 @@ def test_the_mean_of_parts_applies_only_when_selection_reads_both_kinds():
     _, data, _ = train.parse_arguments(["--preset", "demo", "--selection_mean_of_parts", "True",
                                         "--selection_set", "val_codecs"])
     assert not train.averages_parts(data)
+
+
+class RecordingSampler(train.SpoofVersionSampler):
+    """SpoofVersionSampler that notes the epochs it is set to and the rows it hands out."""
+
+    last = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.epochs, self.rows = [], []
+        RecordingSampler.last = self
+
+    def set_epoch(self, epoch):
+        super().set_epoch(epoch)
+        self.epochs.append(epoch)
+
+    def __iter__(self):
+        rows = list(super().__iter__())
+        self.rows.append(rows)
+        return iter(rows)
+
+
+def test_resampling_spoofed_versions_trains_each_epoch_on_one_version_per_utterance_from_every_sampling(
+        built, tmp_path, monkeypatch):
+    monkeypatch.setattr(train, "SpoofVersionSampler", RecordingSampler)
+    output_dir = tmp_path / "m"
+    result = train.run(tiny_args(built, output_dir, "--num_train_epochs", "2", "--spoof_versions", "resample",
+                                 "--eval_configs", "cosg_seen"))
+    sampler = RecordingSampler.last
+    assert sorted(set(sampler.epochs)) == [0, 1] and len(sampler.rows) == 2  # the Trainer may set an epoch twice
+    assert sampler.rows[0] != sampler.rows[1]
+    per_epoch = len(sampler.bona_fide) + len(sampler.versions)
+    assert all(len(rows) == per_epoch for rows in sampler.rows)
+    assert result["trainer"].state.global_step == 2 * -(-per_epoch // 8)  # batches of the sampler's rows, not all
+    spoofed_rows = {row for rows in sampler.rows for row in rows} - set(sampler.bona_fide)
+    assert any(row >= per_epoch for row in spoofed_rows)  # rows beyond the first sampling's were drawn
+    assert "| spoofed versions | every sampling's, one per utterance drawn each epoch |" in (
+        output_dir / "model_card.md").read_text()
+
+
+def test_the_paper_recipe_trains_on_its_samplings_versions_and_other_values_are_refused(capsys):
+    assert train.parse_arguments(["--preset", "official"])[1].spoof_versions == "config"
+    with pytest.raises(SystemExit):
+        train.parse_arguments(["--preset", "demo", "--spoof_versions", "all"])
+    assert "--spoof_versions must be one of ['config', 'resample'], got 'all'" in capsys.readouterr().err
