@@ -213,3 +213,23 @@ def test_a_time_codec_starts_from_its_pretrained_body(tmp_path):
     body = BodyPretrainer(spec.decoder_body).body.state_dict()
     model, _ = train_zoo.train_codec(spec, _toy_utterances(), 3, tmp_path, body_state=body)
     assert all(torch.equal(model.decoder.body.state_dict()[k], v) for k, v in body.items())
+
+
+def test_the_class_traces_report_covers_every_zoo_codec_and_the_spread_of_each_class(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import zoo_class_traces
+
+    quality = {spec.name: {"log_mel_l1": 0.5 + 0.01 * i} for i, spec in enumerate(ZOO)}
+    quality["mu-law 4-bit"] = {"log_mel_l1": 1.1}  # references are not codecs
+    out = tmp_path / "traces.md"
+    (tmp_path / "q.json").write_text(json.dumps(quality))
+    zoo_class_traces.main(["--quality", str(tmp_path / "q.json"), "--out", str(out)])
+    text = out.read_text()
+    assert f"Zoo codecs with a measured quality: {len(ZOO)} " in text
+    counts = Counter(spec.vq for spec in ZOO)
+    for vq in ("mvq", "svq", "sq"):
+        l1 = [quality[s.name]["log_mel_l1"] for s in ZOO if s.vq == vq]
+        assert f"| {vq} | {counts[vq]} |" in text and f"[{min(l1):.3f}-{max(l1):.3f}]" in text
