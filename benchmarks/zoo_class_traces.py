@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from codec_zoo.specs import zoo_by_name  # noqa: E402
+from codec_zoo.store import WEIGHTS_DIR, read_metadata  # noqa: E402
 from codectrace.files import write_text  # noqa: E402
 
 TASK_CLASSES = {"vq": ("mvq", "svq", "sq"), "aux": ("none", "semantic", "disentangle"), "dec": ("time", "freq")}
@@ -52,10 +53,20 @@ def class_table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def still_falling(name: str) -> float | None:
+    """How much a shipped codec's training loss fell over its last 100 steps (%), from its file's record."""
+    path = WEIGHTS_DIR / f"{name}.safetensors"
+    if not path.is_file():
+        return None
+    curve = [loss for _, loss in read_metadata(path)[1].get("loss_curve", [])]
+    return 100 * (curve[-2] - curve[-1]) / curve[-2] if len(curve) >= 2 else None
+
+
 def report(rows: list[dict]) -> str:
     from scipy.stats import spearmanr
 
     rho = spearmanr([r["bitrate"] for r in rows], [r["l1"] for r in rows])
+    falling = [f for f in (still_falling(r["name"]) for r in rows) if f is not None]
     return "\n".join([
         f"Zoo codecs with a measured quality: {len(rows)} (training, validation and test splits).",
         "",
@@ -63,6 +74,9 @@ def report(rows: list[dict]) -> str:
         "",
         f"Rank correlation of bitrate with log-mel L1 over all codecs: Spearman rho {rho.statistic:+.2f} "
         f"(p {rho.pvalue:.2f}); a codec that turned bits into fidelity would give a clearly negative rho.",
+        *([""] + [f"Training loss over each shipped codec's last 100 steps: fell by {np.median(falling):.1f}% "
+                  f"(median; {min(falling):.1f} to {max(falling):.1f}%, {len(falling)} codecs): the codecs were "
+                  "still learning when their step budgets ended."] if falling else []),
     ])
 
 

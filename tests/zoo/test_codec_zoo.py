@@ -13,7 +13,7 @@ from codec_zoo.losses import log_mel_l1, mu_law_roundtrip
 from codec_zoo.modules import TIME_BODIES, ISTFTDecoder, NeuralCodec, TimeDecoder
 from codec_zoo.specs import CODEC_CLASSES, MIN_CODECS_PER_CLASS, SPLITS, ZOO, CodecSpec, codecs_of, coverage_problems
 from codec_zoo.speech import PHONES, Utterance, phone_track
-from codec_zoo.store import MAX_FILE_BYTES, WEIGHTS_DIR, load_codec, save_codec, shipped_codecs
+from codec_zoo.store import MAX_FILE_BYTES, WEIGHTS_DIR, load_codec, read_metadata, save_codec, shipped_codecs
 
 
 def test_every_class_has_three_training_one_validation_and_one_test_codec():
@@ -233,3 +233,17 @@ def test_the_class_traces_report_covers_every_zoo_codec_and_the_spread_of_each_c
     for vq in ("mvq", "svq", "sq"):
         l1 = [quality[s.name]["log_mel_l1"] for s in ZOO if s.vq == vq]
         assert f"| {vq} | {counts[vq]} |" in text and f"[{min(l1):.3f}-{max(l1):.3f}]" in text
+
+
+def test_the_class_traces_report_reads_how_far_each_shipped_codec_was_still_learning():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import zoo_class_traces
+
+    name = ZOO[0].name
+    _, record = read_metadata(WEIGHTS_DIR / f"{name}.safetensors")
+    last, before = record["loss_curve"][-1][1], record["loss_curve"][-2][1]
+    assert zoo_class_traces.still_falling(name) == pytest.approx(100 * (before - last) / before)
+    assert zoo_class_traces.still_falling("no_such_codec") is None
