@@ -341,7 +341,8 @@ def build_model(model_args: ModelArguments) -> mc.CodecTraceForSourceTracing:
 class CodecTraceTrainer(Trainer):
     """Trainer with the official optimizer (torch Adam whose weight decay is an L2 penalty, not AdamW), optional
     sharpness-aware steps, and optional weight averaging: given `weight_averaging`, evaluations and checkpoints
-    read the averaged weights while the optimizer steps the model's own."""
+    read the averaged weights while the optimizer steps the model's own. Given `train_sampler`
+    (`--spoof_versions resample`), training reads rows in its order instead of the Trainer's shuffle."""
 
     def __init__(self, *args, weight_averaging: WeightAveraging | None = None,
                  train_sampler: SpoofVersionSampler | None = None, **kwargs):
