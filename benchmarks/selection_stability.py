@@ -9,11 +9,16 @@ validation data (`eval/in_domain_validation/`, `eval/val_codecs/`), recomputes t
 (docs/generalisation.md: the mean over seeds of the average of the two selection scores) on all validation codecs
 and with each one left out (its re-syntheses dropped, bona fide rows kept), and prints a markdown table with the
 winner of each variant. Validation data only; no test figure is read.
+
+`--smoothed K` adds a second table from the runs' training logs: each recipe's best evaluation against its best mean
+of K consecutive evaluations (mean over seeds), to see whether a choice rests on one lucky epoch of a noisy
+trajectory (the rule takes each run's best epoch).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -63,13 +68,52 @@ def rule_scores(runs: Path, labels: dict, codecs: list[str]) -> dict[str, float]
     return {name: float(np.mean(v)) for name, v in values.items()}
 
 
+# Logged at every training-time evaluation when the selection score is the mean of the two kinds of validation data.
+PART_SCORES = ("eval_selection_score_in_domain_validation", "eval_selection_score_val_codecs")
+
+
+def evaluation_trajectory(run: Path) -> list[float]:
+    """One run's selection score at each training-time evaluation, in order (the mean of the two kinds of
+    validation data where both were logged, else the logged score), from its last checkpoint's trainer state."""
+    states = sorted(run.glob("checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name.split("-")[-1]))
+    if not states:
+        return []
+    history = json.loads(states[-1].read_text())["log_history"]
+    return [float(np.mean([h[p] for p in PART_SCORES])) if all(p in h for p in PART_SCORES)
+            else float(h["eval_selection_score"]) for h in history if "eval_selection_score" in h]
+
+
+def best_window_mean(trajectory: list[float], k: int) -> float:
+    """The best mean of `k` consecutive evaluations (the mean of all when there are fewer)."""
+    if len(trajectory) <= k:
+        return float(np.mean(trajectory))
+    return float(max(np.convolve(trajectory, np.ones(k) / k, mode="valid")))
+
+
+def smoothed_table(recipes: list[Path], k: int) -> list[str]:
+    lines = [f"| recipe | seeds | best evaluation | best mean of {k} consecutive evaluations |", "|---|---|---|---|"]
+    for recipe in recipes:
+        trajectories = [t for run in sorted(recipe.glob("seed-*")) if (t := evaluation_trajectory(run))]
+        if not trajectories:
+            lines.append(f"| {recipe.name} | 0 | no training logs | |")
+            continue
+        best = np.mean([max(t) for t in trajectories])
+        smooth = np.mean([best_window_mean(t, k) for t in trajectories])
+        lines.append(f"| {recipe.name} | {len(trajectories)} | {best:.4f} | {smooth:.4f} |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("recipes", type=Path, nargs="+", help="folders of seed-* runs, one per recipe")
     parser.add_argument("--dataset", nargs="+", default=[str(DEMO_DATASET_DIR)],
                         help="the corpora the recipes trained on (labels are read from all of them; an utterance "
                              "id means the same clip in every CodecFake-mini build)")
+    parser.add_argument("--smoothed", type=int, metavar="K",
+                        help="also compare best evaluations with best means of K consecutive evaluations")
     args = parser.parse_args(argv)
+    if args.smoothed is not None and args.smoothed < 1:
+        parser.error(f"--smoothed counts evaluations (>= 1), got {args.smoothed}")
     labels = {name: {head: {} for head in HEADS} for name in VALIDATION_SETS}
     for dataset in args.dataset:
         for name, (config, split) in VALIDATION_SETS.items():
@@ -84,6 +128,8 @@ def main(argv: list[str] | None = None) -> None:
     for left_out in ["none", *codecs]:
         cells = [table[n][left_out] for n in names]
         print(f"| {left_out} | " + " | ".join(f"{c:.4f}" for c in cells) + f" | {names[int(np.argmax(cells))]} |")
+    if args.smoothed:
+        print("\n" + "\n".join(smoothed_table(args.recipes, args.smoothed)))
 
 
 if __name__ == "__main__":

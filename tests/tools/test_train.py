@@ -560,6 +560,22 @@ def test_selection_stability_recomputes_the_rule_from_score_files_and_leaves_out
     assert set(rows) == {"none", *validation_codecs}
 
 
+def test_selection_stability_smooths_each_runs_logged_trajectory_over_consecutive_evaluations(tmp_path, capsys):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import selection_stability
+
+    assert selection_stability.best_window_mean([0.1, 0.9, 0.2, 0.5, 0.6], 3) == pytest.approx(1.6 / 3)  # not 0.9
+    assert selection_stability.best_window_mean([0.4, 0.6], 3) == pytest.approx(0.5)
+    run = tmp_path / "recipe" / "seed-1"
+    history = [{"loss": 1.0}, {"eval_selection_score": 0.9, "eval_selection_score_in_domain_validation": 0.8,
+                                "eval_selection_score_val_codecs": 0.6}, {"eval_selection_score": 0.5}]
+    for step, logged in ((2, history[:2]), (10, history)):  # the last checkpoint holds the whole log
+        (run / f"checkpoint-{step}").mkdir(parents=True)
+        (run / f"checkpoint-{step}" / "trainer_state.json").write_text(json.dumps({"log_history": logged}))
+    assert selection_stability.evaluation_trajectory(run) == pytest.approx([0.7, 0.5])
+    assert selection_stability.smoothed_table([run.parent], 2)[2] == "| recipe | 1 | 0.7000 | 0.6000 |"
+
+
 def test_false_alarms_are_counted_per_speaker_kind_on_bona_fide_rows_only(tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     import demo_seeds
