@@ -22,6 +22,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from transformers.trainer_utils import get_last_checkpoint
 
 from codectrace.metrics import probability_metrics, selection_score
 from codectrace.presets import DEMO_DATASET_DIR
@@ -75,10 +76,10 @@ PART_SCORES = ("eval_selection_score_in_domain_validation", "eval_selection_scor
 def evaluation_trajectory(run: Path) -> list[float]:
     """One run's selection score at each training-time evaluation, in order (the mean of the two kinds of
     validation data where both were logged, else the logged score), from its last checkpoint's trainer state."""
-    states = sorted(run.glob("checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name.split("-")[-1]))
-    if not states:
+    last = get_last_checkpoint(run) if run.is_dir() else None
+    if last is None:
         return []
-    history = json.loads(states[-1].read_text())["log_history"]
+    history = json.loads((Path(last) / "trainer_state.json").read_text())["log_history"]
     return [float(np.mean([h[p] for p in PART_SCORES])) if all(p in h for p in PART_SCORES)
             else float(h["eval_selection_score"]) for h in history if "eval_selection_score" in h]
 

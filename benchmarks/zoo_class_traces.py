@@ -23,11 +23,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from codec_zoo.specs import zoo_by_name  # noqa: E402
-from codec_zoo.store import WEIGHTS_DIR, read_metadata  # noqa: E402
+from codec_zoo.specs import CODEC_CLASSES, zoo_by_name  # noqa: E402
+from codec_zoo.store import read_metadata, weights_path  # noqa: E402
 from codectrace.files import write_text  # noqa: E402
-
-TASK_CLASSES = {"vq": ("mvq", "svq", "sq"), "aux": ("none", "semantic", "disentangle"), "dec": ("time", "freq")}
 
 
 def codec_rows(quality: dict) -> list[dict]:
@@ -43,7 +41,7 @@ def class_table(rows: list[dict]) -> list[str]:
 
     lines = ["| task | class | codecs | bitrate (bps) min-max | log-mel L1 median [min-max] | classes' L1 differ "
              "(Kruskal-Wallis p) |", "|---|---|---|---|---|---|"]
-    for task, classes in TASK_CLASSES.items():
+    for task, classes in CODEC_CLASSES.items():
         groups = {c: [r for r in rows if r[task] == c] for c in classes}
         p = kruskal(*[[r["l1"] for r in g] for g in groups.values()]).pvalue
         for i, (c, group) in enumerate(groups.items()):
@@ -55,7 +53,7 @@ def class_table(rows: list[dict]) -> list[str]:
 
 def still_falling(name: str) -> float | None:
     """How much a shipped codec's training loss fell over its last 100 steps (%), from its file's record."""
-    path = WEIGHTS_DIR / f"{name}.safetensors"
+    path = weights_path(name)
     if not path.is_file():
         return None
     curve = [loss for _, loss in read_metadata(path)[1].get("loss_curve", [])]

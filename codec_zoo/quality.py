@@ -22,7 +22,7 @@ from codectrace.files import atomic_path, write_json, write_text
 
 from .losses import log_mel_l1, mu_law_roundtrip
 from .specs import ZOO
-from .store import WEIGHTS_DIR, load_codec, read_metadata
+from .store import WEIGHTS_DIR, load_codec, read_metadata, weights_path
 
 
 def held_out_speech(utterances: int = 8, seed: int = 0, noise_floor: float | None = None) -> list[np.ndarray]:
@@ -51,7 +51,7 @@ def measure(speech: list[np.ndarray], weights_dir: Path = WEIGHTS_DIR,
     from tqdm.auto import tqdm
 
     for spec in tqdm(ZOO, desc="codec quality", unit="codec"):
-        path = weights_dir / f"{spec.name}.safetensors"
+        path = weights_path(spec.name, weights_dir)
         codec = load_codec(path)
         _, record = read_metadata(path)
         scores = [log_mel_l1(codec.resynthesize(torch.from_numpy(x)), x) for x in speech]
@@ -101,7 +101,7 @@ def spectrogram_figure(speech: np.ndarray, path: Path, weights_dir: Path = WEIGH
     mel = LogMel()
     panels = [("original", speech), ("mu-law 4-bit", mu_law_roundtrip(speech, 4).numpy())]
     for spec in ZOO:
-        codec = load_codec(weights_dir / f"{spec.name}.safetensors")
+        codec = load_codec(spec.name, weights_dir)
         audio = codec.resynthesize(torch.from_numpy(speech)).numpy()
         where = "" if spec.split == "train" else f", {spec.split}"
         panels.append((f"{spec.name} ({spec.vq}/{spec.aux}/{spec.dec}{where})", audio))

@@ -14,6 +14,11 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 MAX_FILE_BYTES = 2_500_000
 
 
+def weights_path(name: str, weights_dir: str | Path = WEIGHTS_DIR) -> Path:
+    """Where a zoo codec's shipped weights live."""
+    return Path(weights_dir) / f"{name}.safetensors"
+
+
 def save_codec(model: NeuralCodec, path: str | Path, record: dict) -> Path:
     """Writes the codec's floating-point tensors as fp16 (others unchanged), then renames into place."""
     from safetensors.torch import save_file
@@ -41,7 +46,7 @@ def load_codec(name_or_path: str | Path, weights_dir: str | Path = WEIGHTS_DIR) 
 
     path = Path(name_or_path)
     if path.suffix != ".safetensors":
-        path = Path(weights_dir) / f"{name_or_path}.safetensors"
+        path = weights_path(str(name_or_path), weights_dir)
     if not path.is_file():
         raise FileNotFoundError(f"no codec weights at {path}; train them with "
                                 "`python -m codec_zoo.train_zoo` (known codecs: "
@@ -55,4 +60,4 @@ def load_codec(name_or_path: str | Path, weights_dir: str | Path = WEIGHTS_DIR) 
 
 def shipped_codecs(weights_dir: str | Path = WEIGHTS_DIR) -> list[str]:
     """Names of the zoo codecs whose weights are present, in zoo order."""
-    return [s.name for s in ZOO if (Path(weights_dir) / f"{s.name}.safetensors").is_file()]
+    return [s.name for s in ZOO if weights_path(s.name, weights_dir).is_file()]

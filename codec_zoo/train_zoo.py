@@ -30,7 +30,7 @@ from .losses import ReconstructionLoss
 from .modules import TIME_BODIES, BodyPretrainer, NeuralCodec
 from .specs import SPLIT_TRUNK_SEEDS, ZOO, CodecSpec, codecs_of, coverage_problems, zoo_by_name
 from .speech import LABEL_HOP, PHONES, Utterance, load_training_speech, write_training_speech
-from .store import WEIGHTS_DIR, read_metadata, save_codec
+from .store import WEIGHTS_DIR, read_metadata, save_codec, weights_path
 
 CROP = 16000
 CHECKPOINT_EVERY = 100
@@ -190,9 +190,9 @@ def trained_trunk(work: Path, utterances: list[Utterance], num_speakers: int, st
     """
     path = work / f"trunk{_suffix(split)}.pt"
     if not path.exists():
-        shipped = [s for s in codecs_of(split) if (weights_dir / f"{s.name}.safetensors").is_file()]
+        shipped = [s for s in codecs_of(split) if weights_path(s.name, weights_dir).is_file()]
         if shipped and steps_scale == 1.0:
-            state, record = _shipped_trunk(weights_dir / f"{shipped[0].name}.safetensors")
+            state, record = _shipped_trunk(weights_path(shipped[0].name, weights_dir))
         else:
             model, record = train_codec(scaled(trunk_spec(split), steps_scale), utterances, num_speakers, work)
             state = model.trunk.state_dict()
@@ -265,7 +265,7 @@ def _train_one(args: tuple[str, str, str, float]) -> str:
     shared = {"shared_trunk_cpu_seconds": round(trunk["record"]["cpu_seconds"], 1), "trunk_split": spec.split}
     if body:
         shared[f"shared_body_{spec.decoder_body}_cpu_seconds"] = round(body["record"]["cpu_seconds"], 1)
-    save_codec(model, Path(weights_dir) / f"{name}.safetensors",
+    save_codec(model, weights_path(name, weights_dir),
                {"steps": record["step"], "cpu_seconds": round(record["cpu_seconds"], 1),
                 "loss_curve": record["losses"], "num_speakers": len(speakers), "num_phones": len(PHONES), **shared})
     return "exported " + name
@@ -295,7 +295,7 @@ def train_zoo(args) -> None:
     args.weights_dir.mkdir(parents=True, exist_ok=True)
     if not (args.work / "speech").exists():
         write_training_speech(args.work / "speech")
-    todo = [n for n in names if not (args.weights_dir / f"{n}.safetensors").exists()]
+    todo = [n for n in names if not weights_path(n, args.weights_dir).exists()]
     print(f"{len(names) - len(todo)} codecs already exported; training {len(todo)}: {', '.join(todo)}")
     if not todo:
         return

@@ -13,7 +13,7 @@ from codec_zoo.losses import log_mel_l1, mu_law_roundtrip
 from codec_zoo.modules import TIME_BODIES, ISTFTDecoder, NeuralCodec, TimeDecoder
 from codec_zoo.specs import CODEC_CLASSES, MIN_CODECS_PER_CLASS, SPLITS, ZOO, CodecSpec, codecs_of, coverage_problems
 from codec_zoo.speech import PHONES, Utterance, phone_track
-from codec_zoo.store import MAX_FILE_BYTES, WEIGHTS_DIR, load_codec, read_metadata, save_codec, shipped_codecs
+from codec_zoo.store import MAX_FILE_BYTES, load_codec, read_metadata, save_codec, shipped_codecs, weights_path
 
 
 def test_every_class_has_three_training_one_validation_and_one_test_codec():
@@ -70,7 +70,7 @@ def test_every_codec_ships_small_fp16_weights_that_resynthesise():
     assert shipped_codecs() == [s.name for s in ZOO]
     x = 0.1 * torch.randn(21337, generator=torch.Generator().manual_seed(0))
     for spec in ZOO:
-        path = WEIGHTS_DIR / f"{spec.name}.safetensors"
+        path = weights_path(spec.name)
         assert path.stat().st_size <= MAX_FILE_BYTES, spec.name
         codec = load_codec(spec.name)
         assert codec.spec == spec
@@ -195,7 +195,7 @@ def test_each_split_ships_its_own_encoder_trunk(split):
     from safetensors.torch import load_file
 
     def trunk(spec):
-        return {k: v for k, v in load_file(str(WEIGHTS_DIR / f"{spec.name}.safetensors")).items()
+        return {k: v for k, v in load_file(str(weights_path(spec.name))).items()
                 if k.startswith("trunk.")}
 
     training = trunk(codecs_of("train")[0])
@@ -243,7 +243,7 @@ def test_the_class_traces_report_reads_how_far_each_shipped_codec_was_still_lear
     import zoo_class_traces
 
     name = ZOO[0].name
-    _, record = read_metadata(WEIGHTS_DIR / f"{name}.safetensors")
+    _, record = read_metadata(weights_path(name))
     last, before = record["loss_curve"][-1][1], record["loss_curve"][-2][1]
     assert zoo_class_traces.still_falling(name) == pytest.approx(100 * (before - last) / before)
     assert zoo_class_traces.still_falling("no_such_codec") is None
