@@ -17,6 +17,7 @@ from modeling_codectrace.feature_extraction_codectrace import fit_to_length
 
 from .audio import load_audio
 from .channel_augment import ChannelConfig, channel_augment
+from .codec_adversary import SOURCE_LABELS, CodecVocabulary
 from .rawboost import RawBoostConfig, rawboost_algo5
 
 CROP_MODES = ("first", "random")
@@ -56,6 +57,8 @@ class WaveformTransform:
         crop: `first` (official) or `random`.
         augment: `rawboost5` (official), `channel` (`channel_augment`) or `none`; training rows only.
         seed: base seed; each worker process derives its own generator from it and its PyTorch seed.
+        codecs: with the codec adversary, the training codecs (`CodecVocabulary`): rows also get `source_labels`,
+            their codec's index (-100 for bona fide rows).
     """
 
     tasks: tuple[str, ...]
@@ -65,6 +68,7 @@ class WaveformTransform:
     seed: int = 1234
     rawboost: RawBoostConfig = field(default_factory=RawBoostConfig)
     channel: ChannelConfig = field(default_factory=ChannelConfig)
+    codecs: CodecVocabulary | None = None
 
     def __post_init__(self):
         if self.crop not in CROP_MODES:
@@ -99,6 +103,8 @@ class WaveformTransform:
         for task in self.tasks:
             if task in batch:
                 out[f"{task}_labels"] = list(batch[task])
+        if self.codecs is not None:
+            out[SOURCE_LABELS] = self.codecs.source_labels(batch["source"], batch["bin"])
         return out
 
 

@@ -15,11 +15,19 @@ from pathlib import Path
 import numpy as np
 import torch
 from transformers import EarlyStoppingCallback, HfArgumentParser, Trainer, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 import modeling_codectrace as mc
 
 from .calibration import fit_temperatures
+from .codec_adversary import (
+    SOURCE_LABELS,
+    CodecVocabulary,
+    ConditionalCodecAdversary,
+    average_gradients_across_processes,
+    embedding_sizes,
+    ramped_strength,
+)
 from .data import (
     AUGMENTATIONS,
     CROP_MODES,
@@ -204,6 +212,12 @@ class CodecTraceTrainingArguments(TrainingArguments):
         default=0.0, metadata={"help": "keep an exponential moving average of the weights with this decay per step "
                                        "(e.g. 0.998, ~500 steps); evaluations, model selection, early stopping and "
                                        "the saved model read the average. 0 = off (the paper)"})
+    codec_adversary_weight: float = field(
+        default=0.0, metadata={"help": "conditional codec-adversarial training: per taxonomy head, an adversary names "
+                                       "each spoofed row's training codec among the codecs of its class, and the "
+                                       "tracer learns, through a reversed gradient of this strength (ramped up "
+                                       "over training as in DANN), to hide which one it was (docs/generalisation.md)"
+                                       ". Training only; 0 = off (the paper)"})
     remove_unused_columns: bool = field(default=False)
     dataloader_num_workers: int = field(default=2)
     dataloader_pin_memory: bool = field(default=torch.cuda.is_available())
@@ -262,6 +276,8 @@ def _validate_step_options(training_args: CodecTraceTrainingArguments, parser) -
         WeightAveraging(training_args.weight_averaging_decay)
     except ValueError as error:
         parser.error(f"--{error}")
+    if training_args.codec_adversary_weight < 0:
+        parser.error(f"--codec_adversary_weight is a strength (0 = off), got {training_args.codec_adversary_weight}")
     if training_args.sam_rho < 0:
         parser.error(f"--sam_rho is a radius (0 = off), got {training_args.sam_rho}")
     if training_args.sam_rho and (training_args.gradient_accumulation_steps > 1 or training_args.fp16):
@@ -287,9 +303,11 @@ def _validate_early_stopping(training_args: CodecTraceTrainingArguments, argv: l
 # -- data ------------------------------------------------------------------------------------------------
 
 
-def with_windows(ds, tasks, chunk_samples: int, crop: str = "first", augment: str = "none", seed: int = 1234):
-    """Decodes and windows rows on access (in DataLoader workers); augmentation only where asked."""
-    return ds.with_transform(WaveformTransform(tuple(tasks), chunk_samples, crop, augment, seed))
+def with_windows(ds, tasks, chunk_samples: int, crop: str = "first", augment: str = "none", seed: int = 1234,
+                 codecs: CodecVocabulary | None = None):
+    """Decodes and windows rows on access (in DataLoader workers); augmentation only where asked; with `codecs`,
+    each row's codec index for the codec adversary."""
+    return ds.with_transform(WaveformTransform(tuple(tasks), chunk_samples, crop, augment, seed, codecs=codecs))
 
 
 # -- model -----------------------------------------------------------------------------------------------
@@ -342,13 +360,21 @@ class CodecTraceTrainer(Trainer):
     """Trainer with the official optimizer (torch Adam whose weight decay is an L2 penalty, not AdamW), optional
     sharpness-aware steps, and optional weight averaging: given `weight_averaging`, evaluations and checkpoints
     read the averaged weights while the optimizer steps the model's own. Given `train_sampler`
-    (`--spoof_versions resample`), training reads rows in its order instead of the Trainer's shuffle."""
+    (`--spoof_versions resample`), training reads rows in its order instead of the Trainer's shuffle. Given
+    `codec_adversary` (`--codec_adversary_weight`), its loss on the heads' embeddings joins the training loss, the
+    optimizer steps its weights too, and checkpoints keep them (`codec_adversary.pt`); the saved model never holds
+    it."""
+
+    ADVERSARY_FILE = "codec_adversary.pt"
 
     def __init__(self, *args, weight_averaging: WeightAveraging | None = None,
-                 train_sampler: SpoofVersionSampler | None = None, **kwargs):
+                 train_sampler: SpoofVersionSampler | None = None,
+                 codec_adversary: ConditionalCodecAdversary | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.weight_averaging = weight_averaging
         self.train_sampler = train_sampler
+        self.codec_adversary = codec_adversary.to(self.args.device) if codec_adversary is not None else None
+        self._adversary_losses: list[float] = []
         if weight_averaging is not None:
             self.add_callback(weight_averaging)
 
@@ -361,29 +387,70 @@ class CodecTraceTrainer(Trainer):
 
     def _save_checkpoint(self, model, trial):
         with self._averaged():
-            return super()._save_checkpoint(model, trial)
+            super()._save_checkpoint(model, trial)
+        if self.codec_adversary is not None and self.args.should_save:
+            folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            torch.save(self.codec_adversary.state_dict(), folder / self.ADVERSARY_FILE)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        saved = Path(resume_from_checkpoint) / self.ADVERSARY_FILE
+        if self.codec_adversary is not None and saved.is_file():
+            self.codec_adversary.load_state_dict(torch.load(saved, map_location=self.args.device, weights_only=True))
 
     def create_optimizer(self, model=None):
         if self.optimizer is None and self.args.optimizer_recipe == "official_adam":
             parameters = [p for p in self.model.parameters() if p.requires_grad]
             self.optimizer = torch.optim.Adam(parameters, lr=self.args.learning_rate,
                                               weight_decay=self.args.weight_decay)
-            return self.optimizer
-        return super().create_optimizer(model) if model is not None else super().create_optimizer()
+        else:
+            super().create_optimizer(model) if model is not None else super().create_optimizer()
+        if self.codec_adversary is not None and not any(group.get("codec_adversary")
+                                                        for group in self.optimizer.param_groups):
+            self.optimizer.add_param_group({"params": list(self.codec_adversary.parameters()),
+                                            "codec_adversary": True})
+        return self.optimizer
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The model's loss, plus, while training with a codec adversary, the adversary's loss on the heads'
+        embeddings (whose reversed gradient reaches the model)."""
+        inputs = dict(inputs)  # SAM reads the same batch twice: the codec column must stay in it
+        sources = inputs.pop(SOURCE_LABELS, None)
+        if self.codec_adversary is None or sources is None or not model.training:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
+        progress = self.state.global_step / max(self.state.max_steps, 1)
+        adversary_loss = self.codec_adversary(outputs.embeddings, sources,
+                                              ramped_strength(self.args.codec_adversary_weight, progress))
+        self._adversary_losses.append(adversary_loss.item())
+        loss = loss + adversary_loss
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs, start_time=None):
+        if self._adversary_losses and "loss" in logs:  # the adversary's mean loss since the last training log
+            logs["codec_adversary_loss"] = round(float(np.mean(self._adversary_losses)), 4)
+            self._adversary_losses = []
+        super().log(logs, start_time)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         """With `--sam_rho`, sharpness-aware minimisation: the gradient at the weights, a step of length `sam_rho`
         along it, the gradient there (what the optimizer then applies), and the weights put back. Returns the loss
-        at the weights themselves."""
+        at the weights themselves. A codec adversary's gradients are averaged over the processes of a distributed
+        run (DDP does this only for the model)."""
         if not self.args.sam_rho:
-            return super().training_step(model, inputs, num_items_in_batch)
-        loss = super().training_step(model, inputs, num_items_in_batch)
-        moved = self._ascend(model, self.args.sam_rho)
-        model.zero_grad(set_to_none=True)
-        super().training_step(model, inputs, num_items_in_batch)
-        with torch.no_grad():
-            for parameter, step in moved:
-                parameter.sub_(step)
+            loss = super().training_step(model, inputs, num_items_in_batch)
+        else:
+            loss = super().training_step(model, inputs, num_items_in_batch)
+            moved = self._ascend(model, self.args.sam_rho)
+            model.zero_grad(set_to_none=True)
+            if self.codec_adversary is not None:
+                self.codec_adversary.zero_grad(set_to_none=True)
+            super().training_step(model, inputs, num_items_in_batch)
+            with torch.no_grad():
+                for parameter, step in moved:
+                    parameter.sub_(step)
+        if self.codec_adversary is not None:
+            average_gradients_across_processes(self.codec_adversary)
         return loss
 
     @staticmethod
@@ -573,6 +640,9 @@ def recipe_table(model_args, data_args, training_args, model, epochs_run: float 
             ", last incomplete batch dropped" if training_args.train_drop_last else ""),
         "sharpness-aware minimisation": (f"radius {training_args.sam_rho:g}" if training_args.sam_rho
                                          else "none (as the paper)"),
+        "codec adversary": (f"conditional, per taxonomy head, reversed-gradient strength "
+                            f"{training_args.codec_adversary_weight:g} (ramped)" if training_args.codec_adversary_weight
+                            else "none (as the paper)"),
         "weight averaging": (f"moving average of the weights, decay {training_args.weight_averaging_decay:g} per "
                              "step; evaluated and saved" if training_args.weight_averaging_decay
                              else "none (as the paper)"),
@@ -646,6 +716,15 @@ def training_rows(data_args, train_split, seed: int) -> tuple:
     return rows, SpoofVersionSampler.from_dataset(rows, seed)
 
 
+def codec_adversary(model, train_rows, weight: float) -> ConditionalCodecAdversary | None:
+    """With `--codec_adversary_weight`, the adversary over the model's heads and the training rows' codecs."""
+    if not weight:
+        return None
+    adversary = ConditionalCodecAdversary(CodecVocabulary.from_rows(train_rows), embedding_sizes(model))
+    logger.info("codec adversary: %d training codecs, heads %s", len(adversary.vocabulary.codecs), adversary.tasks)
+    return adversary
+
+
 def load_training_splits(data_args) -> tuple:
     """The train, validation and test splits of the training sampling (`--dataset_config`)."""
     return tuple(load_split(data_args.dataset, data_args.dataset_config, split, data_args.dataset_revision, limit)
@@ -689,13 +768,15 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: C
                 sum(p.numel() for p in model.parameters()) / 1e6, tasks)
     averaging = WeightAveraging(training_args.weight_averaging_decay) if training_args.weight_averaging_decay else None
     train_rows, sampler = training_rows(data_args, train_split, training_args.seed)
+    adversary = codec_adversary(model, train_rows, training_args.codec_adversary_weight)
     trainer = CodecTraceTrainer(
         model=model,
         weight_averaging=averaging,
         train_sampler=sampler,
+        codec_adversary=adversary,
         args=training_args,
         train_dataset=with_windows(train_rows, tasks, model.config.chunk_samples, data_args.crop, data_args.augment,
-                                   training_args.seed),
+                                   training_args.seed, adversary.vocabulary if adversary else None),
         eval_dataset=with_windows(selection, tasks, model.config.chunk_samples),
         data_collator=collate,
         processing_class=feature_extractor,

@@ -302,7 +302,8 @@ def test_two_process_ddp_run_completes_and_its_model_reloads(built, tmp_path):
                "127.0.0.1", "--master_port", str(_free_port()), str(ROOT / "train.py"),
                *tiny_args(built, output_dir, "--max_steps", "3", "--use_cpu", "True", "--ddp_backend", "gloo",
                           "--eval_strategy", "steps", "--eval_steps", "3", "--save_strategy", "steps",
-                          "--save_steps", "3", "--eval_configs", "cosg_seen")]
+                          "--save_steps", "3", "--eval_configs", "cosg_seen",
+                          "--codec_adversary_weight", "0.5")]  # its gradients are averaged outside DDP
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
@@ -314,6 +315,7 @@ def test_two_process_ddp_run_completes_and_its_model_reloads(built, tmp_path):
     assert torch.isfinite(out.dec_logits).all()
     metrics = json.loads((output_dir / "eval" / "cosg_seen" / "metrics.json").read_text())
     assert metrics["overall"]["bin"]["count"] == 20  # every row evaluated once across the two processes
+    assert (output_dir / "checkpoint-3" / "codec_adversary.pt").is_file()
 
 
 def test_push_uploads_the_model_folder_without_checkpoints(trained, recording_api):
@@ -763,3 +765,57 @@ def test_the_paper_recipe_trains_on_its_samplings_versions_and_other_values_are_
     with pytest.raises(SystemExit):
         train.parse_arguments(["--preset", "demo", "--spoof_versions", "all"])
     assert "--spoof_versions must be one of ['config', 'resample'], got 'all'" in capsys.readouterr().err
+
+
+class RecordingAdversary(train.ConditionalCodecAdversary):
+    """ConditionalCodecAdversary that keeps its initial weights and the states loaded into it."""
+
+    last = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.initial = {name: tensor.clone() for name, tensor in self.state_dict().items()}
+        self.loaded = []
+        RecordingAdversary.last = self
+
+    def load_state_dict(self, state_dict, *args, **kwargs):
+        self.loaded.append({name: tensor.clone() for name, tensor in state_dict.items()})
+        return super().load_state_dict(state_dict, *args, **kwargs)
+
+
+def test_a_codec_adversary_trains_beside_the_model_and_stays_out_of_the_saved_model(built, tmp_path, monkeypatch):
+    monkeypatch.setattr(train, "ConditionalCodecAdversary", RecordingAdversary)
+    output_dir = tmp_path / "m"
+    result = train.run(tiny_args(built, output_dir, "--num_train_epochs", "2", "--codec_adversary_weight", "0.5",
+                                 "--eval_configs", "cosg_seen"))
+    adversary = RecordingAdversary.last
+    assert adversary.tasks == ("vq", "aux", "dec") and len(adversary.vocabulary.codecs) > 1
+    assert any(not torch.equal(adversary.initial[name], tensor) for name, tensor in adversary.state_dict().items())
+    logged = [entry["codec_adversary_loss"] for entry in result["trainer"].state.log_history
+              if "codec_adversary_loss" in entry]
+    assert logged and all(np.isfinite(logged))
+    assert list(output_dir.glob("checkpoint-*/codec_adversary.pt"))
+    assert not any("classifiers" in name for name in load_file(output_dir / "model.safetensors"))
+    assert "| codec adversary | conditional, per taxonomy head, reversed-gradient strength 0.5 (ramped) |" in (
+        output_dir / "model_card.md").read_text()
+
+
+def test_a_resumed_run_continues_the_codec_adversary_from_its_checkpoint(built, tmp_path, monkeypatch):
+    monkeypatch.setattr(train, "ConditionalCodecAdversary", RecordingAdversary)
+    output_dir = tmp_path / "m"
+    args = tiny_args(built, output_dir, "--max_steps", "4", "--save_strategy", "steps", "--save_steps", "2",
+                     "--eval_strategy", "steps", "--eval_steps", "2", "--eval_configs", "cosg_seen",
+                     "--codec_adversary_weight", "0.5")
+    with pytest.raises(KeyboardInterrupt):
+        train.run(args, callbacks=[StopAt(3)])
+    saved = torch.load(output_dir / "checkpoint-2" / "codec_adversary.pt", weights_only=True)
+    assert train.run(args)["trainer"].state.global_step == 4
+    loaded = RecordingAdversary.last.loaded
+    assert len(loaded) == 1 and all(torch.equal(loaded[0][name], saved[name]) for name in saved)
+
+
+def test_the_paper_recipe_has_no_codec_adversary_and_a_negative_strength_is_refused(capsys):
+    assert train.parse_arguments(["--preset", "official"])[2].codec_adversary_weight == 0.0
+    with pytest.raises(SystemExit):
+        train.parse_arguments(["--preset", "demo", "--codec_adversary_weight", "-1"])
+    assert "--codec_adversary_weight is a strength (0 = off), got -1.0" in capsys.readouterr().err
