@@ -8,8 +8,18 @@ form (Li et al., "Deep domain generalization via conditional invariant adversari
 within each class only, so that what separates the classes stays. Here the domains are the training codecs: for
 each taxonomy head (VQ, AUX, DEC) a small classifier reads the head's embedding through a gradient reversal and
 names the row's codec among the training codecs *of the row's class for that head*; it learns to tell them apart,
-and the reversed gradient teaches the tracer to make them indistinguishable. Bona fide rows and codecs alone in
-their class carry no such question and are left out. Training only: the adversary never enters the saved model.
+and the tracer learns to make them indistinguishable, by one of two objectives:
+
+- `reversal` (DANN): the adversary's own loss, its gradient reversed into the tracer. The tracer maximises a
+  cross-entropy, which has no upper bound: on the CPU demo it did so by blowing up its pooled features
+  (docs/generalisation.md, candidates R1 and R2);
+- `confusion` (Tzeng et al., "Simultaneous deep transfer across domains and tasks", ICCV 2015): the adversary learns
+  on the embedding with the tracer's gradient cut, and the tracer learns, through the adversary's frozen weights,
+  to make its guess uniform over the class's codecs (the KL divergence from uniform: zero, with a zero gradient,
+  once the adversary is left guessing; bounded below, so there is nothing to blow up).
+
+Bona fide rows and codecs alone in their class carry no such question and are left out. Training only: the
+adversary never enters the saved model.
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from torch import nn
 
 from modeling_codectrace.configuration_codectrace import TASK_LABELS
 
+ADVERSARY_OBJECTIVES = ("reversal", "confusion")
 ADVERSARY_TASKS = ("vq", "aux", "dec")  # the taxonomy heads; BIN has no codec class to condition on
 _BONA_FIDE = TASK_LABELS["bin"].index("bonafide")
 SOURCE_LABELS = "source_labels"  # the batch column holding each row's codec index (-100: bona fide)
@@ -92,11 +103,17 @@ class ConditionalCodecAdversary(nn.Module):
     Args:
         vocabulary: the training codecs and their classes.
         embedding_sizes: per task, the size of the embedding the model's head classifies.
+        objective: how the tracer learns to hide the codec: `reversal` or `confusion` (see the module's docstring).
         hidden_size: width of each classifier's hidden layer.
     """
 
-    def __init__(self, vocabulary: CodecVocabulary, embedding_sizes: dict[str, int], hidden_size: int = 64):
+    def __init__(self, vocabulary: CodecVocabulary, embedding_sizes: dict[str, int], objective: str = "reversal",
+                 hidden_size: int = 64):
         super().__init__()
+        if objective not in ADVERSARY_OBJECTIVES:
+            raise ValueError(f"codec adversary objective must be one of {list(ADVERSARY_OBJECTIVES)}, got "
+                             f"{objective!r}.")
+        self.objective = objective
         self.vocabulary = vocabulary
         self.tasks = tuple(task for task in ADVERSARY_TASKS if task in embedding_sizes and task in vocabulary.classes)
         if not self.tasks:
@@ -111,26 +128,44 @@ class ConditionalCodecAdversary(nn.Module):
             self.register_buffer(f"same_class_{task}", classes[:, None] == classes[None, :], persistent=False)
 
     def forward(self, embeddings: dict[str, torch.Tensor], sources: torch.Tensor, strength: float) -> torch.Tensor:
-        """The mean over tasks of the within-class codec cross-entropy, over the rows whose class holds more than
-        one codec; the embeddings' gradient from it is reversed and scaled by `strength`. Zero (with a graph) when
-        no row qualifies."""
+        """The mean over tasks of the training loss, over the rows whose class holds more than one codec: with
+        `reversal`, the within-class codec cross-entropy, whose gradient reaches the embeddings reversed and scaled
+        by `strength`; with `confusion`, that cross-entropy on the embeddings with their gradient cut, plus
+        `strength` times the KL divergence of the uniform guess from the frozen adversary's. Zero (with a graph)
+        when no row qualifies."""
         losses = []
         for task in self.tasks:
             embedding = embeddings[task]
             sources = sources.to(embedding.device)
             spoofed = sources >= 0
-            if not spoofed.any():
-                continue
             same_class = getattr(self, f"same_class_{task}")[sources[spoofed]]
             asked = same_class.sum(-1) > 1  # a codec alone in its class cannot be confused with another
             if not asked.any():
                 continue
-            logits = self.classifiers[task](reverse_gradient(embedding[spoofed][asked], strength)).float()
-            logits = logits.masked_fill(~same_class[asked], torch.finfo(logits.dtype).min)
-            losses.append(F.cross_entropy(logits, sources[spoofed][asked]))
+            rows, allowed, codecs = embedding[spoofed][asked], same_class[asked], sources[spoofed][asked]
+            if self.objective == "reversal":
+                losses.append(self._codec_loss(task, reverse_gradient(rows, strength), allowed, codecs))
+            else:
+                losses.append(self._codec_loss(task, rows.detach(), allowed, codecs)
+                              + strength * self._confusion(task, rows, allowed))
         if not losses:
             return sum(embeddings[task].sum() for task in self.tasks) * 0.0
         return torch.stack(losses).mean()
+
+    def _codec_loss(self, task: str, rows: torch.Tensor, allowed: torch.Tensor, codecs: torch.Tensor) -> torch.Tensor:
+        logits = self.classifiers[task](rows).float()
+        return F.cross_entropy(logits.masked_fill(~allowed, torch.finfo(logits.dtype).min), codecs)
+
+    def _confusion(self, task: str, rows: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """KL(uniform over the allowed codecs || the adversary's guess), through the adversary's frozen weights: its
+        gradient reaches the rows only."""
+        classifier = self.classifiers[task]
+        frozen = {name: parameter.detach() for name, parameter in classifier.named_parameters()}
+        logits = torch.func.functional_call(classifier, frozen, (rows,)).float()
+        log_guess = torch.log_softmax(logits.masked_fill(~allowed, torch.finfo(logits.dtype).min), dim=-1)
+        count = allowed.sum(-1)
+        cross_entropy = -torch.where(allowed, log_guess, torch.zeros_like(log_guess)).sum(-1) / count
+        return (cross_entropy - count.float().log()).mean()
 
 
 @torch.no_grad()

@@ -21,6 +21,7 @@ import modeling_codectrace as mc
 
 from .calibration import fit_temperatures
 from .codec_adversary import (
+    ADVERSARY_OBJECTIVES,
     SOURCE_LABELS,
     CodecVocabulary,
     ConditionalCodecAdversary,
@@ -217,7 +218,14 @@ class CodecTraceTrainingArguments(TrainingArguments):
                                        "each spoofed row's training codec among the codecs of its class, and the "
                                        "tracer learns, through a reversed gradient of this strength (ramped up "
                                        "over training as in DANN), to hide which one it was (docs/generalisation.md)"
-                                       ". Training only; 0 = off (the paper)"})
+                                       ". Training only; the logged loss includes the adversary's, also logged "
+                                       "alone as codec_adversary_loss; 0 = off (the paper)"})
+    codec_adversary_objective: str = field(
+        default="reversal", metadata={"help": "with --codec_adversary_weight, how the tracer learns to hide the codec: "
+                                              "reversal (DANN: the adversary's loss, gradient reversed; unbounded, "
+                                              "it diverged on the CPU demo) | confusion (make the frozen adversary's "
+                                              "guess uniform over the class's codecs; bounded)",
+                                      "choices": list(ADVERSARY_OBJECTIVES)})
     remove_unused_columns: bool = field(default=False)
     dataloader_num_workers: int = field(default=2)
     dataloader_pin_memory: bool = field(default=torch.cuda.is_available())
@@ -640,9 +648,9 @@ def recipe_table(model_args, data_args, training_args, model, epochs_run: float 
             ", last incomplete batch dropped" if training_args.train_drop_last else ""),
         "sharpness-aware minimisation": (f"radius {training_args.sam_rho:g}" if training_args.sam_rho
                                          else "none (as the paper)"),
-        "codec adversary": (f"conditional, per taxonomy head, reversed-gradient strength "
-                            f"{training_args.codec_adversary_weight:g} (ramped)" if training_args.codec_adversary_weight
-                            else "none (as the paper)"),
+        "codec adversary": (f"conditional, per taxonomy head, {training_args.codec_adversary_objective} objective, "
+                            f"strength {training_args.codec_adversary_weight:g} (ramped)"
+                            if training_args.codec_adversary_weight else "none (as the paper)"),
         "weight averaging": (f"moving average of the weights, decay {training_args.weight_averaging_decay:g} per "
                              "step; evaluated and saved" if training_args.weight_averaging_decay
                              else "none (as the paper)"),
@@ -716,11 +724,12 @@ def training_rows(data_args, train_split, seed: int) -> tuple:
     return rows, SpoofVersionSampler.from_dataset(rows, seed)
 
 
-def codec_adversary(model, train_rows, weight: float) -> ConditionalCodecAdversary | None:
+def codec_adversary(model, train_rows, training_args) -> ConditionalCodecAdversary | None:
     """With `--codec_adversary_weight`, the adversary over the model's heads and the training rows' codecs."""
-    if not weight:
+    if not training_args.codec_adversary_weight:
         return None
-    adversary = ConditionalCodecAdversary(CodecVocabulary.from_rows(train_rows), embedding_sizes(model))
+    adversary = ConditionalCodecAdversary(CodecVocabulary.from_rows(train_rows), embedding_sizes(model),
+                                          training_args.codec_adversary_objective)
     logger.info("codec adversary: %d training codecs, heads %s", len(adversary.vocabulary.codecs), adversary.tasks)
     return adversary
 
@@ -768,7 +777,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, training_args: C
                 sum(p.numel() for p in model.parameters()) / 1e6, tasks)
     averaging = WeightAveraging(training_args.weight_averaging_decay) if training_args.weight_averaging_decay else None
     train_rows, sampler = training_rows(data_args, train_split, training_args.seed)
-    adversary = codec_adversary(model, train_rows, training_args.codec_adversary_weight)
+    adversary = codec_adversary(model, train_rows, training_args)
     trainer = CodecTraceTrainer(
         model=model,
         weight_averaging=averaging,

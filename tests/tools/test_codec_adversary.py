@@ -110,6 +110,42 @@ def test_the_embedding_gets_the_adversary_gradient_reversed_and_scaled(vocabular
     assert torch.allclose(reversed_gradient, -plain.grad, atol=1e-6)
 
 
+def test_confusion_trains_the_adversary_on_cut_embeddings_and_the_tracer_towards_a_uniform_guess(vocabulary):
+    torch.manual_seed(0)
+    adversary = ConditionalCodecAdversary(vocabulary, {"aux": 4}, objective="confusion")
+    embedding = torch.randn(3, 4, requires_grad=True)
+    sources = torch.tensor([0, 2, 1])  # c_rvq and s_svq share AUX class 2; d_rvq is alone in class 1
+    adversary({"aux": embedding}, sources, strength=0.5).backward()
+    classifier = adversary.classifiers["aux"]
+    same = torch.tensor([True, False, True])
+    rows = embedding.detach()[:2].clone().requires_grad_()
+    log_guess = torch.log_softmax(classifier(rows)[:, same], dim=-1)
+    codec_loss = F.cross_entropy(log_guess, torch.tensor([0, 1]))
+    kl_from_uniform = (-log_guess.mean(-1) - math.log(2)).mean()
+    adversary_gradient = torch.autograd.grad(codec_loss, classifier[2].weight, retain_graph=True)[0]
+    assert torch.allclose(classifier[2].weight.grad, adversary_gradient, atol=1e-6)  # the codec loss alone
+    (0.5 * kl_from_uniform).backward()
+    assert torch.allclose(embedding.grad[:2], rows.grad, atol=1e-6)  # the confusion term alone
+    assert torch.equal(embedding.grad[2], torch.zeros(4))  # a codec alone in its class: no question
+
+
+def test_confusion_is_zero_with_a_zero_gradient_once_the_adversary_guesses_uniformly(vocabulary):
+    adversary = ConditionalCodecAdversary(vocabulary, {"vq": 4}, objective="confusion")
+    with torch.no_grad():
+        adversary.classifiers["vq"][2].weight.zero_()
+        adversary.classifiers["vq"][2].bias.zero_()
+    embedding = torch.randn(2, 4, requires_grad=True)
+    loss = adversary({"vq": embedding}, torch.tensor([0, 1]), strength=1.0)
+    loss.backward()
+    assert loss.item() == pytest.approx(math.log(2), abs=1e-6)  # the adversary's own loss, at chance
+    assert torch.allclose(embedding.grad, torch.zeros(2, 4), atol=1e-7)
+
+
+def test_an_unknown_objective_is_refused(vocabulary):
+    with pytest.raises(ValueError, match=r"objective must be one of \['reversal', 'confusion'\], got 'swap'"):
+        ConditionalCodecAdversary(vocabulary, {"vq": 4}, objective="swap")
+
+
 def test_a_model_without_taxonomy_heads_is_refused(vocabulary):
     with pytest.raises(ValueError, match="needs at least one of the heads"):
         ConditionalCodecAdversary(vocabulary, {"bin": 8})

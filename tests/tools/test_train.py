@@ -783,20 +783,23 @@ class RecordingAdversary(train.ConditionalCodecAdversary):
         return super().load_state_dict(state_dict, *args, **kwargs)
 
 
-def test_a_codec_adversary_trains_beside_the_model_and_stays_out_of_the_saved_model(built, tmp_path, monkeypatch):
+@pytest.mark.parametrize("objective", ["reversal", "confusion"])
+def test_a_codec_adversary_trains_beside_the_model_and_stays_out_of_the_saved_model(
+        built, tmp_path, monkeypatch, objective):
     monkeypatch.setattr(train, "ConditionalCodecAdversary", RecordingAdversary)
     output_dir = tmp_path / "m"
     result = train.run(tiny_args(built, output_dir, "--num_train_epochs", "2", "--codec_adversary_weight", "0.5",
-                                 "--eval_configs", "cosg_seen"))
+                                 "--codec_adversary_objective", objective, "--eval_configs", "cosg_seen"))
     adversary = RecordingAdversary.last
     assert adversary.tasks == ("vq", "aux", "dec") and len(adversary.vocabulary.codecs) > 1
+    assert adversary.objective == objective
     assert any(not torch.equal(adversary.initial[name], tensor) for name, tensor in adversary.state_dict().items())
     logged = [entry["codec_adversary_loss"] for entry in result["trainer"].state.log_history
               if "codec_adversary_loss" in entry]
     assert logged and all(np.isfinite(logged))
     assert list(output_dir.glob("checkpoint-*/codec_adversary.pt"))
     assert not any("classifiers" in name for name in load_file(output_dir / "model.safetensors"))
-    assert "| codec adversary | conditional, per taxonomy head, reversed-gradient strength 0.5 (ramped) |" in (
+    assert f"| codec adversary | conditional, per taxonomy head, {objective} objective, strength 0.5 (ramped) |" in (
         output_dir / "model_card.md").read_text()
 
 
