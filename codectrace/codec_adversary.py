@@ -11,8 +11,7 @@ names the row's codec among the training codecs *of the row's class for that hea
 and the tracer learns to make them indistinguishable, by one of two objectives:
 
 - `reversal` (DANN): the adversary's own loss, its gradient reversed into the tracer. The tracer maximises a
-  cross-entropy, which has no upper bound: on the CPU demo it did so by blowing up its pooled features
-  (docs/generalisation.md, candidates R1 and R2);
+  cross-entropy, which has no upper bound (DANN's known instability);
 - `confusion` (Tzeng et al., "Simultaneous deep transfer across domains and tasks", ICCV 2015): the adversary learns
   on the embedding with the tracer's gradient cut, and the tracer learns, through the adversary's frozen weights,
   to make its guess uniform over the class's codecs (the KL divergence from uniform: zero, with a zero gradient,

@@ -14,7 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import EarlyStoppingCallback, HfArgumentParser, Trainer, TrainingArguments, set_seed
+from transformers import (
+    EarlyStoppingCallback,
+    HfArgumentParser,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    set_seed,
+)
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 import modeling_codectrace as mc
@@ -222,8 +229,8 @@ class CodecTraceTrainingArguments(TrainingArguments):
                                        "alone as codec_adversary_loss; 0 = off (the paper)"})
     codec_adversary_objective: str = field(
         default="reversal", metadata={"help": "with --codec_adversary_weight, how the tracer learns to hide the codec: "
-                                              "reversal (DANN: the adversary's loss, gradient reversed; unbounded, "
-                                              "it diverged on the CPU demo) | confusion (make the frozen adversary's "
+                                              "reversal (DANN: the adversary's loss, gradient reversed; unbounded) "
+                                              "| confusion (make the frozen adversary's "
                                               "guess uniform over the class's codecs; bounded)",
                                       "choices": list(ADVERSARY_OBJECTIVES)})
     remove_unused_columns: bool = field(default=False)
@@ -364,6 +371,17 @@ def build_model(model_args: ModelArguments) -> mc.CodecTraceForSourceTracing:
 # -- trainer ---------------------------------------------------------------------------------------------
 
 
+class _ClearAdversaryGradients(TrainerCallback):
+    """Clears the codec adversary's gradients after every optimizer step: the Trainer clears the model's only, and
+    gradients left to add up over steps would make every step follow all the past ones."""
+
+    def __init__(self, adversary: ConditionalCodecAdversary):
+        self.adversary = adversary
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.adversary.zero_grad(set_to_none=True)
+
+
 class CodecTraceTrainer(Trainer):
     """Trainer with the official optimizer (torch Adam whose weight decay is an L2 penalty, not AdamW), optional
     sharpness-aware steps, and optional weight averaging: given `weight_averaging`, evaluations and checkpoints
@@ -385,6 +403,8 @@ class CodecTraceTrainer(Trainer):
         self._adversary_losses: list[float] = []
         if weight_averaging is not None:
             self.add_callback(weight_averaging)
+        if codec_adversary is not None:
+            self.add_callback(_ClearAdversaryGradients(self.codec_adversary))
 
     def _averaged(self):
         return self.weight_averaging.averaged_weights(self.model) if self.weight_averaging else nullcontext()

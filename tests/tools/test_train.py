@@ -578,6 +578,28 @@ def test_selection_stability_smooths_each_runs_logged_trajectory_over_consecutiv
     assert selection_stability.smoothed_table([run.parent], 2)[2] == "| recipe | 1 | 0.7000 | 0.6000 |"
 
 
+def _probe_rows(rng, codec_signal: float, per_codec: int) -> dict:
+    """Spoofed rows of codecs a, b (VQ class 1) and c (class 2) plus bona fide rows; embeddings carry each codec's
+    own direction times `codec_signal`."""
+    sources = np.repeat(["a", "b", "c", "bonafide"], per_codec)
+    directions = {"a": np.eye(4)[0], "b": np.eye(4)[1], "c": np.eye(4)[2], "bonafide": np.eye(4)[3]}
+    embedding = np.stack([codec_signal * directions[s] for s in sources]) + rng.standard_normal((sources.size, 4))
+    rows = {"source": sources, "label_bin": np.where(sources == "bonafide", 1, 0),
+            "label_vq": np.select([sources == "c", sources == "bonafide"], [2, 0], 1)}
+    return rows | {"emb_vq": embedding}
+
+
+def test_the_codec_identity_probe_names_codecs_within_a_class_only_where_the_embedding_holds_them():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import codec_identity_probe
+
+    rng = np.random.default_rng(0)
+    accuracy, chance = codec_identity_probe.probe_accuracy(_probe_rows(rng, 6.0, 60), _probe_rows(rng, 6.0, 40), "vq")
+    assert accuracy > 0.95 and chance == 0.5  # only class 1 has two codecs; c is alone in class 2
+    accuracy, _ = codec_identity_probe.probe_accuracy(_probe_rows(rng, 0.0, 60), _probe_rows(rng, 0.0, 400), "vq")
+    assert 0.4 < accuracy < 0.6
+
+
 def test_false_alarms_are_counted_per_speaker_kind_on_bona_fide_rows_only(tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     import demo_seeds
@@ -801,6 +823,25 @@ def test_a_codec_adversary_trains_beside_the_model_and_stays_out_of_the_saved_mo
     assert not any("classifiers" in name for name in load_file(output_dir / "model.safetensors"))
     assert f"| codec adversary | conditional, per taxonomy head, {objective} objective, strength 0.5 (ramped) |" in (
         output_dir / "model_card.md").read_text()
+
+
+class AdversaryGradientsAtStepStart(TrainerCallback):
+    """Notes whether the codec adversary holds any gradient when each optimizer step begins."""
+
+    def __init__(self):
+        self.left_over = []
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.left_over.append(any(p.grad is not None for p in RecordingAdversary.last.parameters()))
+
+
+def test_each_optimizer_step_of_the_codec_adversary_starts_from_cleared_gradients(built, tmp_path, monkeypatch):
+    monkeypatch.setattr(train, "ConditionalCodecAdversary", RecordingAdversary)
+    seen = AdversaryGradientsAtStepStart()
+    train.run(tiny_args(built, tmp_path / "m", "--max_steps", "4", "--gradient_accumulation_steps", "2",
+                        "--codec_adversary_weight", "0.5", "--eval_strategy", "no", "--save_strategy", "no",
+                        "--load_best_model_at_end", "False", "--eval_configs", "cosg_seen"), callbacks=[seen])
+    assert seen.left_over == [False] * 4
 
 
 def test_a_resumed_run_continues_the_codec_adversary_from_its_checkpoint(built, tmp_path, monkeypatch):

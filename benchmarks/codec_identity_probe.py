@@ -1,0 +1,110 @@
+"""How much a tracer's embedding says about *which* training codec made a clip, within each taxonomy class.
+
+    python benchmarks/codec_identity_probe.py outputs/recipe-O outputs/recipe-S1 [--out docs/codec_identity_probe.md]
+
+The conditional codec adversary (`--codec_adversary_weight`) rests on one premise: the tracer keeps each training
+codec's identity inside a class, and names an unseen codec's class by the training codec it sounds most like. This
+measures the premise. For each run (`seed-*` folders under each recipe folder), the heads' embeddings of the
+training split's spoofed rows fit one logistic-regression probe per taxonomy head and class (standardised features),
+which names the codec among the training codecs of that class; it is scored on the in-domain validation split
+(validation speakers, training codecs; no validation or test codec and no test speaker is read). Accuracy is
+compared with chance (one over the class's codec count), as mean [min-max] over seeds per recipe.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from codectrace.files import write_text
+from codectrace.machine import cpu_summary
+from codectrace.metrics import mean_and_range
+from codectrace.presets import DEMO_DATASET_DIR
+from codectrace.resolve import load_split
+from codectrace.unknown_source import TAXONOMY_HEADS, embed_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+SPOOF = 0
+
+
+def embed(folder: Path, dataset: str, split: str) -> dict[str, np.ndarray]:
+    """Embeddings per head, labels per head and sources of the `aux` config's split, as the run's model sees them."""
+    from transformers import AutoModel
+
+    import codectrace  # noqa: F401  (registers the model type)
+
+    model = AutoModel.from_pretrained(folder)
+    rows = load_split(dataset, "aux", split)
+    embeddings, _ = embed_dataset(model, rows, model.config.chunk_samples)
+    return {**{f"emb_{task}": values for task, values in embeddings.items()},
+            **{f"label_{task}": np.asarray(rows[task]) for task in ("bin", *TAXONOMY_HEADS)},
+            "source": np.asarray(rows["source"])}
+
+
+def probe_accuracy(train: dict, held_out: dict, task: str) -> tuple[float, float]:
+    """Accuracy of naming the codec within each class of `task` on held-out rows (classes with >= 2 codecs), and the
+    chance level of the same rows."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    correct, chance, count = 0.0, 0.0, 0
+    for label in np.unique(train[f"label_{task}"][train["label_bin"] == SPOOF]):
+        fit_rows = (train["label_bin"] == SPOOF) & (train[f"label_{task}"] == label)
+        codecs = np.unique(train["source"][fit_rows])
+        test_rows = (held_out["label_bin"] == SPOOF) & np.isin(held_out["source"], codecs)
+        if codecs.size < 2 or not test_rows.any():
+            continue
+        probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+        probe.fit(train[f"emb_{task}"][fit_rows], train["source"][fit_rows])
+        correct += float((probe.predict(held_out[f"emb_{task}"][test_rows]) == held_out["source"][test_rows]).sum())
+        chance += test_rows.sum() / codecs.size
+        count += int(test_rows.sum())
+    return correct / count, chance / count
+
+
+def recipe_rows(recipe: Path, dataset: str) -> dict[str, list[tuple[float, float]]]:
+    """Per head, (accuracy, chance) of every seed of a recipe."""
+    found: dict[str, list[tuple[float, float]]] = {task: [] for task in TAXONOMY_HEADS}
+    for run in sorted(recipe.glob("seed-*")):
+        if not (run / "config.json").is_file():
+            continue
+        train, held_out = (embed(run, dataset, split) for split in ("train", "validation"))
+        for task in TAXONOMY_HEADS:
+            found[task].append(probe_accuracy(train, held_out, task))
+    return found
+
+
+def table(results: dict[str, dict[str, list[tuple[float, float]]]]) -> str:
+    lines = ["| recipe | seeds | " + " | ".join(f"{task.upper()}: accuracy (chance)" for task in TAXONOMY_HEADS) + " |",
+             "|---|---|" + "---|" * len(TAXONOMY_HEADS)]
+    for recipe, per_task in results.items():
+        seeds = len(per_task[TAXONOMY_HEADS[0]])
+        cells = [f"{mean_and_range([a for a, _ in per_task[t]])} ({np.mean([c for _, c in per_task[t]]):.2f})"
+                 for t in TAXONOMY_HEADS]
+        lines.append(f"| {recipe} | {seeds} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("recipes", nargs="+", type=Path, help="recipe folders holding seed-* runs")
+    parser.add_argument("--dataset", default=str(ROOT / DEMO_DATASET_DIR))
+    parser.add_argument("--out", type=Path, help="also write the table to this markdown file")
+    args = parser.parse_args()
+    missing = [str(recipe) for recipe in args.recipes if not any(recipe.glob("seed-*/config.json"))]
+    if missing:
+        parser.error(f"no finished run (seed-*/config.json) under {missing}")
+    results = {recipe.name: recipe_rows(recipe, args.dataset) for recipe in args.recipes}
+    text = (f"Within-class codec identification by a linear probe on the heads' embeddings (fit: training split, "
+            f"scored: in-domain validation split), mean [min-max] over seeds; measured on {cpu_summary()}.\n\n"
+            + table(results) + "\n")
+    print(text)
+    if args.out:
+        write_text(args.out, text)
+
+
+if __name__ == "__main__":
+    main()
