@@ -223,15 +223,15 @@ class CodecTraceTrainingArguments(TrainingArguments):
     codec_adversary_weight: float = field(
         default=0.0, metadata={"help": "conditional codec-adversarial training: per taxonomy head, an adversary names "
                                        "each spoofed row's training codec among the codecs of its class, and the "
-                                       "tracer learns, through a reversed gradient of this strength (ramped up "
-                                       "over training as in DANN), to hide which one it was (docs/generalisation.md)"
-                                       ". Training only; the logged loss includes the adversary's, also logged "
-                                       "alone as codec_adversary_loss; 0 = off (the paper)"})
+                                       "tracer learns to hide which one it was (see --codec_adversary_objective) "
+                                       "with this strength, ramped up over training as in DANN "
+                                       "(docs/generalisation.md). Training only; the logged loss includes the "
+                                       "adversary's, also logged alone as codec_adversary_loss; 0 = off (the paper)"})
     codec_adversary_objective: str = field(
         default="reversal", metadata={"help": "with --codec_adversary_weight, how the tracer learns to hide the codec: "
                                               "reversal (DANN: the adversary's loss, gradient reversed; unbounded) "
-                                              "| confusion (make the frozen adversary's "
-                                              "guess uniform over the class's codecs; bounded)",
+                                              "| confusion (make the frozen adversary's guess uniform over the "
+                                              "class's codecs; bounded)",
                                       "choices": list(ADVERSARY_OBJECTIVES)})
     remove_unused_columns: bool = field(default=False)
     dataloader_num_workers: int = field(default=2)
@@ -441,7 +441,7 @@ class CodecTraceTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """The model's loss, plus, while training with a codec adversary, the adversary's loss on the heads'
-        embeddings (whose reversed gradient reaches the model)."""
+        embeddings (whose gradient, by the adversary's objective, pushes the model to hide the codec)."""
         inputs = dict(inputs)  # SAM reads the same batch twice: the codec column must stay in it
         sources = inputs.pop(SOURCE_LABELS, None)
         if self.codec_adversary is None or sources is None or not model.training:
@@ -465,14 +465,12 @@ class CodecTraceTrainer(Trainer):
         along it, the gradient there (what the optimizer then applies), and the weights put back. Returns the loss
         at the weights themselves. A codec adversary's gradients are averaged over the processes of a distributed
         run (DDP does this only for the model)."""
-        if not self.args.sam_rho:
-            loss = super().training_step(model, inputs, num_items_in_batch)
-        else:
-            loss = super().training_step(model, inputs, num_items_in_batch)
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if self.args.sam_rho:
             moved = self._ascend(model, self.args.sam_rho)
-            model.zero_grad(set_to_none=True)
-            if self.codec_adversary is not None:
-                self.codec_adversary.zero_grad(set_to_none=True)
+            for module in (model, self.codec_adversary):
+                if module is not None:
+                    module.zero_grad(set_to_none=True)
             super().training_step(model, inputs, num_items_in_batch)
             with torch.no_grad():
                 for parameter, step in moved:
