@@ -858,8 +858,11 @@ def test_a_resumed_run_continues_the_codec_adversary_from_its_checkpoint(built, 
     assert len(loaded) == 1 and all(torch.equal(loaded[0][name], saved[name]) for name in saved)
 
 
-def test_the_paper_recipe_has_no_codec_adversary_and_a_negative_strength_is_refused(capsys):
+def test_the_paper_recipe_has_no_codec_adversary_the_demo_has_the_chosen_one_and_a_negative_strength_is_refused(
+        capsys):
     assert train.parse_arguments(["--preset", "official"])[2].codec_adversary_weight == 0.0
+    demo = train.parse_arguments(["--preset", "demo"])[2]
+    assert (demo.codec_adversary_weight, demo.codec_adversary_objective) == (0.1, "confusion")  # chosen (docs)
     with pytest.raises(SystemExit):
         train.parse_arguments(["--preset", "demo", "--codec_adversary_weight", "-1"])
     assert "--codec_adversary_weight is a strength (0 = off), got -1.0" in capsys.readouterr().err
