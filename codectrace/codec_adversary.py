@@ -30,10 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from modeling_codectrace.configuration_codectrace import TASK_LABELS
+from modeling_codectrace.configuration_codectrace import TASK_LABELS, TAXONOMY_TASKS
 
 ADVERSARY_OBJECTIVES = ("reversal", "confusion")
-ADVERSARY_TASKS = ("vq", "aux", "dec")  # the taxonomy heads; BIN has no codec class to condition on
+ADVERSARY_TASKS = TAXONOMY_TASKS  # BIN has no codec class to condition on
 _BONA_FIDE = TASK_LABELS["bin"].index("bonafide")
 SOURCE_LABELS = "source_labels"  # the batch column holding each row's codec index (-100: bona fide)
 

@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from modeling_codectrace.configuration_codectrace import TASK_LABELS
+from modeling_codectrace.configuration_codectrace import TASK_LABELS, TAXONOMY_TASKS
 
 from .files import atomic_path
 
 FILE_NAME = "unknown_source.safetensors"
-TAXONOMY_HEADS = ("vq", "aux", "dec")
+TAXONOMY_HEADS = TAXONOMY_TASKS  # one unknown-source head per taxonomy task
 SCORES = ("knn", "mahalanobis")
 ACCEPT_QUANTILE = 0.975  # of validation (in-domain) clips called known
 MAX_FIT_ROWS = 5000

@@ -18,6 +18,8 @@ TASK_LABELS: dict[str, tuple[str, ...]] = {
     "dec": ("real", "time", "freq"),
 }
 TASKS: tuple[str, ...] = tuple(TASK_LABELS)
+# The codec-taxonomy tasks (every task but bona fide vs spoof).
+TAXONOMY_TASKS: tuple[str, ...] = tuple(task for task in TASKS if task != "bin")
 
 # Human-readable descriptions, used by model cards, the CLI and the Space.
 TASK_DESCRIPTIONS: dict[str, str] = {
