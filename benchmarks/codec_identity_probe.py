@@ -23,24 +23,21 @@ from codectrace.machine import cpu_summary
 from codectrace.metrics import mean_and_range
 from codectrace.presets import DEMO_DATASET_DIR
 from codectrace.resolve import load_split
-from codectrace.unknown_source import TAXONOMY_HEADS, embed_dataset
+from codectrace.unknown_source import TAXONOMY_HEADS, labelled_embeddings
 
 ROOT = Path(__file__).resolve().parents[1]
 SPOOF = 0
 
 
-def embed(folder: Path, dataset: str, split: str) -> dict[str, np.ndarray]:
-    """Embeddings per head, labels per head and sources of the `aux` config's split, as the run's model sees them."""
+def embed(folder: Path, dataset: str) -> dict[str, dict[str, np.ndarray]]:
+    """The `aux` config's training and in-domain validation splits as the run's model sees them (embeddings, labels
+    and sources per row)."""
     from transformers import AutoModel
 
     import codectrace  # noqa: F401  (registers the model type)
 
     model = AutoModel.from_pretrained(folder)
-    rows = load_split(dataset, "aux", split)
-    embeddings, _ = embed_dataset(model, rows, model.config.chunk_samples)
-    return {**{f"emb_{task}": values for task, values in embeddings.items()},
-            **{f"label_{task}": np.asarray(rows[task]) for task in ("bin", *TAXONOMY_HEADS)},
-            "source": np.asarray(rows["source"])}
+    return {split: labelled_embeddings(model, load_split(dataset, "aux", split)) for split in ("train", "validation")}
 
 
 def probe_accuracy(train: dict, held_out: dict, task: str) -> tuple[float, float]:
@@ -71,7 +68,8 @@ def recipe_rows(recipe: Path, dataset: str) -> dict[str, list[tuple[float, float
     for run in sorted(recipe.glob("seed-*")):
         if not (run / "config.json").is_file():
             continue
-        train, held_out = (embed(run, dataset, split) for split in ("train", "validation"))
+        splits = embed(run, dataset)
+        train, held_out = splits["train"], splits["validation"]
         for task in TAXONOMY_HEADS:
             found[task].append(probe_accuracy(train, held_out, task))
     return found

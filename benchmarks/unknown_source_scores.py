@@ -23,9 +23,9 @@ from codectrace.resolve import load_split
 from codectrace.unknown_source import (
     TAXONOMY_HEADS,
     NearestNeighbourHead,
-    embed_dataset,
     fit_mahalanobis,
     fit_nearest_neighbours,
+    labelled_embeddings,
     logit_scores,
     separation,
     unit_rows,
@@ -50,14 +50,8 @@ def embed_run(folder: Path, dataset: str) -> dict[str, dict[str, np.ndarray]]:
 
     model = AutoModel.from_pretrained(folder)
     model.config.calibration_temperatures = None
-    sets = {}
-    for split, (config, part) in SPLITS.items():
-        ds = load_split(dataset, config, part)
-        embeddings, logits = embed_dataset(model, ds, model.config.chunk_samples)
-        sets[split] = {**{f"emb_{t}": v for t, v in embeddings.items()},
-                       **{f"logits_{t}": v for t, v in logits.items()},
-                       **{f"label_{t}": np.asarray(ds[t]) for t in ("bin", *TAXONOMY_HEADS)},
-                       "source": np.asarray(ds["source"])}
+    sets = {split: labelled_embeddings(model, load_split(dataset, config, part))
+            for split, (config, part) in SPLITS.items()}
     np.savez(cache, **{f"{split}/{key}": value for split, values in sets.items() for key, value in values.items()})
     return sets
 

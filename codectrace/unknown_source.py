@@ -232,6 +232,18 @@ def embed_dataset(model, dataset, chunk_samples: int, batch_size: int = 32, limi
     return ({t: np.concatenate(v) for t, v in embeddings.items()}, {t: np.concatenate(v) for t, v in logits.items()})
 
 
+def labelled_embeddings(model, dataset) -> dict[str, np.ndarray]:
+    """A dataset's rows as the model sees them (official windows), flat for benchmarks and their caches:
+    `emb_<task>` and `logits_<task>` per head, `label_<task>` for BIN and the taxonomy heads, and `source`."""
+    from .evaluation import labels_by_task
+
+    embeddings, logits = embed_dataset(model, dataset, model.config.chunk_samples)
+    return {**{f"emb_{task}": values for task, values in embeddings.items()},
+            **{f"logits_{task}": values for task, values in logits.items()},
+            **{f"label_{task}": values for task, values in labels_by_task(dataset, ["bin", *TAXONOMY_HEADS]).items()},
+            "source": np.asarray(dataset["source"])}
+
+
 def separation(known_scores: np.ndarray, unseen_scores: np.ndarray) -> dict[str, float]:
     """How well a score tells clips of unseen codecs (positives, higher score) from clips of training codecs: AUROC
     and the false-positive rate at 95% true-positive rate (the share of training-codec clips called unknown when 95%

@@ -23,6 +23,7 @@ from codectrace.unknown_source import (
     UnknownSourceScorer,
     fit_mahalanobis,
     fit_nearest_neighbours,
+    labelled_embeddings,
     separation,
     unit_rows,
 )
@@ -211,3 +212,17 @@ def test_the_cli_label_column_reads_unknown_for_a_clip_far_from_every_class(mode
     assert row["vq_label"] == row["aux_label"] == row["dec_label"] == "unknown"
     assert row["bin_label"] in ("spoof", "bonafide") and float(row["vq_unknown_score"]) > 0
     assert json.loads((folder / "config.json").read_text())["model_type"] == "codectrace"
+
+
+def test_labelled_embeddings_give_each_row_its_embeddings_logits_labels_and_source(built):
+    from codectrace.resolve import load_split
+
+    torch.manual_seed(0)
+    model = mc.CodecTraceForSourceTracing(tiny_config("M1", chunk_samples=16000, head_type="stats_pooling"))
+    rows = load_split(str(built), "aux", "validation")
+    flat = labelled_embeddings(model, rows)
+    assert set(flat) == {*(f"{kind}_{t}" for kind in ("emb", "logits") for t in model.config.tasks),
+                         *(f"label_{t}" for t in ("bin", *TAXONOMY_HEADS)), "source"}
+    assert flat["emb_vq"].shape == (len(rows), 2 * model.config.hidden_size)
+    assert flat["logits_dec"].shape == (len(rows), 3)
+    assert flat["label_aux"].tolist() == rows["aux"] and flat["source"].tolist() == rows["source"]
