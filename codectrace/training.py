@@ -25,8 +25,10 @@ from transformers import (
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 import modeling_codectrace as mc
+from modeling_codectrace.configuration_codectrace import TAXONOMY_TASKS
 
 from .calibration import fit_temperatures
+from .class_compactness import class_compactness_loss
 from .codec_adversary import (
     ADVERSARY_OBJECTIVES,
     SOURCE_LABELS,
@@ -233,6 +235,11 @@ class CodecTraceTrainingArguments(TrainingArguments):
                                               "| confusion (make the frozen adversary's guess uniform over the "
                                               "class's codecs; bounded)",
                                       "choices": list(ADVERSARY_OBJECTIVES)})
+    class_compactness_weight: float = field(
+        default=0.0, metadata={"help": "per taxonomy head, add this weight times the batch's within-class over total "
+                                       "scatter of the head's embeddings (Fisher's criterion: every clip of a class, "
+                                       "whichever codec made it, near its class's centre; docs/generalisation.md). "
+                                       "Training only; logged alone as class_compactness_loss; 0 = off (the paper)"})
     remove_unused_columns: bool = field(default=False)
     dataloader_num_workers: int = field(default=2)
     dataloader_pin_memory: bool = field(default=torch.cuda.is_available())
@@ -293,6 +300,8 @@ def _validate_step_options(training_args: CodecTraceTrainingArguments, parser) -
         parser.error(f"--{error}")
     if training_args.codec_adversary_weight < 0:
         parser.error(f"--codec_adversary_weight is a strength (0 = off), got {training_args.codec_adversary_weight}")
+    if training_args.class_compactness_weight < 0:
+        parser.error(f"--class_compactness_weight is a weight (0 = off), got {training_args.class_compactness_weight}")
     if training_args.sam_rho < 0:
         parser.error(f"--sam_rho is a radius (0 = off), got {training_args.sam_rho}")
     if training_args.sam_rho and (training_args.gradient_accumulation_steps > 1 or training_args.fp16):
@@ -400,7 +409,7 @@ class CodecTraceTrainer(Trainer):
         self.weight_averaging = weight_averaging
         self.train_sampler = train_sampler
         self.codec_adversary = codec_adversary.to(self.args.device) if codec_adversary is not None else None
-        self._adversary_losses: list[float] = []
+        self._logged_losses: dict[str, list[float]] = {"codec_adversary_loss": [], "class_compactness_loss": []}
         if weight_averaging is not None:
             self.add_callback(weight_averaging)
         if codec_adversary is not None:
@@ -440,24 +449,35 @@ class CodecTraceTrainer(Trainer):
         return self.optimizer
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        """The model's loss, plus, while training with a codec adversary, the adversary's loss on the heads'
-        embeddings (whose gradient, by the adversary's objective, pushes the model to hide the codec)."""
+        """The model's loss, plus, while training, the embedding terms asked for: a codec adversary's loss on the
+        heads' embeddings (whose gradient, by the adversary's objective, pushes the model to hide the codec) and
+        the weighted class compactness."""
         inputs = dict(inputs)  # SAM reads the same batch twice: the codec column must stay in it
         sources = inputs.pop(SOURCE_LABELS, None)
-        if self.codec_adversary is None or sources is None or not model.training:
+        adversary = self.codec_adversary is not None and sources is not None
+        if not model.training or not (adversary or self.args.class_compactness_weight):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         loss, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
-        progress = self.state.global_step / max(self.state.max_steps, 1)
-        adversary_loss = self.codec_adversary(outputs.embeddings, sources,
-                                              ramped_strength(self.args.codec_adversary_weight, progress))
-        self._adversary_losses.append(adversary_loss.item())
-        loss = loss + adversary_loss
+        if adversary:
+            progress = self.state.global_step / max(self.state.max_steps, 1)
+            loss = loss + self._logged("codec_adversary_loss", self.codec_adversary(
+                outputs.embeddings, sources, ramped_strength(self.args.codec_adversary_weight, progress)))
+        if self.args.class_compactness_weight:
+            labels = {task: inputs.get(column) for task, column in zip(TAXONOMY_TASKS, label_columns(TAXONOMY_TASKS))}
+            compactness = self._logged("class_compactness_loss", class_compactness_loss(outputs.embeddings, labels))
+            loss = loss + self.args.class_compactness_weight * compactness
         return (loss, outputs) if return_outputs else loss
 
+    def _logged(self, name: str, loss: torch.Tensor) -> torch.Tensor:
+        self._logged_losses[name].append(loss.item())
+        return loss
+
     def log(self, logs, start_time=None):
-        if self._adversary_losses and "loss" in logs:  # the adversary's mean loss since the last training log
-            logs["codec_adversary_loss"] = round(float(np.mean(self._adversary_losses)), 4)
-            self._adversary_losses = []
+        if "loss" in logs:  # each extra term's mean since the last training log, unweighted
+            for name, values in self._logged_losses.items():
+                if values:
+                    logs[name] = round(float(np.mean(values)), 4)
+                    values.clear()
         super().log(logs, start_time)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
@@ -669,6 +689,9 @@ def recipe_table(model_args, data_args, training_args, model, epochs_run: float 
         "codec adversary": (f"conditional, per taxonomy head, {training_args.codec_adversary_objective} objective, "
                             f"strength {training_args.codec_adversary_weight:g} (ramped)"
                             if training_args.codec_adversary_weight else "none (as the paper)"),
+        "class compactness": (f"within-class over total scatter of each taxonomy head's embeddings, weight "
+                              f"{training_args.class_compactness_weight:g}" if training_args.class_compactness_weight
+                              else "none (as the paper)"),
         "weight averaging": (f"moving average of the weights, decay {training_args.weight_averaging_decay:g} per "
                              "step; evaluated and saved" if training_args.weight_averaging_decay
                              else "none (as the paper)"),

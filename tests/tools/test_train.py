@@ -866,3 +866,33 @@ def test_the_paper_recipe_has_no_codec_adversary_the_demo_has_the_chosen_one_and
     with pytest.raises(SystemExit):
         train.parse_arguments(["--preset", "demo", "--codec_adversary_weight", "-1"])
     assert "--codec_adversary_weight is a strength (0 = off), got -1.0" in capsys.readouterr().err
+
+
+def test_class_compactness_joins_the_training_loss_and_is_logged_and_named_in_the_card(built, tmp_path):
+    output_dir = tmp_path / "m"
+    result = train.run(tiny_args(built, output_dir, "--num_train_epochs", "2", "--class_compactness_weight", "0.5",
+                                 "--eval_configs", "cosg_seen"))
+    logged = [entry["class_compactness_loss"] for entry in result["trainer"].state.log_history
+              if "class_compactness_loss" in entry]
+    assert logged and all(0.0 <= value <= 1.0 for value in logged)
+    assert ("| class compactness | within-class over total scatter of each taxonomy head's embeddings, weight 0.5 |"
+            in (output_dir / "model_card.md").read_text())
+
+
+def test_class_compactness_changes_the_training_step_only_when_asked(built, tmp_path):
+    def first_loss(*switches):
+        result = train.run(tiny_args(built, tmp_path / "-".join(switches or ("off",)), "--max_steps", "1",
+                                     "--logging_steps", "1", "--eval_strategy", "no", "--save_strategy", "no",
+                                     "--load_best_model_at_end", "False", "--eval_configs", "cosg_seen", *switches))
+        return next(entry for entry in result["trainer"].state.log_history if "loss" in entry)
+
+    plain, compact = first_loss(), first_loss("--class_compactness_weight", "1.0")
+    assert "class_compactness_loss" not in plain
+    assert compact["loss"] == pytest.approx(plain["loss"] + compact["class_compactness_loss"], abs=1e-3)
+
+
+def test_the_paper_recipe_has_no_class_compactness_and_a_negative_weight_is_refused(capsys):
+    assert train.parse_arguments(["--preset", "official"])[2].class_compactness_weight == 0.0
+    with pytest.raises(SystemExit):
+        train.parse_arguments(["--preset", "demo", "--class_compactness_weight", "-0.5"])
+    assert "--class_compactness_weight is a weight (0 = off), got -0.5" in capsys.readouterr().err
