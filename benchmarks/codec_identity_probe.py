@@ -8,7 +8,9 @@ measures the premise. For each run (`seed-*` folders under each recipe folder), 
 training split's spoofed rows fit one logistic-regression probe per taxonomy head and class (standardised features),
 which names the codec among the training codecs of that class; it is scored on the in-domain validation split
 (validation speakers, training codecs; no validation or test codec and no test speaker is read). Accuracy is
-compared with chance (one over the class's codec count), as mean [min-max] over seeds per recipe.
+compared with chance (one over the class's codec count), as mean [min-max] over seeds per recipe. Beside it, the
+quantity class compactness (`--class_compactness_weight`) minimises, read on the same validation rows: per head, the
+within-class over total scatter of the embeddings (0: every class one point; 1: no class structure).
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from codectrace.class_compactness import within_class_scatter_ratio
 from codectrace.files import write_text
 from codectrace.machine import cpu_summary
 from codectrace.metrics import mean_and_range
@@ -62,26 +66,33 @@ def probe_accuracy(train: dict, held_out: dict, task: str) -> tuple[float, float
     return correct / count, chance / count
 
 
-def recipe_rows(recipe: Path, dataset: str) -> dict[str, list[tuple[float, float]]]:
-    """Per head, (accuracy, chance) of every seed of a recipe."""
-    found: dict[str, list[tuple[float, float]]] = {task: [] for task in TAXONOMY_HEADS}
+def scatter_ratio(rows: dict, task: str) -> float:
+    """Within-class over total scatter of every row's `task` embedding (bona fide rows in their own class)."""
+    return within_class_scatter_ratio(torch.from_numpy(rows[f"emb_{task}"]),
+                                      torch.from_numpy(rows[f"label_{task}"])).item()
+
+
+def recipe_rows(recipe: Path, dataset: str) -> dict[str, list[tuple[float, float, float]]]:
+    """Per head, (probe accuracy, chance, scatter ratio) of every seed of a recipe."""
+    found: dict[str, list[tuple[float, float, float]]] = {task: [] for task in TAXONOMY_HEADS}
     for run in sorted(recipe.glob("seed-*")):
         if not (run / "config.json").is_file():
             continue
         splits = embed(run, dataset)
         train, held_out = splits["train"], splits["validation"]
         for task in TAXONOMY_HEADS:
-            found[task].append(probe_accuracy(train, held_out, task))
+            found[task].append((*probe_accuracy(train, held_out, task), scatter_ratio(held_out, task)))
     return found
 
 
-def table(results: dict[str, dict[str, list[tuple[float, float]]]]) -> str:
-    lines = ["| recipe | seeds | " + " | ".join(f"{task.upper()}: accuracy (chance)" for task in TAXONOMY_HEADS) + " |",
-             "|---|---|" + "---|" * len(TAXONOMY_HEADS)]
+def table(results: dict[str, dict[str, list[tuple[float, float, float]]]]) -> str:
+    lines = ["| recipe | seeds | " + " | ".join(f"{task.upper()}: accuracy (chance) | {task.upper()}: scatter ratio"
+                                                for task in TAXONOMY_HEADS) + " |",
+             "|---|---|" + "---|---|" * len(TAXONOMY_HEADS)]
     for recipe, per_task in results.items():
         seeds = len(per_task[TAXONOMY_HEADS[0]])
-        cells = [f"{mean_and_range([a for a, _ in per_task[t]])} ({np.mean([c for _, c in per_task[t]]):.2f})"
-                 for t in TAXONOMY_HEADS]
+        cells = [f"{mean_and_range([a for a, _, _ in per_task[t]])} ({np.mean([c for _, c, _ in per_task[t]]):.2f}) | "
+                 f"{mean_and_range([r for _, _, r in per_task[t]])}" for t in TAXONOMY_HEADS]
         lines.append(f"| {recipe} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -97,7 +108,8 @@ def main() -> None:
         parser.error(f"no finished run (seed-*/config.json) under {missing}")
     results = {recipe.name: recipe_rows(recipe, args.dataset) for recipe in args.recipes}
     text = (f"Within-class codec identification by a linear probe on the heads' embeddings (fit: training split, "
-            f"scored: in-domain validation split), mean [min-max] over seeds; measured on {cpu_summary()}.\n\n"
+            f"scored: in-domain validation split) and within-class over total scatter of the validation rows' "
+            f"embeddings, mean [min-max] over seeds; measured on {cpu_summary()}.\n\n"
             + table(results) + "\n")
     print(text)
     if args.out:

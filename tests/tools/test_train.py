@@ -600,6 +600,18 @@ def test_the_codec_identity_probe_names_codecs_within_a_class_only_where_the_emb
     assert 0.4 < accuracy < 0.6
 
 
+def test_the_codec_identity_probe_reports_how_compact_each_heads_classes_are():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import codec_identity_probe
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], 50)
+    apart = {"label_vq": labels, "emb_vq": (20.0 * np.eye(4)[labels] + rng.standard_normal((150, 4))).astype("f4")}
+    mixed = {"label_vq": labels, "emb_vq": rng.standard_normal((150, 4)).astype("f4")}
+    assert codec_identity_probe.scatter_ratio(apart, "vq") < 0.05
+    assert codec_identity_probe.scatter_ratio(mixed, "vq") > 0.9
+
+
 def test_false_alarms_are_counted_per_speaker_kind_on_bona_fide_rows_only(tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     import demo_seeds
