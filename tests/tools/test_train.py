@@ -612,6 +612,30 @@ def test_the_codec_identity_probe_reports_how_compact_each_heads_classes_are():
     assert codec_identity_probe.scatter_ratio(mixed, "vq") > 0.9
 
 
+def test_the_resynthesis_probe_names_the_class_whose_training_codecs_change_a_clip_least_leaving_its_own_out():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import resynthesis_profile
+
+    codecs = ["rvq4x512_t100", "rvq4x1024_f100", "svq2048_f100", "svq2048_t67", "fsq5_t100", "fsq6_f50"]
+    # clip 0 is changed least by the svq codecs; clip 1 (made by rvq4x512_t100) least by its own codec, then fsq
+    relative = np.array([[0.5, 0.6, -0.4, -0.2, 0.1, 0.3],
+                         [-2.0, 0.8, 0.5, 0.6, -0.1, -0.3]])
+    assert resynthesis_profile.predict(relative, [None, None], codecs, "vq") == ["svq", "mvq"]
+    assert resynthesis_profile.predict(relative, [None, "rvq4x512_t100"], codecs, "vq") == ["svq", "sq"]
+
+
+def test_the_resynthesis_probe_reads_each_codecs_first_clips_and_their_bona_fide_originals(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import resynthesis_profile
+
+    protocol = tmp_path / "protocol.txt"
+    protocol.write_text("s1 s1_002 - REAL REAL REAL bonafide\ns1 s1_002_A_X - Trad TIME MVQ spoof\n"
+                        "s1 s1_001_A_X - Trad TIME MVQ spoof\ns1 s1_001_B - Trad FREQ SQ spoof\n"
+                        "s2 s2_001_C - Trad FREQ SQ spoof\n")
+    assert resynthesis_profile.protocol_clips(protocol, {"A_X", "B"}, utterances=1) == {
+        "A_X": ["s1_001_A_X"], "B": ["s1_001_B"], "bonafide": ["s1_001"]}
+
+
 def test_false_alarms_are_counted_per_speaker_kind_on_bona_fide_rows_only(tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
     import demo_seeds
