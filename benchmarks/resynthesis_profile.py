@@ -1,7 +1,7 @@
 """Does an unseen codec's class show in how the *training* codecs re-synthesise its clips? A probe with no fitted
 parameter, and no tracer.
 
-    python benchmarks/resynthesis_profile.py [--utterances 12] [--out docs/resynthesis_profile.md]
+    python benchmarks/resynthesis_profile.py [--utterances 40] [--out docs/resynthesis_profile.md]
 
 A neural codec is close to idempotent on its own output: re-synthesising a clip it made changes it less than
 re-synthesising natural speech. If the codecs of one class (one quantizer kind, one auxiliary objective, one decoder
@@ -156,7 +156,8 @@ def markdown(results: dict[str, dict], utterances: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--utterances", type=int, default=12, help="clips per codec (default 12)")
+    parser.add_argument("--utterances", type=int, default=40,
+                        help="clips per codec (default 40; a few clips decide each codec's answer by chance)")
     parser.add_argument("--out", type=Path, help="also write the tables to this markdown file")
     args = parser.parse_args()
     if not (RELEASE / "protocols").is_dir():
