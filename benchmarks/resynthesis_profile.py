@@ -160,8 +160,10 @@ def main() -> None:
                         help="clips per codec (default 40; a few clips decide each codec's answer by chance)")
     parser.add_argument("--out", type=Path, help="also write the tables to this markdown file")
     args = parser.parse_args()
+    if args.utterances < 1:
+        parser.error(f"--utterances is a number of clips per codec (>= 1), got {args.utterances}")
     if not (RELEASE / "protocols").is_dir():
-        parser.error(f"no CodecFake-mini release at {RELEASE}; build it with `python train.py` or scripts/setup.sh")
+        parser.error(f"no CodecFake-mini release at {RELEASE}; `python train.py` builds it first")
     text = markdown(measure(args.utterances), args.utterances)
     print(text)
     if args.out:
