@@ -54,14 +54,16 @@ def protocol_clips(path: Path, codecs: set[str], utterances: int) -> dict[str, l
 
 def read_windows(file_ids: list[str], audio_dir: Path):
     """The first 2 s of each clip (zero-padded), as a (clips, 32000) float tensor."""
-    import soundfile as sf
     import torch
+
+    from codectrace.audio import load_audio
 
     windows = np.zeros((len(file_ids), WINDOW), dtype=np.float32)
     for row, file_id in enumerate(file_ids):
-        audio, rate = sf.read(audio_dir / f"{file_id}.wav", dtype="float32", frames=WINDOW)
-        if rate != 16000:
-            raise ValueError(f"{file_id}.wav is at {rate} Hz; the release is 16 kHz.")
+        audio, info = load_audio(audio_dir / f"{file_id}.wav", return_info=True)
+        if info.resampled:
+            raise ValueError(f"{file_id}.wav is at {info.original_sampling_rate} Hz; the release is 16 kHz.")
+        audio = audio[:WINDOW]
         windows[row, : len(audio)] = audio
     return torch.from_numpy(windows)
 
@@ -100,9 +102,11 @@ def predict(relative: np.ndarray, own: list[str | None], codec_names: list[str],
 
 
 def macro_f1(truth: list[str], predicted: list[str], classes: tuple[str, ...]) -> float:
-    from sklearn.metrics import f1_score
+    """Macro-F1 as the tracer's evaluation computes it (`codectrace.metrics`), so the figures compare."""
+    from codectrace.metrics import multiclass_metrics
 
-    return float(f1_score(truth, predicted, labels=list(classes), average="macro", zero_division=0))
+    return multiclass_metrics([classes.index(p) for p in predicted], [classes.index(t) for t in truth],
+                              len(classes))["f1_macro"]
 
 
 def score(relative: np.ndarray, clip_codecs: list[str], codec_names: list[str], leave_own_out: bool) -> dict:
