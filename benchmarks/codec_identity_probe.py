@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from codectrace.class_compactness import within_class_scatter_ratio
-from codectrace.files import write_text
+from codectrace.files import print_report
 from codectrace.machine import cpu_summary
 from codectrace.metrics import mean_and_range
 from codectrace.presets import DEMO_DATASET_DIR
@@ -111,9 +111,7 @@ def main() -> None:
             f"scored: in-domain validation split) and within-class over total scatter of the validation rows' "
             f"embeddings, mean [min-max] over seeds; measured on {cpu_summary()}.\n\n"
             + table(results) + "\n")
-    print(text)
-    if args.out:
-        write_text(args.out, text)
+    print_report(text, args.out)
 
 
 if __name__ == "__main__":

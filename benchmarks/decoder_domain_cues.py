@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from codec_zoo.specs import ZOO  # noqa: E402
-from codectrace.files import write_text  # noqa: E402
+from codectrace.files import print_report  # noqa: E402
 
 WINDOW = 32000
 CODECS = {spec.name: spec for spec in ZOO}
@@ -125,9 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     lines += [f"| {name} | " + " | ".join(f"{scores[c]:.2f}" for c in columns) + " |"
               for name, scores in results.items()]
     table = "\n".join(lines) + "\n"
-    print(table)
-    if args.out:
-        write_text(args.out, table)
+    print_report(table, args.out)
 
 
 if __name__ == "__main__":

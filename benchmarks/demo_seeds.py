@@ -27,7 +27,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from codectrace.files import write_json, write_text
+from codectrace.files import print_report, write_json
 from codectrace.machine import cpu_summary
 from codectrace.metrics import mean_and_range, selection_score
 from codectrace.presets import DEMO_DATASET_DIR
@@ -259,10 +259,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("every seed failed; nothing to tabulate")
     failed = [seed for seed, folder in zip(args.seeds, folders) if folder is None]
     table = markdown(finished, args.hide_test) + (f"\nFailed seeds (see their train.log): {failed}\n" if failed else "")
-    print(table)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        write_text(args.out, table)
+    print_report(table, args.out)
 
 
 if __name__ == "__main__":

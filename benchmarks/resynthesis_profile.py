@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from codec_zoo.specs import CODEC_CLASSES, codecs_of, zoo_by_name  # noqa: E402
-from codectrace.files import write_text  # noqa: E402
+from codectrace.files import print_report  # noqa: E402
 from codectrace.machine import cpu_summary  # noqa: E402
 
 WINDOW = 32000
@@ -169,9 +169,7 @@ def main() -> None:
     if not (RELEASE / "protocols").is_dir():
         parser.error(f"no CodecFake-mini release at {RELEASE}; `python train.py` builds it first")
     text = markdown(measure(args.utterances), args.utterances)
-    print(text)
-    if args.out:
-        write_text(args.out, text)
+    print_report(text, args.out)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from transformers.trainer_utils import get_last_checkpoint
 
+from codectrace.evaluation import read_score_files
 from codectrace.metrics import probability_metrics, selection_score
 from codectrace.presets import DEMO_DATASET_DIR
 from codectrace.resolve import load_split
@@ -31,18 +32,6 @@ from dataset_scripts.protocols import codec_of
 
 HEADS = ("bin", "vq", "aux", "dec")
 VALIDATION_SETS = {"in_domain_validation": ("aux", "validation"), "val_codecs": ("val_codecs", "validation")}
-
-
-def read_scores(folder: Path) -> tuple[list[str], dict[str, np.ndarray]]:
-    """Utterance ids and per head the probabilities (rows in file order) of one evaluation set's score files."""
-    ids, probabilities = None, {}
-    for head in HEADS:
-        rows = [line.split() for line in (folder / f"scores_{head}.txt").read_text().splitlines()]
-        ids = ids or [row[0] for row in rows]
-        values = np.array([[float(v) for v in row[1:]] for row in rows])
-        # BIN files hold P(bona fide); label order is (spoof, bonafide)
-        probabilities[head] = np.hstack([1.0 - values, values]) if head == "bin" else values
-    return ids, probabilities
 
 
 def score(ids: list[str], probabilities: dict[str, np.ndarray], labels: dict[str, dict[str, int]],
@@ -58,10 +47,10 @@ def rule_scores(runs: Path, labels: dict, codecs: list[str]) -> dict[str, float]
     """Left-out codec ("none": all kept) -> the rule's value for one recipe (mean over its seeds)."""
     values: dict[str, list[float]] = {name: [] for name in ["none", *codecs]}
     for seed in sorted(p for p in runs.glob("seed-*") if (p / "all_results.json").is_file()):
-        in_domain_ids, in_domain_probabilities = read_scores(seed / "eval" / "in_domain_validation")
+        in_domain_ids, in_domain_probabilities = read_score_files(seed / "eval" / "in_domain_validation")
         in_domain = score(in_domain_ids, in_domain_probabilities, labels["in_domain_validation"],
                           np.ones(len(in_domain_ids), dtype=bool))
-        ids, probabilities = read_scores(seed / "eval" / "val_codecs")
+        ids, probabilities = read_score_files(seed / "eval" / "val_codecs")
         sources = [codec_of(u, u.split("_")[0]) for u in ids]
         for left_out in values:
             keep = np.array([source != left_out for source in sources])

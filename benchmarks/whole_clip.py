@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codectrace.files import write_text
+from codectrace.files import print_report
 from codectrace.hub import load_tracer
 from codectrace.machine import cpu_summary
 from codectrace.metrics import mean_and_range, selection_score
@@ -110,9 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     rows = {int(f.name.split("-")[1]): score_seed(f, args.dataset, names, kinds) for f in folders}
     table = markdown(rows, time.perf_counter() - start)
-    print(table)
-    if args.out:
-        write_text(args.out, table)
+    print_report(table, args.out)
 
 
 if __name__ == "__main__":

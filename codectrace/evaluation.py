@@ -107,6 +107,27 @@ def write_score_files(folder: Path, utt_ids, logits: dict[str, np.ndarray],
     return written
 
 
+def read_score_files(folder: Path, tasks=tuple(TASK_LABELS)) -> tuple[list[str], dict[str, np.ndarray]]:
+    """The inverse of `write_score_files`: utterance ids (file order) and per task the probabilities in label order
+    (BIN's two columns rebuilt from the P(bona fide) it stores). Raises `ValueError` where a file is missing or its
+    rows disagree with the other tasks' ids."""
+    ids, probabilities = None, {}
+    for task in tasks:
+        path = Path(folder) / f"scores_{task}.txt"
+        if not path.is_file():
+            raise ValueError(f"{path} is missing: a folder of score files holds scores_<task>.txt for {list(tasks)}.")
+        rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
+        if ids is not None and [row[0] for row in rows] != ids:
+            raise ValueError(f"{path} lists other utterances, or another order, than scores_{tasks[0]}.txt.")
+        ids = [row[0] for row in rows]
+        values = np.array([[float(v) for v in row[1:]] for row in rows])
+        if task == "bin":
+            columns = {"bonafide": values[:, 0], "spoof": 1.0 - values[:, 0]}
+            values = np.stack([columns[name] for name in TASK_LABELS["bin"]], axis=1)
+        probabilities[task] = values
+    return ids, probabilities
+
+
 def plot_confusion(matrix, names, title: str, path: Path) -> None:
     import matplotlib
 

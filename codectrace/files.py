@@ -72,6 +72,13 @@ def write_text(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
+def print_report(text: str, out: str | Path | None = None) -> None:
+    """A benchmark's table: printed, and written (atomically) to `out` when one is given."""
+    print(text)
+    if out:
+        write_text(out, text)
+
+
 def write_json(path: str | Path, data, indent: int = 2) -> Path:
     return write_text(path, json.dumps(data, indent=indent, default=str))
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from codectrace.files import staged_folder
+from codectrace.files import print_report, staged_folder
 
 
 def test_a_finished_folder_replaces_the_old_one(tmp_path):
@@ -33,3 +33,13 @@ def test_a_leftover_partial_of_an_interrupted_run_is_cleared(tmp_path):
     with staged_folder(tmp_path / "corpus") as partial:
         assert not any(partial.iterdir())
     assert (tmp_path / "corpus").is_dir()
+
+
+def test_a_report_is_printed_and_written_only_where_asked(tmp_path, capsys):
+    print_report("| a | b |")
+    assert capsys.readouterr().out == "| a | b |\n" and not list(tmp_path.iterdir())
+    print_report("| a | b |", tmp_path / "docs" / "table.md")
+    assert capsys.readouterr().out == "| a | b |\n"
+    assert (tmp_path / "docs" / "table.md").read_text() == "| a | b |"
+    assert [p.name for p in (tmp_path / "docs").iterdir()] == ["table.md"]  # no partial left behind
+

@@ -578,6 +578,73 @@ def test_selection_stability_smooths_each_runs_logged_trajectory_over_consecutiv
     assert selection_stability.smoothed_table([run.parent], 2)[2] == "| recipe | 1 | 0.7000 | 0.6000 |"
 
 
+def _seed_scores(folder, vq_rows):
+    """Score files of one seed on bona fide `s1_001` and spoofed `s1_001_A` (VQ class 1), `_B` (2), `_C` (3): the
+    given VQ probabilities, every other head right."""
+    from codectrace.evaluation import write_score_files
+
+    ids = ["s1_001", "s1_001_A", "s1_001_B", "s1_001_C"]
+    right = {"bin": [[0, 1], [1, 0], [1, 0], [1, 0]], "aux": np.eye(4)[[0, 1, 1, 1]], "dec": np.eye(3)[[0, 1, 1, 1]]}
+    logits = {head: np.log(np.maximum(np.array(rows, dtype=float), 1e-9)) for head, rows in right.items()}
+    write_score_files(folder, ids, logits | {"vq": np.log(np.maximum(np.array(vq_rows), 1e-9))})
+
+
+def test_the_seed_ensemble_averages_the_seeds_probabilities_and_counts_the_answers_they_share(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import seed_ensemble
+
+    bona = [1, 0, 0, 0]
+    _seed_scores(tmp_path / "1", [bona, [0, 0.9, 0.1, 0], [0, 0.55, 0.45, 0], [0, 0, 0.1, 0.9]])  # B wrong
+    _seed_scores(tmp_path / "2", [bona, [0, 0.45, 0.55, 0], [0, 0.1, 0.9, 0], [0, 0, 0.2, 0.8]])  # A wrong
+    labels = {"bin": {"s1_001": 1, "s1_001_A": 0, "s1_001_B": 0, "s1_001_C": 0},
+              "vq": {"s1_001": 0, "s1_001_A": 1, "s1_001_B": 2, "s1_001_C": 3},
+              "aux": {"s1_001": 0, "s1_001_A": 1, "s1_001_B": 1, "s1_001_C": 1},
+              "dec": {"s1_001": 0, "s1_001_A": 1, "s1_001_B": 1, "s1_001_C": 1}}
+    figures = seed_ensemble.ensemble_figures([tmp_path / "1", tmp_path / "2"], labels)
+    # each seed: one of classes 1 and 2 never right, the other half right: macro-F1 (1 + 0 + 2/3 + 1) / 4
+    assert figures["vq"]["seeds"] == pytest.approx([2.5 / 3 * 0.8, 2.5 / 3 * 0.8])
+    assert figures["vq"]["ensemble"] == 1.0  # the confident seed outvotes the wrong one on A and on B
+    assert figures["vq"]["agreed"] == pytest.approx(1 / 3) and figures["vq"]["agreed_right"] == 1.0  # only C
+    assert figures["dec"] == {"seeds": [1.0, 1.0], "ensemble": 1.0, "agreed": 1.0, "agreed_right": 1.0}
+
+
+def test_the_seed_ensemble_needs_two_seeds_scored_on_the_same_clips(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import seed_ensemble
+
+    from codectrace.evaluation import write_score_files
+
+    _seed_scores(tmp_path / "1", np.eye(4)[[0, 1, 2, 3]])
+    with pytest.raises(ValueError, match="at least two seeds; got 1"):
+        seed_ensemble.ensemble_figures([tmp_path / "1"], {})
+    logits = {head: np.zeros((1, n)) for head, n in (("bin", 2), ("vq", 4), ("aux", 4), ("dec", 3))}
+    write_score_files(tmp_path / "2", ["s1_002"], logits)
+    with pytest.raises(ValueError, match="scores other utterances than"):
+        seed_ensemble.ensemble_figures([tmp_path / "1", tmp_path / "2"], {})
+
+
+def test_the_seed_ensemble_reads_each_recipes_runs_and_refuses_a_recipe_of_one_seed(trained, built, tmp_path,
+                                                                                     capsys):
+    import shutil
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import seed_ensemble
+
+    for seed in ("seed-1", "seed-2"):  # one run twice: the ensemble is that run, and the seeds always agree
+        shutil.copytree(trained[0], tmp_path / "twice" / seed, ignore=shutil.ignore_patterns("checkpoint-*"))
+    seed_ensemble.main([str(tmp_path / "twice"), "--dataset", str(built), "--out", str(tmp_path / "table.md")])
+    evaluated = json.loads((trained[0] / "all_results.json").read_text())["eval"]["val_codecs"]
+    row = next(line for line in (tmp_path / "table.md").read_text().splitlines()
+               if line.startswith("| twice | validation codecs | VQ |"))
+    f1 = evaluated["vq"]["f1_macro"]
+    assert f"| {f1:.3f} [{f1:.3f}-{f1:.3f}] | {f1:.3f} | 1.000 |" in row
+    assert "test" not in capsys.readouterr().out.lower()
+    shutil.copytree(trained[0], tmp_path / "once" / "seed-1", ignore=shutil.ignore_patterns("checkpoint-*"))
+    with pytest.raises(SystemExit):
+        seed_ensemble.main([str(tmp_path / "once"), "--dataset", str(built)])
+    assert "at least two evaluated seed-* runs; too few under" in capsys.readouterr().err
+
+
 def _probe_rows(rng, codec_signal: float, per_codec: int) -> dict:
     """Spoofed rows of codecs a, b (VQ class 1) and c (class 2) plus bona fide rows; embeddings carry each codec's
     own direction times `codec_signal`."""
