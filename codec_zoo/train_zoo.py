@@ -30,7 +30,7 @@ from .losses import ReconstructionLoss
 from .modules import TIME_BODIES, BodyPretrainer, NeuralCodec
 from .specs import SPLIT_TRUNK_SEEDS, ZOO, CodecSpec, codecs_of, coverage_problems, zoo_by_name
 from .speech import LABEL_HOP, PHONES, Utterance, load_training_speech, write_training_speech
-from .store import WEIGHTS_DIR, read_metadata, save_codec, weights_path
+from .store import WEIGHTS_DIR, load_codec, read_metadata, save_codec, weights_path
 
 CROP = 16000
 CHECKPOINT_EVERY = 100
@@ -175,6 +175,20 @@ def train_codec(spec: CodecSpec, utterances: list[Utterance], num_speakers: int,
     bar.close()
     model.eval()
     return model, record
+
+
+def continue_codec(name: str, extra_steps: int, zoo_work: Path, out_work: Path,
+                   weights_dir: Path = WEIGHTS_DIR) -> tuple[torch.nn.Module, dict]:
+    """A shipped codec trained `extra_steps` more steps from its weights: its frozen trunk, a fresh optimizer and the
+    zoo's schedule (warm-up, cosine) over the extra steps, on the zoo's training speech and trunk features from
+    `zoo_work`. Checkpoints in `out_work/<name>` (resumable); the shipped file is not touched."""
+    if extra_steps < 1:
+        raise ValueError(f"extra_steps counts training steps (>= 1), got {extra_steps}.")
+    spec = replace(zoo_by_name()[name], steps=extra_steps)
+    model = load_codec(name, weights_dir)
+    utterances, speakers = load_training_speech(zoo_work / "speech")
+    return train_codec(spec, utterances, len(speakers), out_work, model.trunk.state_dict(),
+                       split_features(zoo_work, spec.split), model=model)
 
 
 def scaled(spec: CodecSpec, steps_scale: float) -> CodecSpec:
