@@ -28,8 +28,9 @@ import torch
 from codec_zoo.losses import log_mel_l1
 from codec_zoo.quality import held_out_speech
 from codec_zoo.specs import zoo_by_name
-from codec_zoo.store import load_codec, read_metadata, save_codec
-from codec_zoo.train_zoo import continue_codec
+from codec_zoo.speech import load_training_speech
+from codec_zoo.store import load_codec, read_metadata, save_codec, weights_path
+from codec_zoo.train_zoo import continue_codec, prepare_work, split_features
 from codectrace.files import atomic_path, print_report
 from codectrace.machine import cpu_summary
 
@@ -42,8 +43,10 @@ def _continue(job: tuple[str, int, str]) -> str:
     name, extra_steps, work = job
     torch.set_num_threads(1)
     out_work = Path(work) / "learning_curve"
-    model, record = continue_codec(name, extra_steps, Path(work), out_work)
-    _, shipped = read_metadata(ROOT / "codec_zoo" / "weights" / f"{name}.safetensors")
+    utterances, speakers = load_training_speech(Path(work) / "speech")
+    features = split_features(Path(work), zoo_by_name()[name].split)
+    model, record = continue_codec(weights_path(name), extra_steps, utterances, len(speakers), features, out_work)
+    _, shipped = read_metadata(weights_path(name))
     save_codec(model, out_work / f"{name}.safetensors",
                {**shipped, "extra_steps": record["step"], "extra_cpu_seconds": round(record["cpu_seconds"], 1),
                 "extra_loss_curve": record["losses"]})
@@ -114,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--codecs", nargs="+", default=list(MATCHED_TRIO), help="shipped zoo codecs to train on")
     parser.add_argument("--extra-steps", type=int, default=2100, help="more training steps per codec")
     parser.add_argument("--work", type=Path, default=ROOT / "zoo_work",
-                        help="the zoo's work folder (its training speech and trunk features)")
+                        help="the zoo's work folder (its training speech and trunk features, made if missing)")
     parser.add_argument("--jobs", type=int, default=2, help="codecs trained at once (one thread each)")
     parser.add_argument("--utterances", type=int, default=8, help="held-out utterances per test speaker")
     parser.add_argument("--out", type=Path, help="also write the table (and the loss plot beside it)")
@@ -124,9 +127,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown codec(s) {unknown}; the zoo has: {', '.join(zoo_by_name())}")
     if args.extra_steps < 1 or args.jobs < 1 or args.utterances < 1:
         parser.error("--extra-steps, --jobs and --utterances count steps, processes and utterances (>= 1 each)")
-    if not (args.work / "speech").is_dir() or not (args.work / "trunk_features.pt").is_file():
-        parser.error(f"{args.work} lacks the zoo's training speech or trunk features; "
-                     "`python -m codec_zoo.train_zoo` writes them")
+    prepare_work(args.work, sorted({zoo_by_name()[name].split for name in args.codecs}))
     jobs = [(name, args.extra_steps, str(args.work)) for name in args.codecs]
     with multiprocessing.get_context("spawn").Pool(min(args.jobs, len(jobs))) as pool:
         for done in pool.imap_unordered(_continue, jobs):

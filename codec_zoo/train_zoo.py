@@ -177,18 +177,16 @@ def train_codec(spec: CodecSpec, utterances: list[Utterance], num_speakers: int,
     return model, record
 
 
-def continue_codec(name: str, extra_steps: int, zoo_work: Path, out_work: Path,
-                   weights_dir: Path = WEIGHTS_DIR) -> tuple[torch.nn.Module, dict]:
-    """A shipped codec trained `extra_steps` more steps from its weights: its frozen trunk, a fresh optimizer and the
-    zoo's schedule (warm-up, cosine) over the extra steps, on the zoo's training speech and trunk features from
-    `zoo_work`. Checkpoints in `out_work/<name>` (resumable); the shipped file is not touched."""
+def continue_codec(weights: Path, extra_steps: int, utterances: list[Utterance], num_speakers: int,
+                   features: list[torch.Tensor], out_work: Path) -> tuple[torch.nn.Module, dict]:
+    """A shipped codec (its .safetensors file) trained `extra_steps` more steps: its own spec, its trunk frozen, a
+    fresh optimizer and the zoo's schedule (warm-up, cosine) over the extra steps, on `utterances` and their trunk
+    `features`. Checkpoints in `out_work/<name>` (resumable); the shipped file is not touched."""
     if extra_steps < 1:
         raise ValueError(f"extra_steps counts training steps (>= 1), got {extra_steps}.")
-    spec = replace(zoo_by_name()[name], steps=extra_steps)
-    model = load_codec(name, weights_dir)
-    utterances, speakers = load_training_speech(zoo_work / "speech")
-    return train_codec(spec, utterances, len(speakers), out_work, model.trunk.state_dict(),
-                       split_features(zoo_work, spec.split), model=model)
+    model = load_codec(weights)
+    return train_codec(replace(model.spec, steps=extra_steps), utterances, num_speakers, out_work,
+                       model.trunk.state_dict(), features, model=model)
 
 
 def scaled(spec: CodecSpec, steps_scale: float) -> CodecSpec:
@@ -250,16 +248,27 @@ def _train_body(args: tuple[str, str, float]) -> str:
     return body
 
 
+def prepare_work(work: Path, splits, weights_dir: Path = WEIGHTS_DIR, steps_scale: float = 1.0) -> None:
+    """What training a split's codecs needs in `work`, each made once: the zoo's training speech, and per split its
+    trunk (trained, or taken from its shipped codecs) and that trunk's features of every utterance."""
+    work.mkdir(parents=True, exist_ok=True)
+    if not (work / "speech").exists():
+        write_training_speech(work / "speech")
+    if not splits:
+        return
+    utterances, speakers = load_training_speech(work / "speech")
+    for split in splits:
+        trunk = trained_trunk(work, utterances, len(speakers), steps_scale, split, Path(weights_dir))
+        path = work / f"trunk_features{_suffix(split)}.pt"
+        if not path.exists():
+            _atomic_save(trunk_features(trunk["trunk"], utterances), path)
+
+
 def _prepare_trunk(args: tuple[str, str, str, float]) -> str:
-    """Worker: a split's trunk (trained or taken from its shipped codecs) and its features of every utterance."""
+    """Worker: `prepare_work` for one split."""
     split, work, weights_dir, steps_scale = args
     torch.set_num_threads(1)
-    work_path = Path(work)
-    utterances, speakers = load_training_speech(work_path / "speech")
-    trunk = trained_trunk(work_path, utterances, len(speakers), steps_scale, split, Path(weights_dir))
-    path = work_path / f"trunk_features{_suffix(split)}.pt"
-    if not path.exists():
-        _atomic_save(trunk_features(trunk["trunk"], utterances), path)
+    prepare_work(Path(work), [split], Path(weights_dir), steps_scale)
     return f"{split} trunk ready"
 
 
@@ -305,10 +314,8 @@ def train_zoo(args) -> None:
     unknown = sorted(set(names) - set(zoo_by_name()))
     if unknown:
         raise ValueError(f"unknown codec(s) {unknown}; the zoo has: {', '.join(zoo_by_name())}")
-    args.work.mkdir(parents=True, exist_ok=True)
     args.weights_dir.mkdir(parents=True, exist_ok=True)
-    if not (args.work / "speech").exists():
-        write_training_speech(args.work / "speech")
+    prepare_work(args.work, [], args.weights_dir)  # the training speech, before the processes that share it
     todo = [n for n in names if not weights_path(n, args.weights_dir).exists()]
     print(f"{len(names) - len(todo)} codecs already exported; training {len(todo)}: {', '.join(todo)}")
     if not todo:

@@ -247,3 +247,63 @@ def test_the_class_traces_report_reads_how_far_each_shipped_codec_was_still_lear
     last, before = record["loss_curve"][-1][1], record["loss_curve"][-2][1]
     assert zoo_class_traces.still_falling(name) == pytest.approx(100 * (before - last) / before)
     assert zoo_class_traces.still_falling("no_such_codec") is None
+
+
+def test_a_shipped_codec_trains_on_from_its_weights_with_its_trunk_frozen_and_its_file_untouched(tmp_path):
+    spec = CodecSpec("toy", "sq", "none", "freq", seed=1, steps=2, batch_size=2, decoder_channels=32,
+                     decoder_blocks=1)
+    utterances = _toy_utterances()
+    path = save_codec(NeuralCodec(spec, num_speakers=3, num_phones=len(PHONES)), tmp_path / "toy.safetensors",
+                      {"num_speakers": 3, "num_phones": len(PHONES)})
+    shipped_bytes, start = path.read_bytes(), load_codec(path).state_dict()
+    trunk = {k[len("trunk."):]: v for k, v in start.items() if k.startswith("trunk.")}
+    features = train_zoo.trunk_features(trunk, utterances)
+    model, record = train_zoo.continue_codec(path, 3, utterances, 3, features, tmp_path / "work")
+    assert record["step"] == 3 and (tmp_path / "work" / "toy" / "checkpoint.pt").is_file()
+    assert path.read_bytes() == shipped_bytes
+    after = model.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in start.items() if k.startswith("trunk."))
+    assert any(not torch.equal(after[k], v) for k, v in start.items() if k.startswith("decoder."))
+    with pytest.raises(ValueError, match="counts training steps"):
+        train_zoo.continue_codec(path, 0, utterances, 3, features, tmp_path / "work")
+
+
+def _learning_curve_module():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import zoo_learning_curve
+
+    return zoo_learning_curve
+
+
+def test_the_learning_curve_report_gives_each_codecs_change_and_the_cpu_time_spent():
+    rows = [{"codec": "a", "vq": "mvq", "aux": "none", "dec": "freq", "bitrate": 4000, "steps": 700,
+             "extra_steps": 2100, "extra_cpu_minutes": 6.0, "before": 0.85, "after": 0.70},
+            {"codec": "b", "vq": "sq", "aux": "none", "dec": "freq", "bitrate": 997, "steps": 700,
+             "extra_steps": 2100, "extra_cpu_minutes": 4.5, "before": 0.92, "after": 0.95}]
+    text = _learning_curve_module().markdown(rows, 8)
+    assert "| a | mvq | none | freq | 4000 | 700 | 2100 | 6.0 | 0.850 | 0.700 | -0.150 |" in text
+    assert "| b | sq | none | freq | 997 | 700 | 2100 | 4.5 | 0.920 | 0.950 | +0.030 |" in text
+    assert "Zoo CPU time spent here: 10.5 CPU-min." in text
+
+
+def test_the_learning_curve_refuses_unknown_codecs_naming_the_zoos(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        _learning_curve_module().main(["--codecs", "no_such_codec", "--work", str(tmp_path)])
+    assert "unknown codec(s) ['no_such_codec']; the zoo has: " in capsys.readouterr().err
+
+
+def test_preparing_a_work_folder_takes_the_shipped_trunk_and_embeds_every_utterance_once(tmp_path, monkeypatch):
+    utterances = _toy_utterances()
+    (tmp_path / "speech").mkdir()  # the training speech is there: nothing is synthesised
+    monkeypatch.setattr(train_zoo, "load_training_speech", lambda folder: (utterances, ["s0", "s1", "s2"]))
+    train_zoo.prepare_work(tmp_path, ["test"])
+    trunk = torch.load(tmp_path / "trunk_test.pt", weights_only=False)
+    assert trunk["record"]["from_weights"] == weights_path(codecs_of("test")[0].name).name  # not trained anew
+    features = train_zoo.split_features(tmp_path, "test")
+    assert len(features) == len(utterances)
+    written = (tmp_path / "trunk_features_test.pt").stat().st_mtime_ns
+    train_zoo.prepare_work(tmp_path, ["test"])
+    assert (tmp_path / "trunk_features_test.pt").stat().st_mtime_ns == written
