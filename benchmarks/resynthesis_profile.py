@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 from codec_zoo.specs import CODEC_CLASSES, codecs_of, zoo_by_name  # noqa: E402
 from codectrace.files import print_report  # noqa: E402
 from codectrace.machine import cpu_summary  # noqa: E402
+from dataset_scripts.protocols import codec_of  # noqa: E402
 
 WINDOW = 32000
 RELEASE = ROOT / "data" / "codecfake-mini" / "release"
@@ -42,10 +43,9 @@ def protocol_clips(path: Path, codecs: set[str], utterances: int) -> dict[str, l
     `bonafide` the bona fide ids of the same utterances."""
     ids: dict[str, list[str]] = {}
     for line in path.read_text().splitlines():
-        fields = line.split()
-        file_id = fields[1]
-        codec = next((c for c in codecs if file_id.endswith(f"_{c}")), None)
-        if codec is not None:
+        speaker, file_id = line.split()[:2]
+        codec = codec_of(file_id, speaker)
+        if codec in codecs:
             ids.setdefault(codec, []).append(file_id)
     chosen = {codec: sorted(found)[:utterances] for codec, found in ids.items()}
     chosen["bonafide"] = sorted({file_id[: -len(codec) - 1] for codec, found in chosen.items() for file_id in found})

@@ -18,17 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from codectrace.evaluation import SET_NAMES, read_score_files
+from codectrace.evaluation import SET_NAMES, VALIDATION_DATA, read_score_files, validation_labels
 from codectrace.files import print_report
 from codectrace.metrics import mean_and_range, probability_metrics
 from codectrace.presets import DEMO_DATASET_DIR
-from codectrace.resolve import load_split
-from codectrace.unknown_source import TAXONOMY_HEADS
-from modeling_codectrace.configuration_codectrace import TASK_LABELS
+from modeling_codectrace.configuration_codectrace import TASK_LABELS, TAXONOMY_TASKS
 
 ROOT = Path(__file__).resolve().parents[1]
-# Evaluation folder of each kind of validation data -> the (config, split) that holds its labels.
-VALIDATION_SETS = {"in_domain_validation": ("aux", "validation"), "val_codecs": ("val_codecs", "validation")}
 SPOOF = TASK_LABELS["bin"].index("spoof")
 
 
@@ -37,29 +33,20 @@ def seed_runs(recipe: Path) -> list[Path]:
     return sorted(run for run in recipe.glob("seed-*") if (run / "eval").is_dir())
 
 
-def read_labels(dataset: str) -> dict[str, dict[str, dict[str, int]]]:
-    """Evaluation folder name -> head -> utterance id -> label, for the two kinds of validation data."""
-    labels = {}
-    for name, (config, split) in VALIDATION_SETS.items():
-        rows = load_split(dataset, config, split)
-        labels[name] = {head: dict(zip(rows["utt_id"], rows[head])) for head in ("bin", *TAXONOMY_HEADS)}
-    return labels
-
-
 def ensemble_figures(folders: list[Path], labels: dict[str, dict[str, int]]) -> dict[str, dict]:
     """Per taxonomy head, from one evaluation set's score folders (one per seed, at least two): `seeds` (each seed's
     macro-F1), `ensemble` (macro-F1 of the averaged probabilities), `agreed` (share of spoofed clips every seed
     answers alike) and `agreed_right` (share of those answers that are right; NaN when the seeds agree on none)."""
     if len(folders) < 2:
         raise ValueError(f"an ensemble needs the score files of at least two seeds; got {len(folders)}.")
-    read = [read_score_files(folder, ("bin", *TAXONOMY_HEADS)) for folder in folders]
+    read = [read_score_files(folder, ("bin", *TAXONOMY_TASKS)) for folder in folders]
     ids = read[0][0]
     for folder, (other_ids, _) in zip(folders[1:], read[1:]):
         if other_ids != ids:
             raise ValueError(f"{folder} scores other utterances than {folders[0]}: seeds must be scored on one set.")
     spoofed = np.array([labels["bin"][utt] == SPOOF for utt in ids])
     figures = {}
-    for head in TAXONOMY_HEADS:
+    for head in TAXONOMY_TASKS:
         truth = np.array([labels[head][utt] for utt in ids])
         per_seed = [probabilities[head] for _, probabilities in read]
         answers = np.stack([p.argmax(axis=1) for p in per_seed])
@@ -94,10 +81,13 @@ def main(argv: list[str] | None = None) -> None:
     too_few = [f"{recipe} ({len(seed_runs(recipe))})" for recipe in args.recipes if len(seed_runs(recipe)) < 2]
     if too_few:
         parser.error(f"each recipe needs at least two evaluated seed-* runs; too few under {', '.join(too_few)}")
-    labels = read_labels(args.dataset)
-    results = {recipe.name: {name: ensemble_figures([run / "eval" / name for run in seed_runs(recipe)],
-                                                    labels[name]) for name in VALIDATION_SETS}
-               for recipe in args.recipes}
+    labels = validation_labels(args.dataset, ("bin", *TAXONOMY_TASKS))
+    try:
+        results = {recipe.name: {name: ensemble_figures([run / "eval" / name for run in seed_runs(recipe)],
+                                                        labels[name]) for name in VALIDATION_DATA}
+                   for recipe in args.recipes}
+    except ValueError as error:  # a run without these score files, or seeds scored on other clips
+        parser.error(str(error))
     seeds = ", ".join(f"{recipe.name}: {len(seed_runs(recipe))}" for recipe in args.recipes)
     text = (f"Each seed's validation answers and the seeds' averaged probabilities (seeds per recipe: {seeds}), "
             "from the runs' score files (official first window); validation data only.\n\n"

@@ -24,14 +24,12 @@ from pathlib import Path
 import numpy as np
 from transformers.trainer_utils import get_last_checkpoint
 
-from codectrace.evaluation import read_score_files
+from codectrace.evaluation import VALIDATION_DATA, read_score_files, validation_labels
 from codectrace.metrics import probability_metrics, selection_score
 from codectrace.presets import DEMO_DATASET_DIR
-from codectrace.resolve import load_split
 from dataset_scripts.protocols import codec_of
 
 HEADS = ("bin", "vq", "aux", "dec")
-VALIDATION_SETS = {"in_domain_validation": ("aux", "validation"), "val_codecs": ("val_codecs", "validation")}
 
 
 def score(ids: list[str], probabilities: dict[str, np.ndarray], labels: dict[str, dict[str, int]],
@@ -104,12 +102,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.smoothed is not None and args.smoothed < 1:
         parser.error(f"--smoothed counts evaluations (>= 1), got {args.smoothed}")
-    labels = {name: {head: {} for head in HEADS} for name in VALIDATION_SETS}
+    labels = {name: {head: {} for head in HEADS} for name in VALIDATION_DATA}
     for dataset in args.dataset:
-        for name, (config, split) in VALIDATION_SETS.items():
-            ds = load_split(dataset, config, split)
-            for head in HEADS:
-                labels[name][head].update(zip(ds["utt_id"], ds[head]))
+        for name, per_head in validation_labels(dataset, HEADS).items():
+            for head, found in per_head.items():
+                labels[name][head].update(found)
     codecs = sorted({c for u in labels["val_codecs"]["bin"] if (c := codec_of(u, u.split("_")[0])) is not None})
     table = {recipe.name: rule_scores(recipe, labels, codecs) for recipe in args.recipes}
     names = list(table)

@@ -25,8 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from codec_zoo.losses import log_mel_l1
-from codec_zoo.quality import held_out_speech
+from codec_zoo.quality import held_out_speech, mean_log_mel_l1
 from codec_zoo.specs import zoo_by_name
 from codec_zoo.speech import load_training_speech
 from codec_zoo.store import load_codec, read_metadata, save_codec, weights_path
@@ -53,12 +52,6 @@ def _continue(job: tuple[str, int, str]) -> str:
     return name
 
 
-def held_out_l1(codec, speech: list[np.ndarray]) -> float:
-    """Mean log-mel L1 of the codec's re-synthesis of `speech` (`codec_zoo.quality`'s measure)."""
-    with torch.inference_mode():
-        return float(np.mean([log_mel_l1(codec.resynthesize(torch.from_numpy(x)), x) for x in speech]))
-
-
 def compare(names: list[str], work: Path, speech: list[np.ndarray]) -> list[dict]:
     """Per codec: its taxonomy, bitrate, steps and held-out log-mel L1 before and after the extra training."""
     rows = []
@@ -69,8 +62,8 @@ def compare(names: list[str], work: Path, speech: list[np.ndarray]) -> list[dict
         rows.append({"codec": name, "vq": spec.vq, "aux": spec.aux, "dec": spec.dec, "bitrate": round(spec.bitrate),
                      "steps": record["steps"], "extra_steps": record["extra_steps"],
                      "extra_cpu_minutes": record["extra_cpu_seconds"] / 60,
-                     "before": held_out_l1(load_codec(name), speech),
-                     "after": held_out_l1(load_codec(continued), speech),
+                     "before": mean_log_mel_l1(load_codec(name), speech),
+                     "after": mean_log_mel_l1(load_codec(continued), speech),
                      "loss_curve": record["loss_curve"], "extra_loss_curve": record["extra_loss_curve"]})
     return rows
 

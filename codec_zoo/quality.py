@@ -38,6 +38,12 @@ def held_out_speech(utterances: int = 8, seed: int = 0, noise_floor: float | Non
                 for path in sorted((corpus / speaker).glob("*.wav"))]
 
 
+def mean_log_mel_l1(codec, speech: list[np.ndarray]) -> float:
+    """The quality measure: mean log-mel L1 between each clip and the codec's re-synthesis of it."""
+    with torch.inference_mode():
+        return float(np.mean([log_mel_l1(codec.resynthesize(torch.from_numpy(x)), x) for x in speech]))
+
+
 def measure(speech: list[np.ndarray], weights_dir: Path = WEIGHTS_DIR,
             clean_speech: list[np.ndarray] | None = None) -> dict:
     """Codec name -> quality and facts; plus the mu-law baselines. `clean_speech` adds `log_mel_l1_clean`."""
@@ -54,16 +60,14 @@ def measure(speech: list[np.ndarray], weights_dir: Path = WEIGHTS_DIR,
         path = weights_path(spec.name, weights_dir)
         codec = load_codec(path)
         _, record = read_metadata(path)
-        scores = [log_mel_l1(codec.resynthesize(torch.from_numpy(x)), x) for x in speech]
         results[spec.name] = {
-            "log_mel_l1": float(np.mean(scores)), "split": spec.split, "vq": spec.vq, "aux": spec.aux,
+            "log_mel_l1": mean_log_mel_l1(codec, speech), "split": spec.split, "vq": spec.vq, "aux": spec.aux,
             "dec": spec.dec, "frame_rate": round(spec.frame_rate, 1), "bitrate": round(spec.bitrate),
             "parameters": sum(p.numel() for p in codec.parameters()), "file_bytes": path.stat().st_size,
             "steps": record["steps"], "cpu_minutes": round(record["cpu_seconds"] / 60, 1),
         }
         if clean_speech:
-            results[spec.name]["log_mel_l1_clean"] = float(np.mean(
-                [log_mel_l1(codec.resynthesize(torch.from_numpy(x)), x) for x in clean_speech]))
+            results[spec.name]["log_mel_l1_clean"] = mean_log_mel_l1(codec, clean_speech)
     return results
 
 

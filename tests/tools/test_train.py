@@ -645,6 +645,17 @@ def test_the_seed_ensemble_reads_each_recipes_runs_and_refuses_a_recipe_of_one_s
     assert "at least two evaluated seed-* runs; too few under" in capsys.readouterr().err
 
 
+def test_the_seed_ensemble_names_a_missing_score_file_instead_of_failing_with_a_traceback(built, tmp_path, capsys):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import seed_ensemble
+
+    for seed in ("seed-1", "seed-2"):
+        (tmp_path / "recipe" / seed / "eval").mkdir(parents=True)
+    with pytest.raises(SystemExit):
+        seed_ensemble.main([str(tmp_path / "recipe"), "--dataset", str(built)])
+    assert "in_domain_validation/scores_bin.txt is missing" in capsys.readouterr().err
+
+
 def _probe_rows(rng, codec_signal: float, per_codec: int) -> dict:
     """Spoofed rows of codecs a, b (VQ class 1) and c (class 2) plus bona fide rows; embeddings carry each codec's
     own direction times `codec_signal`."""
