@@ -32,6 +32,7 @@ from codectrace.files import write_json
 from codectrace.hub import save_model_folder
 from codectrace.pipeline import cpu_has_fast_bf16
 from codectrace.presets import BACKBONE_SIZES, backbone_config
+from modeling_codectrace.configuration_codectrace import OFFICIAL_WINDOW
 
 
 def matmul_peak(dtype=torch.float32, n: int = 2048, repeats: int = 10) -> float:
@@ -177,7 +178,7 @@ def long_audio(work: Path) -> dict:
 
     torch.manual_seed(0)
     config = mc.CodecTraceConfig(backbone_config=backbone_config("small"),
-                                 variant="M1", chunk_samples=64600)
+                                 variant="M1", chunk_samples=OFFICIAL_WINDOW)
     model_dir = work / "model"
     save_model_folder(mc.CodecTraceForSourceTracing(config).eval(), mc.CodecTraceFeatureExtractor(),
                              model_dir)

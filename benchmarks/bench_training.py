@@ -22,6 +22,7 @@ import modeling_codectrace as mc
 from codectrace.data import WaveformTransform, collate
 from codectrace.files import write_json
 from codectrace.presets import BACKBONE_SIZES, backbone_config
+from modeling_codectrace.configuration_codectrace import OFFICIAL_WINDOW
 
 
 def peak_rss_mb() -> float:
@@ -58,7 +59,7 @@ def data_throughput(dataset_dir: str, workers: int, batches: int, batch: int) ->
     from datasets import Audio, load_dataset
 
     ds = load_dataset(dataset_dir, "aux", split="train").cast_column("audio", Audio(decode=False))
-    ds = ds.with_transform(WaveformTransform(("bin", "vq", "aux", "dec"), 64600, "first", "rawboost5"))
+    ds = ds.with_transform(WaveformTransform(("bin", "vq", "aux", "dec"), OFFICIAL_WINDOW, "first", "rawboost5"))
     loader = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, num_workers=workers,
                                          collate_fn=collate, persistent_workers=False)
     iterator = iter(loader)

@@ -5,7 +5,7 @@
 Real voices: Debian's `ktuberling-data` (scripts/setup.sh installs it): short recordings of single words by native
 speakers, one folder per language (one voice each), read from `/usr/share/ktuberling/sounds` (GPL KDE data: read
 where installed, never copied into the project; identical files in several folders counted once,
-`dataset_scripts.real_speech`). Every word is traced on its own, as a person would upload it, with the pipeline's
+`speech_sources.real_speech`). Every word is traced on its own, as a person would upload it, with the pipeline's
 defaults; a false alarm is a decision `spoof` (spoof score >= 0.5). CodecFake-mini trains on some of these
 speakers (their words joined into longer utterances): the table gives each split of speakers apart, so the
 figure that counts is the one of speakers the model never heard (validation and test). Beside them, for
@@ -23,7 +23,7 @@ from codectrace.files import write_text
 from codectrace.hub import load_tracer
 from codectrace.presets import DEMO_DATASET_DIR, DEMO_RELEASE_DIR
 from dataset_scripts.build_codecfake_mini import release_speakers
-from dataset_scripts.real_speech import KTUBERLING_SOUNDS, real_voice_files, speaker_id
+from speech_sources.real_speech import KTUBERLING_SOUNDS, real_voice_files, speaker_id
 
 
 def false_alarms(tracer, clips: list, desc: str) -> tuple[int, int, int]:

@@ -28,7 +28,7 @@ from .store import WEIGHTS_DIR, load_codec, read_metadata, weights_path
 def held_out_speech(utterances: int = 8, seed: int = 0, noise_floor: float | None = None) -> list[np.ndarray]:
     """The test speakers' utterances of the seed-`seed` CodecFake-mini speech corpus (its noise floor by default)."""
     from codectrace.audio import load_audio
-    from dataset_scripts import mini_speech
+    from speech_sources import mini_speech
 
     with tempfile.TemporaryDirectory() as work:
         floor = mini_speech.NOISE_FLOOR if noise_floor is None else noise_floor
@@ -123,7 +123,8 @@ def spectrogram_figure(speech: np.ndarray, path: Path, weights_dir: Path = WEIGH
     figure.supylabel("mel bin")
     figure.tight_layout()
     with atomic_path(path) as partial:
-        figure.savefig(partial, dpi=80, format=path.suffix.lstrip("."))
+        # 60 dpi JPEG: the 32 panels of noisy spectrograms stay under 300 KB (docs images are kept small).
+        figure.savefig(partial, dpi=60, format=path.suffix.lstrip("."), pil_kwargs={"quality": 80, "optimize": True})
     plt.close(figure)
     return path
 
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     write_json(args.out / "codec_zoo_quality.json", results)
     table = markdown_table(results)
     write_text(args.out / "codec_zoo_quality.md", table)
-    spectrogram_figure(speech[0], args.out / "codec_zoo_spectrograms.png", args.weights_dir)
+    spectrogram_figure(speech[0], args.out / "codec_zoo_spectrograms.jpg", args.weights_dir)
     print(table)
 
 

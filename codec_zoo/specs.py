@@ -19,7 +19,6 @@ import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
-from dataset_scripts.protocols import LABEL_SPELLINGS
 from modeling_codectrace.configuration_codectrace import TASK_LABELS
 
 from .modules import ENCODER_HOP
@@ -102,10 +101,6 @@ class CodecSpec:
         else:
             bits = self.levels * math.log2(self.codebook_size)
         return bits * self.frame_rate
-
-    def protocol_taxonomy(self) -> tuple[str, str, str]:
-        """(AUX, DEC, VQ) in the official protocol spelling."""
-        return (LABEL_SPELLINGS["aux"][self.aux], LABEL_SPELLINGS["dec"][self.dec], LABEL_SPELLINGS["vq"][self.vq])
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from codectrace.files import staged_folder
-from dataset_scripts import mini_speech
+from speech_sources import mini_speech
 
 # Festival's radio phone set (kal voice); anything else maps to the last index.
 PHONES = ("pau", "aa", "ae", "ah", "ao", "aw", "ax", "axr", "ay", "b", "ch", "d", "dh", "eh", "el", "em", "en", "er",

@@ -30,7 +30,7 @@ from .losses import ReconstructionLoss
 from .modules import TIME_BODIES, BodyPretrainer, NeuralCodec
 from .specs import SPLIT_TRUNK_SEEDS, ZOO, CodecSpec, codecs_of, coverage_problems, zoo_by_name
 from .speech import LABEL_HOP, PHONES, Utterance, load_training_speech, write_training_speech
-from .store import WEIGHTS_DIR, load_codec, read_metadata, save_codec, weights_path
+from .store import WEIGHTS_DIR, read_metadata, save_codec, weights_path
 
 CROP = 16000
 CHECKPOINT_EVERY = 100
@@ -106,61 +106,34 @@ def train_codec(spec: CodecSpec, utterances: list[Utterance], num_speakers: int,
     stand in for running it. `body_state` initialises a time-domain decoder's body. `model` trains another
     module with the same loop (the body pre-training).
     """
+    from tqdm.auto import tqdm
+
     folder = work / spec.name
     folder.mkdir(parents=True, exist_ok=True)
     checkpoint_path = folder / "checkpoint.pt"
     torch.manual_seed(spec.seed)
-    if model is None:
-        model = NeuralCodec(spec, num_speakers=num_speakers, num_phones=len(PHONES))
-    if trunk_state is not None and hasattr(model, "trunk"):
-        model.trunk.load_state_dict(trunk_state)
-        model.trunk.requires_grad_(False)
-    if body_state is not None:
-        model.decoder.body.load_state_dict(body_state)
+    model = _model_to_train(spec, num_speakers, trunk_state, body_state, model)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=spec.learning_rate, betas=(0.8, 0.99), weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * s / spec.steps))))
     sampler = CropSampler(utterances, spec.seed, features)
-    record = {"step": 0, "cpu_seconds": 0.0, "losses": []}
-    if checkpoint_path.exists():
-        state = torch.load(checkpoint_path, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        sampler.rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
-        record = state["record"]
+    state = {"model": model, "optimizer": optimizer, "schedule": schedule, "sampler": sampler}
+    record = _resume(checkpoint_path, state)
     reconstruction = ReconstructionLoss()
     model.train()
-    from tqdm.auto import tqdm
-
     bar = tqdm(total=spec.steps, initial=record["step"], desc=spec.name, unit="step", mininterval=10)
     window_losses: list[float] = []
     clock = time.process_time()
     while record["step"] < spec.steps:
-        step = record["step"]
-        audio, speakers, phones, features_batch = sampler.batch(spec.batch_size, model.hop,
-                                                                0.5 if spec.aux == "semantic" else 0.0)
-        if spec.noise_augment > 0:  # recording-noise floor; the trunk then runs on the noisy input itself
-            levels = torch.from_numpy(sampler.rng.uniform(0, spec.noise_augment, (len(audio), 1))).float()
-            audio = audio + levels * torch.from_numpy(sampler.rng.standard_normal(audio.shape)).float()
-            features_batch = None
-        out = model(audio, reversal_weight=min(1.0, step / (0.3 * spec.steps)), trunk_features=features_batch)
-        loss = reconstruction(out["audio"], audio) + out["commit_loss"]
-        if "phone_logits" in out:
-            frames = min(out["phone_logits"].shape[-1], phones.shape[-1])
-            loss = loss + 0.5 * F.cross_entropy(out["phone_logits"][..., :frames], phones[:, :frames],
-                                                ignore_index=-100)
-        if "speaker_logits" in out:
-            loss = loss + 0.2 * F.cross_entropy(out["speaker_logits"], speakers)
+        loss = _codec_loss(spec, model, sampler, reconstruction, record["step"])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 5.0)
         optimizer.step()
         schedule.step()
         window_losses.append(float(loss.detach()))
-        record["step"] = step + 1
+        record["step"] += 1
         bar.update()
         if record["step"] % CHECKPOINT_EVERY == 0 or record["step"] == spec.steps:
             now = time.process_time()
@@ -169,24 +142,62 @@ def train_codec(spec: CodecSpec, utterances: list[Utterance], num_speakers: int,
             record["losses"].append([record["step"], float(np.mean(window_losses))])
             window_losses = []
             bar.set_postfix(loss=f"{record['losses'][-1][1]:.3f}")
-            _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                          "schedule": schedule.state_dict(), "rng": sampler.rng.bit_generator.state,
-                          "torch_rng": torch.get_rng_state(), "record": record}, checkpoint_path)
+            _save_checkpoint(checkpoint_path, state, record)
     bar.close()
     model.eval()
     return model, record
 
 
-def continue_codec(weights: Path, extra_steps: int, utterances: list[Utterance], num_speakers: int,
-                   features: list[torch.Tensor], out_work: Path) -> tuple[torch.nn.Module, dict]:
-    """A shipped codec (its .safetensors file) trained `extra_steps` more steps: its own spec, its trunk frozen, a
-    fresh optimizer and the zoo's schedule (warm-up, cosine) over the extra steps, on `utterances` and their trunk
-    `features`. Checkpoints in `out_work/<name>` (resumable); the shipped file is not touched."""
-    if extra_steps < 1:
-        raise ValueError(f"extra_steps counts training steps (>= 1), got {extra_steps}.")
-    model = load_codec(weights)
-    return train_codec(replace(model.spec, steps=extra_steps), utterances, num_speakers, out_work,
-                       model.trunk.state_dict(), features, model=model)
+def _model_to_train(spec: CodecSpec, num_speakers: int, trunk_state: dict | None, body_state: dict | None,
+                    model: torch.nn.Module | None) -> torch.nn.Module:
+    """A new codec of `spec` (or the given module), with a frozen pre-trained trunk and a pre-trained body if given."""
+    if model is None:
+        model = NeuralCodec(spec, num_speakers=num_speakers, num_phones=len(PHONES))
+    if trunk_state is not None and hasattr(model, "trunk"):
+        model.trunk.load_state_dict(trunk_state)
+        model.trunk.requires_grad_(False)
+    if body_state is not None:
+        model.decoder.body.load_state_dict(body_state)
+    return model
+
+
+def _resume(checkpoint_path: Path, state: dict) -> dict:
+    """Loads a checkpoint into the model, optimizer, schedule, sampler and torch RNG; returns its training record
+    (a fresh one where there is no checkpoint)."""
+    if not checkpoint_path.exists():
+        return {"step": 0, "cpu_seconds": 0.0, "losses": []}
+    saved = torch.load(checkpoint_path, weights_only=False)
+    for name in ("model", "optimizer", "schedule"):
+        state[name].load_state_dict(saved[name])
+    state["sampler"].rng.bit_generator.state = saved["rng"]
+    torch.set_rng_state(saved["torch_rng"])
+    return saved["record"]
+
+
+def _save_checkpoint(checkpoint_path: Path, state: dict, record: dict) -> None:
+    _atomic_save({"model": state["model"].state_dict(), "optimizer": state["optimizer"].state_dict(),
+                  "schedule": state["schedule"].state_dict(), "rng": state["sampler"].rng.bit_generator.state,
+                  "torch_rng": torch.get_rng_state(), "record": record}, checkpoint_path)
+
+
+def _codec_loss(spec: CodecSpec, model, sampler: CropSampler, reconstruction, step: int) -> torch.Tensor:
+    """One batch's training loss: reconstruction and commitment, plus the phone and speaker objectives the codec's
+    auxiliary class asks for."""
+    audio, speakers, phones, features_batch = sampler.batch(spec.batch_size, model.hop,
+                                                            0.5 if spec.aux == "semantic" else 0.0)
+    if spec.noise_augment > 0:  # recording-noise floor; the trunk then runs on the noisy input itself
+        levels = torch.from_numpy(sampler.rng.uniform(0, spec.noise_augment, (len(audio), 1))).float()
+        audio = audio + levels * torch.from_numpy(sampler.rng.standard_normal(audio.shape)).float()
+        features_batch = None
+    out = model(audio, reversal_weight=min(1.0, step / (0.3 * spec.steps)), trunk_features=features_batch)
+    loss = reconstruction(out["audio"], audio) + out["commit_loss"]
+    if "phone_logits" in out:
+        frames = min(out["phone_logits"].shape[-1], phones.shape[-1])
+        loss = loss + 0.5 * F.cross_entropy(out["phone_logits"][..., :frames], phones[:, :frames],
+                                            ignore_index=-100)
+    if "speaker_logits" in out:
+        loss = loss + 0.2 * F.cross_entropy(out["speaker_logits"], speakers)
+    return loss
 
 
 def scaled(spec: CodecSpec, steps_scale: float) -> CodecSpec:

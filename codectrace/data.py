@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from modeling_codectrace.configuration_codectrace import TASK_LABELS
+from modeling_codectrace.configuration_codectrace import OFFICIAL_WINDOW, TASK_LABELS
 from modeling_codectrace.feature_extraction_codectrace import fit_to_length
 
 from .audio import load_audio
@@ -22,7 +22,7 @@ from .rawboost import RawBoostConfig, rawboost_algo5
 
 CROP_MODES = ("first", "random")
 # rawboost5: the paper's (on the whole utterance); channel: lossy codecs, narrowband, noise and level on the window,
-# bona fide and spoof alike (docs/generalisation.md); none.
+# bona fide and spoof alike (docs/research/generalisation.md); none.
 AUGMENTATIONS = ("rawboost5", "channel", "none")
 
 # The training samplings of CodecFake+ (protocol files *_mult_learn.txt, *_bal_vq.txt, *_bal_dec.txt), and the one
@@ -62,7 +62,7 @@ class WaveformTransform:
     """
 
     tasks: tuple[str, ...]
-    chunk_samples: int = 64600
+    chunk_samples: int = OFFICIAL_WINDOW
     crop: str = "first"
     augment: str = "none"
     seed: int = 1234
@@ -119,3 +119,10 @@ def collate(features: list[dict]) -> dict[str, torch.Tensor]:
 
 def label_columns(tasks) -> list[str]:
     return [f"{task}_labels" for task in tasks if task in TASK_LABELS]
+
+
+def with_windows(ds, tasks, chunk_samples: int, crop: str = "first", augment: str = "none", seed: int = 1234,
+                 codecs=None):
+    """Decodes and windows rows on access (in DataLoader workers); augmentation only where asked; with `codecs` (a
+    `CodecVocabulary`), each row's codec index for the codec adversary."""
+    return ds.with_transform(WaveformTransform(tuple(tasks), chunk_samples, crop, augment, seed, codecs=codecs))

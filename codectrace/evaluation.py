@@ -107,22 +107,6 @@ def write_score_files(folder: Path, utt_ids, logits: dict[str, np.ndarray],
     return written
 
 
-# A demo run's two kinds of validation data: its evaluation folder -> the (config, split) of the rows it scored.
-VALIDATION_DATA = {"in_domain_validation": ("aux", "validation"), "val_codecs": ("val_codecs", "validation")}
-
-
-def validation_labels(dataset: str, tasks) -> dict[str, dict[str, dict[str, int]]]:
-    """Evaluation folder -> task -> utterance id -> label, for a demo run's two kinds of validation data
-    (`VALIDATION_DATA`), read from the dataset the run trained on; benchmarks pair them with the run's score files."""
-    from .resolve import load_split
-
-    labels = {}
-    for name, (config, split) in VALIDATION_DATA.items():
-        rows = load_split(dataset, config, split)
-        labels[name] = {task: dict(zip(rows["utt_id"], rows[task])) for task in tasks}
-    return labels
-
-
 def read_score_files(folder: Path, tasks=tuple(TASK_LABELS)) -> tuple[list[str], dict[str, np.ndarray]]:
     """The inverse of `write_score_files`: utterance ids (file order) and per task the probabilities in label order
     (BIN's two columns rebuilt from the P(bona fide) it stores). Raises `ValueError` where a file is missing or its

@@ -59,12 +59,11 @@ def _run_evaluate(args) -> int:
 def _unknown_rows(args, model, sets: dict) -> dict | None:
     """Where the model has an unknown-source scorer and a temperature for unknown clips, the rows of every set it
     calls unknown (they are scored with that temperature, as the pipeline scores them); else None."""
-    from .hub import model_folder
-    from .unknown_source import UnknownSourceScorer, score_dataset, unknown_rows
+    from .unknown_source import find_scorer, score_dataset, unknown_rows
 
     if not getattr(model.config, "calibration_temperatures_unknown", None):
         return None
-    scorer = UnknownSourceScorer.load(model_folder(args.model, args.revision))
+    scorer = find_scorer(args.model, args.revision)
     if scorer is None:
         return None
     return {name: unknown_rows(scorer, score_dataset(model, scorer, ds, model.config.chunk_samples))

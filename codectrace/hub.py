@@ -13,8 +13,7 @@ from modeling_codectrace.feature_extraction_codectrace import CodecTraceFeatureE
 from .files import write_json
 from .pipeline import CodecSourceTracingPipeline
 from .resolve import load_model
-from .unknown_source import FILE_NAME as UNKNOWN_SOURCE_FILE
-from .unknown_source import UnknownSourceScorer
+from .unknown_source import find_scorer
 
 
 def load_tracer(
@@ -27,7 +26,7 @@ def load_tracer(
     """The `codec-source-tracing` pipeline for a model folder or hub id (this package's code by default); a
     reference that does not resolve raises `ResolveError` with one line naming both possibilities."""
     model = load_model(model_name_or_path, revision=revision, trust_remote_code=trust_remote_code)
-    scorer = UnknownSourceScorer.load(model_folder(model_name_or_path, revision))
+    scorer = find_scorer(model_name_or_path, revision)
     try:
         extractor = AutoFeatureExtractor.from_pretrained(model_name_or_path, revision=revision,
                                                          trust_remote_code=trust_remote_code)
@@ -36,18 +35,6 @@ def load_tracer(
                                                chunk_samples=model.config.chunk_samples)
     return pipeline("codec-source-tracing", model=model, feature_extractor=extractor, device=device,
                     precision=precision, unknown_source=scorer)
-
-
-def model_folder(model_name_or_path: str, revision: str | None) -> Path:
-    """The local folder of a model: itself, or where the Hub files (the unknown-source scorer, if any) are cached."""
-    if Path(model_name_or_path).is_dir():
-        return Path(model_name_or_path)
-    from huggingface_hub import hf_hub_download
-
-    try:
-        return Path(hf_hub_download(model_name_or_path, UNKNOWN_SOURCE_FILE, revision=revision)).parent
-    except (ValueError, OSError):  # the model has no scorer (or it cannot be fetched): no known / unknown
-        return Path(model_name_or_path)
 
 
 PIPELINE_FILE = "pipeline_codectrace.py"  # the name folders saved by 0.1.0 used for the pipeline's code

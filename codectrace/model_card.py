@@ -105,8 +105,7 @@ def _summary(config, source_note: str | None) -> list[str]:
         design = ("Wav2Vec2 (XLS-R layout) with frame mean/std pooling and one linear layer per task, after the "
                   "tasks of")
     backbone = config.backbone_config
-    sizes = " / ".join(str(n) for n in (*(getattr(config, "stft_extra_n_fft", None) or ()), config.stft_n_fft))
-    front_end = (f", the first a fixed STFT giving {_stft_feature_names(config)} per bin ({sizes}-point, "
+    front_end = (f", the first a fixed STFT giving {_stft_feature_names(config)} per bin ({config.stft_n_fft}-point, "
                  f"hop {config.stft_hop_length}; `feature_encoder=\"stft_phase\"`, not the paper's)"
                  if config.feature_encoder == "stft_phase" else "")
     lines = [

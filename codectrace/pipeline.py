@@ -29,6 +29,7 @@ from .calibration import unknown_rescaling
 from .input_checks import AudioStats, input_warnings, refuse_too_short
 from .machine import cpu_info
 from .metrics import softmax
+from .unknown_source import find_scorer
 
 
 def window_starts(num_samples: int, chunk: int, hop: int) -> list[int]:
@@ -92,6 +93,13 @@ class CodecSourceTracingPipeline(Pipeline):
         max_seconds, min_seconds (`float`, *optional*): refuse longer / shorter audio.
         sampling_rate (`int`, *optional*): with array inputs.
 
+    Construction only:
+        precision (`str`, *optional*, defaults to `"auto"`): one of `PRECISIONS` (see `resolve_precision`).
+        unknown_source (*optional*, defaults to `"auto"`): `"auto"` loads the unknown-source scorer saved beside
+            the model (`unknown_source.safetensors` in the folder or Hub repo that `model.name_or_path` names, which
+            `pipeline(task, model=<folder or id>)` and `from_pretrained` set); an `UnknownSourceScorer` uses that
+            one; `None` or `False` turns known / unknown off.
+
     Returns per clip: `spoof_score` (P(spoof), averaged over windows), `decision` (`spoof` or `bonafide`),
     `num_windows`, `duration_seconds`, `warnings` (plain-language notes on short, padded, silent or clipped audio;
     empty when none), one `{label: probability}` dict per head the model has, and `heads`: per head its `label`,
@@ -107,9 +115,11 @@ class CodecSourceTracingPipeline(Pipeline):
     _load_feature_extractor = True
     _load_tokenizer = False
 
-    def __init__(self, *args, precision: str = "auto", unknown_source=None, **kwargs):
+    def __init__(self, *args, precision: str = "auto", unknown_source="auto", **kwargs):
         super().__init__(*args, **kwargs)
-        self.unknown_source = unknown_source  # an UnknownSourceScorer, or None: no known / unknown
+        if unknown_source == "auto":  # the scorer saved beside the model, wherever the model came from
+            unknown_source = find_scorer(self.model.name_or_path, getattr(self.model.config, "_commit_hash", None))
+        self.unknown_source = unknown_source or None  # an UnknownSourceScorer, or None: no known / unknown
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
         self.precision = precision

@@ -12,23 +12,16 @@ from modeling_codectrace.configuration_codectrace import xlsr_300m_backbone_conf
 # Backbone shapes for training from scratch (no pre-trained checkpoint): overrides of the XLS-R config.
 BACKBONE_SIZES: dict[str, dict] = {
     "xlsr-300m": {},
+    # A small waveform model: the long-audio figures of benchmarks/bench_inference.py.
     "small": dict(
         hidden_size=128, num_hidden_layers=4, num_attention_heads=4, intermediate_size=256,
         conv_dim=(64, 64, 64, 64), conv_kernel=(10, 8, 4, 4), conv_stride=(5, 4, 4, 4),
         num_conv_pos_embeddings=32, num_conv_pos_embedding_groups=4,
     ),
+    # Tests, smoke runs and the official preset at a tiny shape.
     "tiny": dict(
         hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
         conv_dim=(16, 16, 16, 16), conv_kernel=(10, 8, 4, 4), conv_stride=(5, 4, 4, 4),
-        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
-        hidden_dropout=0.0, attention_dropout=0.0, feat_proj_dropout=0.0,
-    ),
-    # The second CPU demo's backbone: a learned 25-ms filterbank (400-tap conv, 10-ms hop) and a 2x conv to 50 Hz
-    # frames instead of the 7-layer waveform stack, under a 2-layer, 32-wide transformer. bench_demo_heads.py: with
-    # statistics-pooling heads it runs ~9x the steps of `small` per CPU-second and separates the codec classes.
-    "filterbank-tiny": dict(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        conv_dim=(128, 128), conv_kernel=(400, 2), conv_stride=(160, 2),
         num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
         hidden_dropout=0.0, attention_dropout=0.0, feat_proj_dropout=0.0,
     ),
@@ -80,9 +73,9 @@ TRAINING_PRESETS: dict[str, dict] = {
         early_stopping_patience=5, dataloader_num_workers=1, demo_utterances=30,
         max_grad_norm=1.0, train_drop_last=False,  # the Trainer's defaults, with which the demo was measured
         calibrate=True, unknown_source=True, selection_set="validation+val_codecs", selection_mean_of_parts=True,
-        weight_averaging_decay=0.998, codec_adversary_weight=0.1, codec_adversary_objective="confusion",
+        weight_averaging_decay=0.998, codec_adversary_weight=0.1,
         # augment, task_weighting, selection_set, selection_mean_of_parts, weight_averaging_decay and the codec
-        # adversary: chosen on validation data over seeds (docs/generalisation.md)
+        # adversary: chosen on validation data over seeds (docs/research/generalisation.md)
     ),
 }
 

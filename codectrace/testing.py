@@ -19,3 +19,44 @@ def tiny_config(variant: str = "M1", chunk_samples: int = 16000, **overrides) ->
                     **AASIST_SIZES["tiny"])
     settings.update(overrides)
     return CodecTraceConfig(**settings)
+
+
+# `train.py` flags that shrink a preset's model to a tiny shape (seconds per step on a CPU); the recipe stays.
+TINY_PRESET_FLAGS: dict[str, list[str]] = {
+    "official": ["--backbone_size", "tiny", "--aasist_size", "tiny"],
+    "demo": ["--backbone_size", "stft-tiny"],
+}
+
+
+def tiny_preset_args(preset: str, dataset, output_dir, *extra: str) -> list[str]:
+    """`train.py` arguments for a preset at a tiny shape on a built dataset: 1-s windows, no evaluation during
+    training, one evaluation set at the end, no progress bars."""
+    return ["--preset", preset, *TINY_PRESET_FLAGS[preset], "--dataset", str(dataset), "--output_dir", str(output_dir),
+            "--chunk_samples", "16000", "--dataloader_num_workers", "0", "--per_device_train_batch_size", "4",
+            "--eval_strategy", "no", "--load_best_model_at_end", "False", "--eval_configs", "cosg_seen",
+            "--disable_tqdm", "True", *extra]
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nothing listens on now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def torchrun_command(script, args: list[str], processes: int = 2) -> list[str]:
+    """`torchrun --nproc_per_node N script args` on the loopback interface, with this Python."""
+    import sys
+
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_addr",
+            "127.0.0.1", "--master_port", str(free_port()), str(script), *args]
+
+
+def tiny_demo_args(dataset, output_dir, *extra: str) -> list[str]:
+    """`train.py` arguments for the demo preset at its tiny shape on a built dataset, evaluating as the preset does
+    (every epoch), batch 8, a log line per step, no progress bars."""
+    return ["--preset", "demo", "--dataset", str(dataset), "--backbone_size", "stft-tiny", "--chunk_samples", "16000",
+            "--output_dir", str(output_dir), "--dataloader_num_workers", "0", "--per_device_train_batch_size", "8",
+            "--per_device_eval_batch_size", "16", "--logging_steps", "1", "--disable_tqdm", "True", *extra]

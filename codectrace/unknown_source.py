@@ -23,7 +23,6 @@ from modeling_codectrace.configuration_codectrace import TASK_LABELS, TAXONOMY_T
 from .files import atomic_path
 
 FILE_NAME = "unknown_source.safetensors"
-TAXONOMY_HEADS = TAXONOMY_TASKS  # one unknown-source head per taxonomy task
 SCORES = ("knn", "mahalanobis")
 ACCEPT_QUANTILE = 0.975  # of validation (in-domain) clips called known
 MAX_FIT_ROWS = 5000
@@ -135,7 +134,7 @@ class UnknownSourceScorer:
         if score not in SCORES:
             raise ValueError(f"unknown-source score must be one of {list(SCORES)}, got {score!r}.")
         heads = {}
-        for task in (t for t in TAXONOMY_HEADS if t in train_embeddings):
+        for task in (t for t in TAXONOMY_TASKS if t in train_embeddings):
             head = FITS[score](train_embeddings[task], train_labels[task])
             head.threshold = float(np.quantile(head.distances(validation_embeddings[task]), ACCEPT_QUANTILE))
             heads[task] = head
@@ -208,6 +207,21 @@ class UnknownSourceScorer:
         return cls(ordered, "knn" if isinstance(next(iter(ordered.values())), NearestNeighbourHead) else "mahalanobis")
 
 
+def find_scorer(model_name_or_path: str | None, revision: str | None = None) -> UnknownSourceScorer | None:
+    """The scorer saved beside a model: in its folder, or in its Hub repo (fetched into the Hub cache; offline, from
+    the cache only); None when there is none, the reference is empty, or the file cannot be had."""
+    if not model_name_or_path:
+        return None
+    if Path(model_name_or_path).is_dir():
+        return UnknownSourceScorer.load(model_name_or_path)
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return UnknownSourceScorer.load(Path(hf_hub_download(model_name_or_path, FILE_NAME, revision=revision)).parent)
+    except (ValueError, OSError):  # the model has no scorer (or it cannot be fetched): no known / unknown
+        return None
+
+
 def embed_dataset(model, dataset, chunk_samples: int, batch_size: int = 32, limit: int | None = None,
                   seed: int = 0) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Head embeddings and logits of a dataset's rows (official windows), at most `limit` rows (a seeded sample)."""
@@ -232,18 +246,6 @@ def embed_dataset(model, dataset, chunk_samples: int, batch_size: int = 32, limi
     return ({t: np.concatenate(v) for t, v in embeddings.items()}, {t: np.concatenate(v) for t, v in logits.items()})
 
 
-def labelled_embeddings(model, dataset) -> dict[str, np.ndarray]:
-    """A dataset's rows as the model sees them (official windows), flat for benchmarks and their caches:
-    `emb_<task>` and `logits_<task>` per head, `label_<task>` for BIN and the taxonomy heads, and `source`."""
-    from .evaluation import labels_by_task
-
-    embeddings, logits = embed_dataset(model, dataset, model.config.chunk_samples)
-    return {**{f"emb_{task}": values for task, values in embeddings.items()},
-            **{f"logits_{task}": values for task, values in logits.items()},
-            **{f"label_{task}": values for task, values in labels_by_task(dataset, ["bin", *TAXONOMY_HEADS]).items()},
-            "source": np.asarray(dataset["source"])}
-
-
 def separation(known_scores: np.ndarray, unseen_scores: np.ndarray) -> dict[str, float]:
     """How well a score tells clips of unseen codecs (positives, higher score) from clips of training codecs: AUROC
     and the false-positive rate at 95% true-positive rate (the share of training-codec clips called unknown when 95%
@@ -261,7 +263,7 @@ def fit_unknown_source(model, train, validation, chunk_samples: int, score: str 
     validation split."""
     from .evaluation import labels_by_task
 
-    tasks = [t for t in TAXONOMY_HEADS if t in model.config.tasks]
+    tasks = [t for t in TAXONOMY_TASKS if t in model.config.tasks]
     if len(train) > MAX_FIT_ROWS:
         train = train.select(sorted(np.random.default_rng(0).choice(len(train), MAX_FIT_ROWS, replace=False)))
     train_embeddings, _ = embed_dataset(model, train, chunk_samples)

@@ -42,10 +42,14 @@ from codectrace.audio import load_audio
 from codectrace.dataset_folder import REPORT_NAME
 from codectrace.errors import ToolArgumentParser, run_tool
 from codectrace.files import staged_folder, write_audio, write_json, write_text
+from speech_sources.real_speech import KTUBERLING_SOUNDS
 
-from .protocols import CONFIG_FILES, COSG_SYSTEMS_FILE, SAMPLING_SUFFIX, TRAINING_SPLITS
-from .real_speech import KTUBERLING_SOUNDS
+from .protocols import CONFIG_FILES, COSG_SYSTEMS_FILE, LABEL_SPELLINGS, SAMPLING_SUFFIX, TRAINING_SPLITS
 
+
+def protocol_taxonomy(spec: CodecSpec) -> tuple[str, str, str]:
+    """A zoo codec's (AUX, DEC, VQ) in the official protocol spelling."""
+    return LABEL_SPELLINGS["aux"][spec.aux], LABEL_SPELLINGS["dec"][spec.dec], LABEL_SPELLINGS["vq"][spec.vq]
 
 def _one_thread() -> None:
     """Pool initializer: each worker uses one thread (the workers already use every core between them)."""
@@ -80,7 +84,7 @@ def bona_fide_speech(work: Path, speakers: int, utterances: int, seed: int, spee
                      real_voices: Path | None = None) -> tuple[SpeechFiles, Splits, dict[str, str]]:
     """Speaker -> utterance files (at most `utterances` each), the train/validation/test speaker split, and each
     speaker's kind (`synthetic` or `real`)."""
-    from . import mini_speech, real_speech
+    from speech_sources import mini_speech, real_speech
 
     if speech_dir is not None:
         files, splits = _speech_dir_corpus(speech_dir, utterances)
@@ -102,7 +106,7 @@ def bona_fide_speech(work: Path, speakers: int, utterances: int, seed: int, spee
 
 
 def _speech_dir_corpus(speech_dir: Path, utterances: int) -> tuple[SpeechFiles, Splits]:
-    from . import mini_speech
+    from speech_sources import mini_speech
 
     found = mini_speech.real_corpus_utterances(speech_dir)
     bad = [s for s in found if "_" in s or not s.strip()]
@@ -200,7 +204,7 @@ def _training_protocols(rows: dict[str, Rows], audio_dir: Path, work: Work, utte
             lines = []
             for (speaker, utt, path), spec in zip(rows[split], balanced_assignment(sampling, training,
                                                                                     len(rows[split]))):
-                aux, dec, vq = spec.protocol_taxonomy()
+                aux, dec, vq = protocol_taxonomy(spec)
                 lines += [f"{speaker} {utt} - REAL REAL REAL bonafide",
                           f"{speaker} {utt}_{spec.name} - {aux} {dec} {vq} spoof"]
                 work[spec.name][str(path)] = str(audio_dir / f"{utt}_{spec.name}.wav")
@@ -219,7 +223,7 @@ def _validation_codec_protocol(validation_rows: Rows, audio_dir: Path, work: Wor
     for speaker, utt, path in validation_rows:
         lines.append(f"{speaker} {utt} - REAL REAL REAL bonafide")
         for spec in codecs_of("validation"):
-            aux, dec, vq = spec.protocol_taxonomy()
+            aux, dec, vq = protocol_taxonomy(spec)
             lines.append(f"{speaker} {utt}_{spec.name} - {aux} {dec} {vq} spoof")
             work[spec.name][str(path)] = str(audio_dir / f"{utt}_{spec.name}.wav")
     return lines
@@ -241,7 +245,7 @@ def _cosg_protocols(test_rows: Rows, demos: Path, work: Work) -> dict[str, list[
     test_codecs = codecs_of("test")
     cosg, cosg_seen = [], []
     for index, spec in enumerate(test_codecs):
-        vq = spec.protocol_taxonomy()[2]
+        vq = protocol_taxonomy(spec)[2]
         for k, (_, utt, path) in enumerate(test_rows):
             key = f"{spec.name.lower()}_{utt}"
             work[spec.name][str(path)] = str(demos / spec.name / f"{key}.wav")
@@ -254,7 +258,7 @@ def _cosg_protocols(test_rows: Rows, demos: Path, work: Work) -> dict[str, list[
                 cosg.append(f"{spec.name} {key}_reference - bonafide")
                 cosg_seen.append(f"{spec.name} {key}_reference - REAL bonafide")
     return {"evaluation/CoSG_ALL.txt": cosg, "evaluation/CoSG_SEEN.txt": cosg_seen,
-            f"evaluation/{COSG_SYSTEMS_FILE}": [f"{s.name} {' '.join(s.protocol_taxonomy())}" for s in test_codecs]}
+            f"evaluation/{COSG_SYSTEMS_FILE}": [f"{s.name} {' '.join(protocol_taxonomy(s))}" for s in test_codecs]}
 
 
 def _resynthesize_all(work: Work, weights_dir: Path, jobs: int) -> None:

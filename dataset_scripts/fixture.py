@@ -93,12 +93,23 @@ def write_fixture(root: str | Path, utterances: int = 4, seed: int = 0, archives
     """
     root = Path(root)
     rng = np.random.default_rng(seed)
-    audio_dir = root / "all_data_16k"
     training_dir = root / "protocols" / "training"
     evaluation_dir = root / "protocols" / "evaluation"
     training_dir.mkdir(parents=True, exist_ok=True)
     evaluation_dir.mkdir(parents=True, exist_ok=True)
+    utterance_ids = _write_speech(root / "all_data_16k", utterances, rng, seed)
+    _write_training_protocols(training_dir, utterance_ids)
+    _write_cors(evaluation_dir, utterance_ids["test"])
+    _write_cosg(root / "SLMdemos_16k", evaluation_dir, rng)
+    if archives:
+        for folder in ("all_data_16k", "SLMdemos_16k"):
+            with tarfile.open(root / f"{folder}.tar.xz", "w:xz", preset=0) as tar:
+                tar.add(root / folder, arcname=folder)
+    return root
 
+
+def _write_speech(audio_dir: Path, utterances: int, rng, seed: int) -> dict[str, list[tuple[str, str]]]:
+    """Every speaker's bona fide utterances and each fixture codec's imitation of them; split -> (speaker, utt)."""
     counter = 0
     utterance_ids: dict[str, list[tuple[str, str]]] = {}
     for split, speakers in FIXTURE_SPEAKERS.items():
@@ -113,7 +124,12 @@ def write_fixture(root: str | Path, utterances: int = 4, seed: int = 0, archives
                     write_audio(audio_dir / f"{utt}_{codec}{'.flac' if (counter + j) % 2 else '.wav'}", spoof)
                 utterance_ids[split].append((speaker, utt))
                 counter += 1
+    return utterance_ids
 
+
+def _write_training_protocols(training_dir: Path, utterance_ids: dict[str, list[tuple[str, str]]]) -> None:
+    """The three samplings' train / validation / test protocols, and CodecFake-mini's selection split (validation
+    speakers x validation codecs, here with the same imitations)."""
     for config, suffix in SAMPLING_SUFFIX.items():
         order = _ordered_by(config)
         for split, prefix in TRAINING_SPLITS.items():
@@ -124,21 +140,25 @@ def write_fixture(root: str | Path, utterances: int = 4, seed: int = 0, archives
                 lines.append(f"{speaker} {utt} - REAL REAL REAL bonafide")
                 lines.append(f"{speaker} {utt}_{codec} - {aux} {dec} {vq} spoof")
             (training_dir / f"{prefix}_mult_learn{suffix}.txt").write_text("\n".join(lines) + "\n")
-
-    # CodecFake-mini's selection split (validation speakers x validation codecs), here with the same imitations
     validation_codecs = []
     for speaker, utt in utterance_ids["validation"]:
         validation_codecs.append(f"{speaker} {utt} - REAL REAL REAL bonafide")
         validation_codecs += [f"{speaker} {utt}_{codec} - {' '.join(taxonomy)} spoof"
                               for codec, taxonomy in FIXTURE_CODECS.items()]
     (training_dir / CONFIG_FILES["val_codecs"]["validation"]).write_text("\n".join(validation_codecs) + "\n")
+
+
+def _write_cors(evaluation_dir: Path, test_utterances: list[tuple[str, str]]) -> None:
     cors = []
-    for speaker, utt in utterance_ids["test"]:
+    for speaker, utt in test_utterances:
         cors.append(f"{speaker} {utt} - - bonafide")
         cors += [f"{speaker} {utt}_{codec} - - spoof" for codec in FIXTURE_CODECS]
     cors[1] = cors[1].replace(" spoof", " spoofs")  # the official file's known typo
     (evaluation_dir / "CoRS_ALL.txt").write_text("\n".join(cors) + "\n")
 
+
+def _write_cosg(audio_dir: Path, evaluation_dir: Path, rng) -> None:
+    """Two bona fide and two imitated clips per fixture CoSG system, and the CoSG_ALL / CoSG_SEEN protocols."""
     cosg_all, cosg_seen = [], []
     for s, system in enumerate(FIXTURE_COSG):
         aux, dec, vq = COSG_SYSTEMS[system]
@@ -148,19 +168,13 @@ def write_fixture(root: str | Path, utterances: int = 4, seed: int = 0, archives
             voice = _voice(rng, rng.uniform(1.0, 3.0))
             if label == "spoof":
                 voice = imitate_codec(voice, (aux, dec, vq), 7919 + 10 * s + k)
-            write_audio(root / "SLMdemos_16k" / system / f"{key}{'.wav' if k % 2 else '.flac'}", voice)
+            write_audio(audio_dir / system / f"{key}{'.wav' if k % 2 else '.flac'}", voice)
             dash = " -" if (s + k) % 2 else ""  # CoSG_ALL mixes 4- and 5-column rows
             cosg_all.append(f"{system} {key} -{dash} {label}")
             if system in COSG_SEEN_SYSTEMS:
                 cosg_seen.append(f"{system} {key} - {vq if label == 'spoof' else 'REAL'} {label}")
     (evaluation_dir / "CoSG_ALL.txt").write_text("\n".join(cosg_all) + "\n")
     (evaluation_dir / "CoSG_SEEN.txt").write_text("\n".join(cosg_seen) + "\n")
-
-    if archives:
-        for folder in ("all_data_16k", "SLMdemos_16k"):
-            with tarfile.open(root / f"{folder}.tar.xz", "w:xz", preset=0) as tar:
-                tar.add(root / folder, arcname=folder)
-    return root
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -110,19 +110,39 @@ class GraphPool(nn.Module):
         return torch.gather(h * scores, 1, idx.expand(-1, -1, h.size(-1)))
 
 
+def parameters_as_buffers(module: nn.Module) -> nn.Module:
+    """Turns a module's own parameters into buffers of the same names and values, for modules whose output nothing
+    reads: checkpoints load as before, and no optimizer or DDP reducer waits for a gradient that can never come (DDP
+    without unused-parameter search, which the Trainer selects under gradient checkpointing, stops at step 2)."""
+    for name, parameter in list(module.named_parameters(recurse=False)):
+        delattr(module, name)
+        module.register_buffer(name, parameter.detach())
+    return module
+
+
+class RunningStatisticsBatchNorm2d(nn.BatchNorm2d):
+    """A BatchNorm2d whose output nobody reads: only its running statistics change; its affine weight and bias are
+    buffers (`parameters_as_buffers`)."""
+
+    def __init__(self, num_features: int):
+        super().__init__(num_features)
+        parameters_as_buffers(self)
+
+
 class ResidualBlock(nn.Module):
     """RawNet2-style residual block of the official baseline.
 
     Faithful quirk: `conv1` reads the block's input, not the output of `bn1` + SELU. `bn1` exists
     (and is run, so its running statistics update) in every block but the first, as in the official
-    code, so that released weights load and behave identically.
+    code, so that released weights load and behave identically. Its output is discarded, so it is a
+    `RunningStatisticsBatchNorm2d` (nothing to train).
     """
 
     def __init__(self, in_channels: int, out_channels: int, first: bool = False):
         super().__init__()
         self.first = first
         if not first:
-            self.bn1 = nn.BatchNorm2d(in_channels)
+            self.bn1 = RunningStatisticsBatchNorm2d(in_channels)
         self.conv1 = nn.Conv2d(in_channels, out_channels, kernel_size=(2, 3), padding=(1, 1))
         self.selu = nn.SELU()
         self.bn2 = nn.BatchNorm2d(out_channels)

@@ -54,6 +54,8 @@ LABEL_DESCRIPTIONS: dict[str, dict[str, str]] = {
 
 # The sampling rate of every model input (CodecFake+ is 16 kHz); audio at other rates is resampled before.
 SAMPLING_RATE = 16000
+# The authors' window: each clip's first 64600 samples (about 4 s), repeat-padded when shorter.
+OFFICIAL_WINDOW = 64600
 
 # The paper's variants (Chen et al., Interspeech 2025): S_* single task, D_* BIN + one, M1 all, M2 no BIN.
 VARIANTS: dict[str, tuple[str, ...]] = {
@@ -113,6 +115,19 @@ def xlsr_300m_backbone_config(**overrides) -> Wav2Vec2Config:
     )
     settings.update(overrides)
     return Wav2Vec2Config(**settings)
+
+
+# Config fields of options that lost on validation data and left the code (docs/research/removed.md), with the
+# commit that still holds it. A saved config that names one with its "off" value loads as before.
+REMOVED_FIELDS: dict[str, str] = {"stft_extra_n_fft": "095ffcc"}
+
+
+def _refuse_removed_fields(kwargs: dict) -> None:
+    """Drops removed fields set to their "off" value (None or empty); refuses one that is on, naming the commit."""
+    for name, commit in REMOVED_FIELDS.items():
+        if kwargs.pop(name, None):
+            raise ValueError(f"this model uses {name}, an option removed from codectrace after it lost on validation "
+                             f"data; load it with the code of commit {commit} (docs/research/removed.md).")
 
 
 def resolve_tasks(variant: str | None = None, tasks: list[str] | tuple[str, ...] | None = None) -> tuple[str, ...]:
@@ -217,10 +232,6 @@ class CodecTraceConfig(PretrainedConfig):
             this field existed). Written into `backbone_config.conv_kernel[0]`, from which Wav2Vec2 counts frames.
         stft_hop_length (`int`, *optional*):
             Hop of the `stft_phase` encoder; defaults to the backbone's first conv stride, and is written there.
-        stft_extra_n_fft (`list[int]`, *optional*):
-            Further, smaller FFT sizes of the `stft_phase` encoder: each gives the same features on the same frames
-            (its window centred in the `stft_n_fft` one), and the learned convolution reads every size. `None`:
-            one size.
         sampling_rate (`int`, *optional*, defaults to 16000):
             Sampling rate the model expects.
         chunk_samples (`int`, *optional*, defaults to 64600):
@@ -263,9 +274,8 @@ class CodecTraceConfig(PretrainedConfig):
         stft_features: list[str] | None = None,
         stft_n_fft: int | None = None,
         stft_hop_length: int | None = None,
-        stft_extra_n_fft: list[int] | None = None,
         sampling_rate: int = SAMPLING_RATE,
-        chunk_samples: int = 64600,
+        chunk_samples: int = OFFICIAL_WINDOW,
         calibration_temperatures: dict[str, float] | None = None,
         calibration_temperatures_unknown: dict[str, float] | None = None,
         **kwargs,
@@ -279,7 +289,7 @@ class CodecTraceConfig(PretrainedConfig):
             raise ValueError(f"head_type must be one of {list(HEAD_TYPES)}, got {head_type!r}.")
         self.head_type = head_type
         self.use_weighted_layer_sum = bool(use_weighted_layer_sum)
-        self._set_front_end(feature_encoder, stft_features, stft_n_fft, stft_hop_length, stft_extra_n_fft)
+        self._set_front_end(feature_encoder, stft_features, stft_n_fft, stft_hop_length)
         if sampling_rate <= 0 or chunk_samples <= 0:
             raise ValueError("sampling_rate and chunk_samples must be positive.")
         self.sampling_rate = int(sampling_rate)
@@ -290,6 +300,7 @@ class CodecTraceConfig(PretrainedConfig):
                                                                            calibration_temperatures_unknown)
 
         kwargs.pop("num_labels", None)
+        _refuse_removed_fields(kwargs)
         if type(self).__module__.startswith("modeling_codectrace."):
             # A folder saved before 0.2 names its copy of the pipeline code; the installed package registers the
             # pipeline itself, and that pointer would make transformers insist on remote code.
@@ -348,7 +359,7 @@ class CodecTraceConfig(PretrainedConfig):
             raise ValueError(f"task_weighting must be 'fixed' or 'uncertainty', got {task_weighting!r}.")
         self.task_weighting = task_weighting
 
-    def _set_front_end(self, feature_encoder, stft_features, stft_n_fft, stft_hop_length, stft_extra_n_fft) -> None:
+    def _set_front_end(self, feature_encoder, stft_features, stft_n_fft, stft_hop_length) -> None:
         """The backbone's front end; the STFT one also sets the geometry of the backbone's first conv layer."""
         if feature_encoder not in FEATURE_ENCODERS:
             raise ValueError(f"feature_encoder must be one of {list(FEATURE_ENCODERS)}, got {feature_encoder!r}.")
@@ -359,11 +370,10 @@ class CodecTraceConfig(PretrainedConfig):
             raise ValueError(
                 f"stft_features must be a non-empty subset of {list(STFT_FEATURES)}, got {stft_features!r}.")
         self.stft_features = [f for f in STFT_FEATURES if f in stft_features]
-        self.stft_n_fft = self.stft_hop_length = self.stft_extra_n_fft = None
+        self.stft_n_fft = self.stft_hop_length = None
         if feature_encoder != "stft_phase":
-            if stft_n_fft is not None or stft_hop_length is not None or stft_extra_n_fft:
-                raise ValueError("stft_n_fft, stft_hop_length and stft_extra_n_fft apply to "
-                                 "feature_encoder='stft_phase' only.")
+            if stft_n_fft is not None or stft_hop_length is not None:
+                raise ValueError("stft_n_fft and stft_hop_length apply to feature_encoder='stft_phase' only.")
             return
         backbone = self.backbone_config
         if len(backbone.conv_kernel) != 2:
@@ -378,13 +388,6 @@ class CodecTraceConfig(PretrainedConfig):
         if not 0 < self.stft_hop_length <= self.stft_n_fft:
             raise ValueError(f"stft_hop_length must be in (0, stft_n_fft], got {self.stft_hop_length} with "
                              f"stft_n_fft {self.stft_n_fft}.")
-        if stft_extra_n_fft:
-            extra = [int(n) for n in stft_extra_n_fft]
-            if len(set(extra)) < len(extra) or not all(self.stft_hop_length <= n < self.stft_n_fft for n in extra):
-                raise ValueError(f"stft_extra_n_fft must be different FFT sizes from stft_hop_length "
-                                 f"({self.stft_hop_length}) up to, not including, stft_n_fft ({self.stft_n_fft}); "
-                                 f"got {list(stft_extra_n_fft)}.")
-            self.stft_extra_n_fft = sorted(extra)
         # Wav2Vec2 counts frames (for attention masks) from its conv geometry: the STFT stands in the first entry.
         if (backbone.conv_kernel[0], backbone.conv_stride[0]) != (self.stft_n_fft, self.stft_hop_length):
             self.backbone_config = backbone = copy.deepcopy(backbone)  # not the caller's object

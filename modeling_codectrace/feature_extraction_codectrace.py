@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from transformers import BatchFeature, Wav2Vec2FeatureExtractor
 
-from .configuration_codectrace import SAMPLING_RATE
+from .configuration_codectrace import OFFICIAL_WINDOW, SAMPLING_RATE
 
 
 def fit_to_length(waveform: np.ndarray, length: int) -> np.ndarray:
@@ -43,7 +43,7 @@ class CodecTraceFeatureExtractor(Wav2Vec2FeatureExtractor):
         padding_value: float = 0.0,
         do_normalize: bool = False,
         return_attention_mask: bool = False,
-        chunk_samples: int = 64600,
+        chunk_samples: int = OFFICIAL_WINDOW,
         **kwargs,
     ):
         super().__init__(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -11,7 +12,14 @@ from transformers import PreTrainedModel, Wav2Vec2Model
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from .aasist import AasistHeads, AasistTrunk, GraphAttentionLayer, GraphBranch, HtrgGraphAttentionLayer
+from .aasist import (
+    AasistHeads,
+    AasistTrunk,
+    GraphAttentionLayer,
+    GraphBranch,
+    HtrgGraphAttentionLayer,
+    parameters_as_buffers,
+)
 from .configuration_codectrace import TASK_LABELS, CodecTraceConfig, resolve_tasks
 from .stft_phase import StftPhaseFeatureEncoder
 
@@ -109,6 +117,10 @@ class SourceTracingOutput(ModelOutput):
         logits (`torch.FloatTensor` of shape `(batch_size, 2)`, *optional*):
             The same tensor as `bin_logits` (labels `config.id2label`), for generic `audio-classification`
             consumers such as the transformers pipeline.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned with `output_hidden_states=True`):
+            The backbone's hidden states, each of shape `(batch_size, frames, hidden_size)`: the projected
+            features, then the output of every transformer layer (with the XLS-R layout, before the encoder's
+            final layer norm, which only `last_hidden_state` passes through).
     """
 
     loss: torch.FloatTensor | None = None
@@ -119,6 +131,7 @@ class SourceTracingOutput(ModelOutput):
     embeddings: dict[str, torch.FloatTensor] | None = None
     task_losses: dict[str, torch.FloatTensor] | None = None
     logits: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
 
     def logits_for(self, task: str) -> torch.FloatTensor | None:
         return getattr(self, f"{task}_logits")
@@ -132,9 +145,22 @@ class CodecTracePreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = True
     _supports_sdpa = True
 
+    # The loss is a mean over the batch: the Trainer must not pass `num_items_in_batch` nor rescale the loss for it.
+    accepts_loss_kwargs = False
+
+    @classmethod
+    def is_custom_code(cls) -> bool:
+        """False: `_init_weights` writes only through transformers' guarded init functions (which leave loaded tensors
+        alone), so `from_pretrained` may take the library's standard path. On its custom-code path transformers marks
+        modules without parameters of their own as initialised, which skips the Wav2Vec2 backbone's own initialisation
+        of its feature projection and positional convolution when their weights are missing from a checkpoint."""
+        return False
+
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        """AASIST parts get the official initialisation; the Wav2Vec2 backbone, a sub-model, its own."""
+        """AASIST parts get the official initialisation (PyTorch's defaults, `randn`, Xavier); the Wav2Vec2 backbone, a
+        sub-model, its own. Every write goes through a guarded init function, so weights and BatchNorm statistics
+        that a checkpoint loaded stay as loaded."""
         if isinstance(module, GraphBranch):
             # torch.randn in the official code.
             init.normal_(module.pos_S)
@@ -145,10 +171,15 @@ class CodecTracePreTrainedModel(PreTrainedModel):
         elif isinstance(module, HtrgGraphAttentionLayer):
             for weight in (module.att_weight11, module.att_weight22, module.att_weight12, module.att_weightM):
                 init.xavier_normal_(weight)
-        elif isinstance(module, (nn.Linear, nn.Conv2d, nn.BatchNorm1d, nn.BatchNorm2d)):
-            module.reset_parameters()  # PyTorch defaults, as in the official code
-        elif isinstance(module, StftPhaseFeatureEncoder):
-            module.projection.reset_parameters()
+        elif isinstance(module, (nn.Linear, nn.Conv2d)):
+            module.reset_parameters()  # PyTorch's defaults, as in the official code (guarded while transformers inits)
+        elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            # What BatchNorm's reset_parameters does, through guarded functions (its in-place zero_ is not guarded).
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+            init.zeros_(module.running_mean)
+            init.ones_(module.running_var)
+            init.zeros_(module.num_batches_tracked)
         if isinstance(module, CodecTraceForSourceTracing):
             if hasattr(module, "task_log_vars"):
                 init.zeros_(module.task_log_vars)
@@ -173,6 +204,10 @@ class CodecTraceForSourceTracing(CodecTracePreTrainedModel):
         if config.use_weighted_layer_sum:
             # Softmax weights over the projected conv features and every transformer layer.
             self.layer_weights = nn.Parameter(torch.zeros(config.backbone_config.num_hidden_layers + 1))
+            if config.backbone_config.do_stable_layer_norm:
+                # The mix reads the layers' outputs; the encoder's final layer norm only makes `last_hidden_state`,
+                # which nothing reads then: no gradient can reach it, so its weights are kept as buffers.
+                parameters_as_buffers(self.wav2vec2.encoder.layer_norm)
         if config.head_type == "aasist":
             # Registered under the official checkpoints' names (trunk, binary_branch, ...); `task_heads` views them.
             self.trunk = AasistTrunk(config.hidden_size, config.projection_dim, config.encoder_filters)
@@ -275,8 +310,9 @@ class CodecTraceForSourceTracing(CodecTracePreTrainedModel):
         vq_labels: torch.Tensor | None = None,
         aux_labels: torch.Tensor | None = None,
         dec_labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-        **kwargs,
+        **unexpected,
     ) -> SourceTracingOutput | tuple:
         r"""
         Args:
@@ -288,12 +324,25 @@ class CodecTraceForSourceTracing(CodecTracePreTrainedModel):
                 windows (the official recipe) over padding.
             bin_labels, vq_labels, aux_labels, dec_labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
                 Class indices per task (see `config.label_names`); `-100` ignores a row for that task.
-                The loss is computed only when at least one is given.
+                The loss is computed only when at least one is given. There is no single `labels` argument: each
+                task has its own column.
+            output_hidden_states (`bool`, *optional*, defaults to `config.output_hidden_states`):
+                Also return the backbone's hidden states (`hidden_states`), e.g. to probe its layers.
+            return_dict (`bool`, *optional*, defaults to `config.return_dict`):
+                A [`SourceTracingOutput`] (default) or a plain tuple of its non-`None` fields.
+
+        Any other keyword raises a `TypeError` naming the accepted ones (a misspelt label would otherwise silently
+        give no loss).
         """
+        if unexpected:
+            raise TypeError(self._unexpected_arguments_message(unexpected))
         labels = {"bin": bin_labels, "vq": vq_labels, "aux": aux_labels, "dec": dec_labels}
         self._check_inputs(input_values, labels)
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        hidden, frame_mask = self._backbone_features(input_values, attention_mask)
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
+        hidden, frame_mask, backbone_states = self._backbone_features(input_values, attention_mask,
+                                                                      output_hidden_states)
         logits, embeddings = self.task_heads()(hidden, frame_mask)
         task_losses = self._task_losses(logits, labels)  # on the logits as trained
         logits = self._calibrated(logits)
@@ -306,8 +355,19 @@ class CodecTraceForSourceTracing(CodecTracePreTrainedModel):
             embeddings=embeddings,
             task_losses=task_losses or None,
             logits=logits.get("bin"),
+            hidden_states=backbone_states if output_hidden_states else None,
         )
         return output if return_dict else output.to_tuple()
+
+    def _unexpected_arguments_message(self, unexpected: dict) -> str:
+        accepted = [name for name in inspect.signature(type(self).forward).parameters
+                    if name not in ("self", "unexpected")]
+        message = (f"{type(self).__name__}.forward() got unexpected keyword argument(s) {sorted(unexpected)}; "
+                   f"accepted: {', '.join(accepted)}.")
+        if "labels" in unexpected:
+            message += (" There is no single `labels`: give each task's class indices as "
+                        f"{', '.join(f'{task}_labels=' for task in self.config.tasks)} (this model's tasks).")
+        return message
 
     def _check_inputs(self, input_values: torch.Tensor, labels: dict) -> None:
         if input_values.dim() != 2:
@@ -325,11 +385,13 @@ class CodecTraceForSourceTracing(CodecTracePreTrainedModel):
                 f"labels given for task(s) {stray} but this model only has heads for {self.config.tasks}."
             )
 
-    def _backbone_features(self, input_values, attention_mask):
-        """(batch, frames, hidden) features for the heads (the last layer, or the learned mix of all layers), and
-        the frame mask of padded input (None without an attention mask)."""
+    def _backbone_features(self, input_values, attention_mask, output_hidden_states: bool = False):
+        """(batch, frames, hidden) features for the heads (the last layer, or the learned mix of all layers), the
+        frame mask of padded input (None without an attention mask), and the backbone's hidden states (None unless
+        asked for or mixed)."""
         output = self.wav2vec2(
-            input_values, attention_mask=attention_mask, output_hidden_states=self.config.use_weighted_layer_sum
+            input_values, attention_mask=attention_mask,
+            output_hidden_states=output_hidden_states or self.config.use_weighted_layer_sum,
         )
         if self.config.use_weighted_layer_sum:
             stacked = torch.stack(output.hidden_states, dim=0)
@@ -340,7 +402,7 @@ class CodecTraceForSourceTracing(CodecTracePreTrainedModel):
         frame_mask = None
         if attention_mask is not None:
             frame_mask = self.wav2vec2._get_feature_vector_attention_mask(hidden.shape[1], attention_mask)
-        return hidden, frame_mask
+        return hidden, frame_mask, output.hidden_states
 
     def _calibrated(self, logits: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Logits divided by each head's calibration temperature (`config.calibration_temperatures`), if any."""

@@ -35,19 +35,6 @@ def stft_phase_features(input_values: torch.Tensor, n_fft: int, hop: int, featur
         return torch.cat([parts[name] for name in features], dim=1).to(input_values.dtype)
 
 
-def multi_resolution_features(input_values: torch.Tensor, sizes, hop: int, features) -> torch.Tensor:
-    """`stft_phase_features` at every FFT size in `sizes` on the frames of the largest: a smaller window is centred
-    in the largest one (the input trimmed by half their difference on each side), so every size has the same frame
-    count. (batch, samples) -> (batch, sum over sizes of len(features) * (size // 2 + 1), frames), largest first."""
-    largest = max(sizes)
-    parts = []
-    for size in sorted(sizes, reverse=True):
-        margin = (largest - size) // 2
-        trimmed = input_values[:, margin : input_values.shape[1] - (largest - size - margin)]
-        parts.append(stft_phase_features(trimmed, size, hop, features))
-    return torch.cat(parts, dim=1)
-
-
 class StftPhaseFeatureEncoder(nn.Module):
     """`feature_encoder="stft_phase"`: the backbone's feature encoder with a fixed STFT as its first layer.
 
@@ -57,18 +44,14 @@ class StftPhaseFeatureEncoder(nn.Module):
     conj(S_t-1) * exp(-2j pi k hop / n_fft))| / pi` in [0, 1] (0 in the first frame) and
     `weighted_phase_deviation` = that deviation times `|S_t S_t-1|` over its mean across the frame's bins ->
     one learned convolution -> GELU. The STFT features are computed without gradient (nothing in them is learned).
-    With `config.stft_extra_n_fft`, the same features at those sizes too, on the same frames
-    (`multi_resolution_features`), all read by the convolution.
     """
 
     def __init__(self, config):
         super().__init__()
         backbone_config = config.backbone_config
         self.n_fft, self.hop = config.stft_n_fft, config.stft_hop_length
-        self.sizes = (self.n_fft, *reversed(getattr(config, "stft_extra_n_fft", None) or ()))
         self.features = tuple(config.stft_features)
-        bins = sum(size // 2 + 1 for size in self.sizes)
-        self.projection = nn.Conv1d(len(self.features) * bins, backbone_config.conv_dim[-1],
+        self.projection = nn.Conv1d(len(self.features) * (self.n_fft // 2 + 1), backbone_config.conv_dim[-1],
                                     backbone_config.conv_kernel[1],
                                     stride=backbone_config.conv_stride[1], bias=backbone_config.conv_bias)
 
@@ -77,11 +60,8 @@ class StftPhaseFeatureEncoder(nn.Module):
             parameter.requires_grad = False
 
     def stft_features(self, input_values: torch.Tensor) -> torch.Tensor:
-        """(batch, samples) -> (batch, len(features) * (n_fft // 2 + 1), frames), features in `self.features` order;
-        with extra sizes, those of every size (`multi_resolution_features`)."""
-        if len(self.sizes) == 1:
-            return stft_phase_features(input_values, self.n_fft, self.hop, self.features)
-        return multi_resolution_features(input_values, self.sizes, self.hop, self.features)
+        """(batch, samples) -> (batch, len(features) * (n_fft // 2 + 1), frames), features in `self.features` order."""
+        return stft_phase_features(input_values, self.n_fft, self.hop, self.features)
 
     def forward(self, input_values: torch.Tensor) -> torch.Tensor:
         return F.gelu(self.projection(self.stft_features(input_values)))

@@ -72,6 +72,17 @@ def built(fixture_root, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def trained(built, tmp_path_factory):
+    """A demo-preset run at the tiny shape, two epochs on the fixture: its output folder and `run`'s result."""
+    from codectrace import training
+    from codectrace.testing import tiny_demo_args
+
+    output_dir = tmp_path_factory.mktemp("run") / "model"
+    result = training.run(tiny_demo_args(built, output_dir, "--num_train_epochs", "2", "--augment", "rawboost5"))
+    return output_dir, result
+
+
 class RecordingApi:
     """Stands in for huggingface_hub.HfApi: records what would be created and uploaded."""
 

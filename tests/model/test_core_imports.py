@@ -1,6 +1,7 @@
 """The layers' import rules: the model core (the files that travel with a checkpoint) imports only the standard
 library, torch and transformers (and numpy, which transformers requires and its own feature extractors use); the
-tools never import the layer above; nothing imports a script; production code does not import the test helpers."""
+tools never import the layer above; nothing imports a script; the product never imports the research probes; production
+code does not import the test helpers."""
 
 import ast
 import subprocess
@@ -54,8 +55,46 @@ def _python_files(*folders: str) -> list[Path]:
 
 def test_nothing_imports_a_script():
     for path in _python_files("modeling_codectrace", "codectrace", "dataset_scripts", "codec_zoo", "benchmarks",
-                              "space", "tests"):
+                              "research", "space", "tests"):
         assert not imported_modules(path) & SCRIPTS, path
+
+
+PACKAGES = ("modeling_codectrace", "codectrace", "speech_sources", "codec_zoo", "dataset_scripts", "space",
+            "benchmarks", "research")
+
+
+def package_imports() -> dict[str, set[str]]:
+    """Top-level package -> the other top-level packages its files import."""
+    return {package: set().union(*(imported_modules(p) for p in _python_files(package))) & set(PACKAGES) - {package}
+            for package in PACKAGES}
+
+
+def test_no_import_cycle_between_top_level_packages():
+    graph = package_imports()
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(nxt == goal or (nxt not in seen and reaches(nxt, goal, seen | {nxt})) for nxt in graph[start])
+
+    cycles = sorted(package for package in PACKAGES if reaches(package, package, {package}))
+    assert cycles == [], f"these packages reach themselves through their imports: {cycles}"
+
+
+def test_the_product_never_imports_the_research_probes():
+    product = [ROOT / "train.py", *_python_files("modeling_codectrace", "codectrace", "dataset_scripts", "codec_zoo",
+                                                 "benchmarks", "space")]
+    for path in product:
+        assert "research" not in imported_modules(path), path.relative_to(ROOT)
+
+
+def _changes_the_import_path(path: Path) -> bool:
+    """Whether the file reads `sys.path` (to put a folder of scripts on it)."""
+    return any(isinstance(node, ast.Attribute) and node.attr == "path" and isinstance(node.value, ast.Name)
+               and node.value.id == "sys" for node in ast.walk(ast.parse(path.read_text())))
+
+
+def test_no_test_reaches_a_module_by_changing_the_import_path():
+    for path in _python_files("tests"):
+        assert not _changes_the_import_path(path), path.relative_to(ROOT)
 
 
 def test_the_tools_never_import_the_layer_above():

@@ -68,3 +68,22 @@ def test_an_old_folder_resaved_today_carries_the_pipeline_hand_over_not_its_old_
     assert json.loads((tmp_path / "again" / "config.json").read_text())["custom_pipelines"] == CUSTOM_PIPELINE
     assert "codectrace.pipeline import" in (tmp_path / "again" / "pipeline_codectrace.py").read_text()
     assert not (tmp_path / "again" / "audio.py").exists()
+
+
+@pytest.mark.parametrize("name", FOLDERS)
+def test_a_folder_whose_config_names_a_removed_option_switched_off_loads_with_the_same_logits(saved, name, tmp_path):
+    import shutil
+
+    from modeling_codectrace.configuration_codectrace import REMOVED_FIELDS
+
+    folder = tmp_path / name
+    shutil.copytree(saved / name, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, **dict.fromkeys(REMOVED_FIELDS)}))
+    expected = json.loads((folder / "expected_logits.json").read_text())
+    x = _input(expected)
+    with torch.no_grad():
+        before = AutoModel.from_pretrained(saved / name)(x)
+        after = AutoModel.from_pretrained(folder)(x)
+    for task in expected["logits"]:
+        assert torch.equal(before.logits_for(task), after.logits_for(task)), task

@@ -163,39 +163,11 @@ def test_the_weighted_deviation_discounts_bins_that_hold_only_noise():
     assert float(weighted[quiet].mean()) < 0.01 * float(plain[quiet].mean())
 
 
-def test_extra_fft_sizes_give_the_same_features_on_the_frames_of_the_largest():
-    model = _model(stft_n_fft=1024, stft_extra_n_fft=[512, 256])
-    encoder = model.wav2vec2.feature_extractor
-    assert model.config.stft_extra_n_fft == [256, 512] and encoder.sizes == (1024, 512, 256)
-    assert encoder.projection.in_channels == 2 * (513 + 257 + 129)
-    noise = torch.randn(1, 16000, generator=torch.Generator().manual_seed(4))
-    features = encoder.stft_features(noise)
-    assert features.shape == (1, 2 * (513 + 257 + 129), (16000 - 1024) // 160 + 1)
-    # the 256-point features are those of one 256-point STFT whose windows sit centred in the 1024-point ones
-    alone = _model(stft_n_fft=256).wav2vec2.feature_extractor.stft_features(noise[:, 384 : 16000 - 384])
-    assert torch.allclose(features[:, 2 * (513 + 257):], alone, atol=1e-6)
-    frames = model.wav2vec2(noise).last_hidden_state.shape[1]
-    assert frames == int(model.wav2vec2._get_feat_extract_output_lengths(torch.tensor(16000)))
+def test_a_config_naming_the_removed_multi_resolution_field_switched_off_loads_as_before():
+    config = mc.CodecTraceConfig(**{**_model().config.to_dict(), "stft_extra_n_fft": None})
+    assert "stft_extra_n_fft" not in config.to_dict()
 
 
-@pytest.mark.parametrize("extra", [[1024], [2048], [100], [256, 256]])
-def test_extra_fft_sizes_must_be_different_and_between_the_hop_and_the_main_size(extra):
-    with pytest.raises(ValueError, match="stft_extra_n_fft must be different FFT sizes"):
-        _model(stft_n_fft=1024, stft_extra_n_fft=extra)
-
-
-def test_extra_fft_sizes_are_refused_with_the_conv_front_end():
-    with pytest.raises(ValueError, match="stft_extra_n_fft apply to feature_encoder='stft_phase' only"):
-        mc.CodecTraceConfig(stft_extra_n_fft=[256])
-
-
-def test_a_multi_resolution_model_saves_and_reloads_with_its_outputs_and_its_card_names_the_sizes(tmp_path):
-    from codectrace.model_card import render_model_card
-
-    model = _model(seed=6, stft_n_fft=1024, stft_extra_n_fft=[256, 512])
-    model.save_pretrained(tmp_path)
-    reloaded = mc.CodecTraceForSourceTracing.from_pretrained(tmp_path)
-    waveforms = 0.1 * torch.randn(2, 16000)
-    with torch.no_grad():
-        assert torch.allclose(reloaded(waveforms).dec_logits, model(waveforms).dec_logits, atol=1e-6)
-    assert "(256 / 512 / 1024-point, hop 160" in render_model_card(model.config, model_name="m")
+def test_a_config_using_the_removed_multi_resolution_field_is_refused_naming_the_commit_that_has_it():
+    with pytest.raises(ValueError, match="uses stft_extra_n_fft, an option removed .* commit 095ffcc"):
+        mc.CodecTraceConfig(**{**_model().config.to_dict(), "stft_extra_n_fft": [256]})

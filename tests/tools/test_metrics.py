@@ -17,7 +17,7 @@ from codectrace.metrics import (
     task_metrics,
 )
 
-METRIC_PATH = str(Path(__file__).resolve().parents[2] / "metrics" / "codectrace_source_tracing")
+METRIC_PATH = str(Path(__file__).resolve().parents[2] / "evaluate_metric" / "codectrace_source_tracing")
 
 
 def test_eer_is_zero_when_scores_separate():

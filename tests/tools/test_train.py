@@ -3,7 +3,6 @@ resume, DDP through train.py, push."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,30 +14,16 @@ from datasets import load_dataset
 from safetensors.torch import load_file
 from transformers import AutoFeatureExtractor, AutoModel, TrainerCallback
 
-import modeling_codectrace as mc
-from codectrace import training as train
+from codectrace import arguments, codec_adversary, model_building, selection, training
+from codectrace import trainer as trainer_module
 from codectrace.audio import load_audio
 from codectrace.hub import push_model_folder
 from codectrace.metrics import softmax
+from codectrace.testing import tiny_demo_args as tiny_args
+from codectrace.testing import tiny_preset_args, torchrun_command
 from codectrace.weight_averaging import WeightAveraging
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def tiny_args(built, output_dir, *extra):
-    return [
-        "--preset", "demo", "--dataset", str(built), "--backbone_size", "stft-tiny",
-        "--chunk_samples", "16000", "--output_dir", str(output_dir), "--dataloader_num_workers", "0",
-        "--per_device_train_batch_size", "8", "--per_device_eval_batch_size", "16", "--logging_steps", "1",
-        "--disable_tqdm", "True", *extra,
-    ]
-
-
-@pytest.fixture(scope="module")
-def trained(built, tmp_path_factory):
-    output_dir = tmp_path_factory.mktemp("run") / "model"
-    result = train.run(tiny_args(built, output_dir, "--num_train_epochs", "2", "--augment", "rawboost5"))
-    return output_dir, result
 
 
 def test_a_run_writes_model_card_metrics_and_evaluation_files(trained):
@@ -133,12 +118,12 @@ def test_the_demo_run_selects_its_model_on_both_kinds_of_validation_data_and_rep
 def test_the_selection_set_is_the_validation_split_the_validation_codecs_or_both(built, selection_set):
     from codectrace.resolve import load_split
 
-    _, data_args, _ = train.parse_arguments(["--dataset", str(built), "--selection_set", selection_set])
+    _, data_args, _ = arguments.parse_arguments(["--dataset", str(built), "--selection_set", selection_set])
     in_domain, unseen = load_split(str(built), "aux", "validation"), load_split(str(built), "val_codecs", "validation")
     known, unknown = list(in_domain["utt_id"]), list(unseen["utt_id"])
     expected = {"validation": known, "val_codecs": unknown, "validation+val_codecs": known + unknown}[selection_set]
-    parts = train.validation_sets(data_args, in_domain)
-    assert list(train.selection_split(data_args, parts)["utt_id"]) == expected
+    parts = selection.validation_sets(data_args, in_domain)
+    assert list(selection.selection_split(data_args, parts)["utt_id"]) == expected
 
 
 def test_the_validation_codecs_are_refused_in_one_line_when_the_dataset_has_none(fixture_root, tmp_path):
@@ -149,11 +134,11 @@ def test_the_validation_codecs_are_refused_in_one_line_when_the_dataset_has_none
     configs = tuple(c for c in CONFIGS if c != "val_codecs")
     builder.build(fixture_root, fixture_root / "protocols", without, configs=configs, progress=False)
     with pytest.raises(ValueError, match="pass --selection_set validation"):
-        train.run(tiny_args(without, tmp_path / "o", "--num_train_epochs", "1"))
+        training.run(tiny_args(without, tmp_path / "o", "--num_train_epochs", "1"))
 
 
 def test_the_official_preset_does_not_calibrate_or_score_unknown_sources():
-    _, _, official = train.parse_arguments(["--preset", "official", "--dataset", "x"])
+    _, _, official = arguments.parse_arguments(["--preset", "official", "--dataset", "x"])
     assert not official.calibrate and not official.unknown_source
 
 
@@ -203,7 +188,7 @@ def test_the_best_checkpoint_is_the_one_saved(trained):
 
 
 def test_loss_decreases_on_the_easy_fixture(built, tmp_path):
-    result = train.run(tiny_args(built, tmp_path / "m", "--num_train_epochs", "15", "--learning_rate", "3e-3",
+    result = training.run(tiny_args(built, tmp_path / "m", "--num_train_epochs", "15", "--learning_rate", "3e-3",
                                  "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end",
                                  "False", "--eval_configs", "cosg_seen"))
     losses = [entry["loss"] for entry in result["trainer"].state.log_history if "loss" in entry]
@@ -215,7 +200,7 @@ def test_loss_decreases_on_the_easy_fixture(built, tmp_path):
 def test_early_stopping_ends_training_after_patience_evaluations_without_improvement(built, tmp_path):
     # A zero learning rate keeps the validation score flat: epoch 1 sets the best, epochs 2 and 3 do not beat it.
     output_dir = tmp_path / "m"
-    state = train.run(tiny_args(built, output_dir, "--num_train_epochs", "8", "--learning_rate", "0",
+    state = training.run(tiny_args(built, output_dir, "--num_train_epochs", "8", "--learning_rate", "0",
                                 "--early_stopping_patience", "2", "--eval_configs", "cosg_seen"))["trainer"].state
     assert state.epoch == 3
     assert state.best_model_checkpoint.endswith(f"checkpoint-{state.global_step // 3}")
@@ -238,32 +223,32 @@ def test_a_resumed_run_keeps_its_early_stopping_count(built, tmp_path):
     args = tiny_args(built, tmp_path / "m", "--num_train_epochs", "8", "--learning_rate", "0",
                      "--early_stopping_patience", "2", "--eval_configs", "cosg_seen")
     with pytest.raises(KeyboardInterrupt):
-        train.run(args, callbacks=[StopInEpoch(3)])
-    assert train.run(args)["trainer"].state.epoch == 3
+        training.run(args, callbacks=[StopInEpoch(3)])
+    assert training.run(args)["trainer"].state.epoch == 3
 
 
 def test_early_stopping_is_off_in_the_paper_recipe_and_on_in_the_demo():
-    _, _, official = train.parse_arguments(["--preset", "official", "--dataset", "x"])
-    _, _, demo = train.parse_arguments([])
-    assert train.early_stopping(official) == []
-    assert [c.early_stopping_patience for c in train.early_stopping(demo)] == [5]
-    _, _, switched_off = train.parse_arguments(["--preset", "demo", "--early_stopping_patience", "0"])
-    assert train.early_stopping(switched_off) == []
+    _, _, official = arguments.parse_arguments(["--preset", "official", "--dataset", "x"])
+    _, _, demo = arguments.parse_arguments([])
+    assert trainer_module.early_stopping(official) == []
+    assert [c.early_stopping_patience for c in trainer_module.early_stopping(demo)] == [5]
+    _, _, switched_off = arguments.parse_arguments(["--preset", "demo", "--early_stopping_patience", "0"])
+    assert trainer_module.early_stopping(switched_off) == []
 
 
 def test_early_stopping_without_best_model_selection_is_refused(capsys):
     with pytest.raises(SystemExit):
-        train.parse_arguments(["--preset", "demo", "--early_stopping_patience", "3", "--load_best_model_at_end",
+        arguments.parse_arguments(["--preset", "demo", "--early_stopping_patience", "3", "--load_best_model_at_end",
                                "False"])
     assert "needs evaluation" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        train.parse_arguments(["--preset", "demo", "--early_stopping_patience", "-1"])
+        arguments.parse_arguments(["--preset", "demo", "--early_stopping_patience", "-1"])
 
 
 def test_the_demo_presets_early_stopping_gives_way_when_evaluation_is_off():
-    _, _, args = train.parse_arguments(["--preset", "demo", "--eval_strategy", "no", "--save_strategy", "no",
+    _, _, args = arguments.parse_arguments(["--preset", "demo", "--eval_strategy", "no", "--save_strategy", "no",
                                         "--load_best_model_at_end", "False"])
-    assert train.early_stopping(args) == []
+    assert trainer_module.early_stopping(args) == []
 
 
 class StopAt(TrainerCallback):
@@ -280,30 +265,22 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(built, tmp_path):
     args = tiny_args(built, output_dir, "--max_steps", "6", "--save_strategy", "steps", "--save_steps", "2",
                      "--eval_strategy", "steps", "--eval_steps", "2", "--eval_configs", "cosg_seen")
     with pytest.raises(KeyboardInterrupt):
-        train.run(args, callbacks=[StopAt(5)])
+        training.run(args, callbacks=[StopAt(5)])
     assert sorted(p.name for p in output_dir.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
     assert not (output_dir / "model.safetensors").exists()
-    state = train.run(args)["trainer"].state
+    state = training.run(args)["trainer"].state
     assert state.global_step == 6
     trained_steps = [entry["step"] for entry in state.log_history if "loss" in entry]
     assert trained_steps[-2:] == [5, 6] and (output_dir / "model.safetensors").exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_two_process_ddp_run_completes_and_its_model_reloads(built, tmp_path):
     output_dir = tmp_path / "ddp"
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr",
-               "127.0.0.1", "--master_port", str(_free_port()), str(ROOT / "train.py"),
-               *tiny_args(built, output_dir, "--max_steps", "3", "--use_cpu", "True", "--ddp_backend", "gloo",
-                          "--eval_strategy", "steps", "--eval_steps", "3", "--save_strategy", "steps",
-                          "--save_steps", "3", "--eval_configs", "cosg_seen",
-                          "--codec_adversary_weight", "0.5")]  # its gradients are averaged outside DDP
+    command = torchrun_command(ROOT / "train.py", tiny_args(
+        built, output_dir, "--max_steps", "3", "--use_cpu", "True", "--ddp_backend", "gloo", "--eval_strategy",
+        "steps", "--eval_steps", "3", "--save_strategy", "steps", "--save_steps", "3", "--eval_configs", "cosg_seen",
+        "--codec_adversary_weight", "0.5"))  # its gradients are averaged outside DDP
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
@@ -316,6 +293,21 @@ def test_two_process_ddp_run_completes_and_its_model_reloads(built, tmp_path):
     metrics = json.loads((output_dir / "eval" / "cosg_seen" / "metrics.json").read_text())
     assert metrics["overall"]["bin"]["count"] == 20  # every row evaluated once across the two processes
     assert (output_dir / "checkpoint-3" / "codec_adversary.pt").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["official", "demo"])
+def test_two_process_ddp_with_gradient_checkpointing_trains_past_step_two(built, tmp_path, preset):
+    # Under gradient checkpointing the Trainer gives DDP find_unused_parameters=False: one parameter without a
+    # gradient would stop the run at step 2.
+    output_dir = tmp_path / preset
+    command = torchrun_command(ROOT / "train.py", tiny_preset_args(
+        preset, built, output_dir, "--max_steps", "3", "--gradient_checkpointing", "True", "--use_cpu", "True",
+        "--ddp_backend", "gloo", "--save_strategy", "steps", "--save_steps", "3"))
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert (output_dir / "checkpoint-3").is_dir()
 
 
 def test_push_uploads_the_model_folder_without_checkpoints(trained, recording_api):
@@ -332,28 +324,28 @@ def test_push_uploads_the_model_folder_without_checkpoints(trained, recording_ap
 
 
 def test_presets_fill_defaults_and_flags_win():
-    model_args, data_args, training_args = train.parse_arguments(["--preset", "official", "--dataset", "x"])
+    model_args, data_args, training_args = arguments.parse_arguments(["--preset", "official", "--dataset", "x"])
     assert (training_args.learning_rate, training_args.weight_decay, training_args.num_train_epochs) == (1e-6, 1e-4, 20)
     assert (training_args.per_device_train_batch_size, training_args.seed) == (8, 1234)
     assert training_args.optimizer_recipe == "official_adam" and data_args.augment == "rawboost5"
     assert model_args.chunk_samples == 64600 and data_args.crop == "first"
     assert model_args.head_type == "aasist" and not model_args.use_weighted_layer_sum
-    _, _, demo = train.parse_arguments(["--preset", "demo", "--learning_rate", "0.01"])
+    _, _, demo = arguments.parse_arguments(["--preset", "demo", "--learning_rate", "0.01"])
     assert demo.learning_rate == 0.01 and demo.optimizer_recipe == "trainer"
 
 
 def test_only_the_demo_selects_on_validation_codecs_and_other_values_are_refused():
-    _, official, _ = train.parse_arguments(["--preset", "official", "--dataset", "x"])
-    _, demo, _ = train.parse_arguments([])
+    _, official, _ = arguments.parse_arguments(["--preset", "official", "--dataset", "x"])
+    _, demo, _ = arguments.parse_arguments([])
     assert (official.selection_set, demo.selection_set) == ("validation", "validation+val_codecs")
     with pytest.raises(SystemExit):
-        train.parse_arguments(["--selection_set", "cosg_eval"])  # never the test codecs
+        arguments.parse_arguments(["--selection_set", "cosg_eval"])  # never the test codecs
 
 
 def test_the_official_preset_neither_clips_gradients_nor_keeps_an_incomplete_batch():
-    _, _, official = train.parse_arguments(["--preset", "official", "--dataset", "x"])
+    _, _, official = arguments.parse_arguments(["--preset", "official", "--dataset", "x"])
     assert official.max_grad_norm == 0 and official.train_drop_last and not official.dataloader_drop_last
-    _, _, demo = train.parse_arguments([])  # the Trainer's defaults, with which the demo was measured
+    _, _, demo = arguments.parse_arguments([])  # the Trainer's defaults, with which the demo was measured
     assert demo.max_grad_norm == 1.0 and not demo.train_drop_last
 
 
@@ -361,75 +353,47 @@ def test_the_official_preset_neither_clips_gradients_nor_keeps_an_incomplete_bat
                                                ("S_AUX", "aux"), ("D_AUX", "aux"), ("S_BIN", "aux"), ("M1", "aux"),
                                                ("M2", "aux")])
 def test_each_variant_trains_on_the_sampling_the_paper_gives_it(variant, sampling):
-    _, data_args, _ = train.parse_arguments(["--preset", "official", "--dataset", "x", "--variant", variant])
+    _, data_args, _ = arguments.parse_arguments(["--preset", "official", "--dataset", "x", "--variant", variant])
     assert data_args.dataset_config == sampling
 
 
 def test_an_explicit_dataset_config_wins_over_the_variants_default():
-    _, data_args, _ = train.parse_arguments(["--preset", "official", "--dataset", "x", "--variant", "S_VQ",
+    _, data_args, _ = arguments.parse_arguments(["--preset", "official", "--dataset", "x", "--variant", "S_VQ",
                                              "--dataset_config", "dec"])
     assert data_args.dataset_config == "dec"
     with pytest.raises(SystemExit):
-        train.parse_arguments(["--dataset", "x", "--dataset_config", "bal_vq"])
+        arguments.parse_arguments(["--dataset", "x", "--dataset_config", "bal_vq"])
 
 
 def test_the_demo_preset_uses_the_measured_cpu_model():
-    model_args, data_args, training_args = train.parse_arguments([])
+    model_args, data_args, training_args = arguments.parse_arguments([])
     assert training_args.preset == "demo"
     assert (data_args.augment, model_args.task_weighting) == ("channel", "uncertainty")  # chosen on validation codecs
     assert (model_args.backbone_size, model_args.head_type) == ("stft-tiny", "stats_pooling")
     assert model_args.use_weighted_layer_sum and model_args.feature_encoder == "stft_phase"
     assert model_args.stft_features == ["phase_deviation", "weighted_phase_deviation"]
-    model = train.build_model(model_args)
+    model = model_building.build_model(model_args)
     assert model.config.head_type == "stats_pooling" and model.config.use_weighted_layer_sum
     assert model.config.feature_encoder == "stft_phase"
     assert model.config.stft_features == ["phase_deviation", "weighted_phase_deviation"]
 
 
-def test_spec_augment_masks_the_backbone_in_training_mode_only():
-    model_args, _, _ = train.parse_arguments(["--mask_time_prob", "0.5", "--mask_feature_prob", "0.3"])
-    torch.manual_seed(0)
-    model = train.build_model(model_args)
-    backbone = model.config.backbone_config
-    assert (backbone.apply_spec_augment, backbone.mask_time_prob, backbone.mask_feature_prob) == (True, 0.5, 0.3)
-    clip = torch.randn(1, model.config.chunk_samples)
-    with torch.no_grad():
-        evaluated = [model.eval()(clip).vq_logits for _ in range(2)]
-        torch.manual_seed(1)
-        trained = model.train()(clip).vq_logits
-    torch.testing.assert_close(evaluated[0], evaluated[1])
-    assert not torch.allclose(trained, evaluated[0])
-
-
-def test_without_spec_augment_the_demo_model_answers_alike_in_training_and_eval_mode():
-    model_args, _, _ = train.parse_arguments([])
-    assert train.spec_augment(model_args) == {}
-    torch.manual_seed(0)
-    model = train.build_model(model_args)
-    assert model.config.backbone_config.apply_spec_augment is False
-    clip = torch.randn(1, model.config.chunk_samples)
-    with torch.no_grad():
-        torch.testing.assert_close(model.train()(clip).vq_logits, model.eval()(clip).vq_logits)
-
-
 def test_bad_arguments_are_refused():
     with pytest.raises(SystemExit):
-        train.parse_arguments(["--variant", "M3"])
+        arguments.parse_arguments(["--variant", "M3"])
     with pytest.raises(SystemExit):
-        train.parse_arguments(["--head_type", "mlp"])
+        arguments.parse_arguments(["--head_type", "mlp"])
     with pytest.raises(SystemExit):
-        train.parse_arguments(["--feature_encoder", "mfcc"])
+        arguments.parse_arguments(["--feature_encoder", "mfcc"])
     with pytest.raises(SystemExit):
-        train.parse_arguments(["--stft_features", "phase"])
-    with pytest.raises(SystemExit):
-        train.parse_arguments(["--mask_time_prob", "1.5"])
+        arguments.parse_arguments(["--stft_features", "phase"])
     with pytest.raises(SystemExit):  # the STFT front end needs a two-conv backbone
-        train.parse_arguments(["--preset", "demo", "--backbone_size", "small"])
+        arguments.parse_arguments(["--preset", "demo", "--backbone_size", "small"])
 
 
 def test_continuing_a_codectrace_model_keeps_its_heads_and_applies_freezing(trained):
-    model_args = train.ModelArguments(variant="S_BIN", model_name_or_path=str(trained[0]), freeze_backbone=True)
-    model = train.build_model(model_args)
+    model_args = arguments.ModelArguments(variant="S_BIN", model_name_or_path=str(trained[0]), freeze_backbone=True)
+    model = model_building.build_model(model_args)
     assert model.config.tasks == ["bin", "vq", "aux", "dec"]
     assert not any(p.requires_grad for p in model.wav2vec2.parameters())
 
@@ -439,7 +403,7 @@ def test_the_official_preset_trains_with_torch_adam_and_l2_weight_decay(built, t
             "--chunk_samples", "16000", "--output_dir", str(tmp_path / "official"), "--max_steps", "2",
             "--dataloader_num_workers", "0", "--eval_strategy", "no", "--save_strategy", "no",
             "--load_best_model_at_end", "False", "--eval_configs", "cosg_seen", "--disable_tqdm", "True"]
-    trainer = train.run(args)["trainer"]
+    trainer = training.run(args)["trainer"]
     optimizer = trainer.optimizer
     optimizer = getattr(optimizer, "optimizer", optimizer)  # accelerate wraps it
     assert type(optimizer) is torch.optim.Adam
@@ -466,7 +430,7 @@ def test_an_unwritable_output_folder_is_refused_before_anything_is_built(built):
 
 def test_a_missing_dataset_is_refused_with_what_to_give(tmp_path):
     with pytest.raises(ValueError, match="cannot load config 'aux' split 'train'.*build_codecfake_plus build"):
-        train.run(["--preset", "demo", "--dataset", str(tmp_path / "nothing"), "--output_dir", str(tmp_path / "o")])
+        training.run(["--preset", "demo", "--dataset", str(tmp_path / "nothing"), "--output_dir", str(tmp_path / "o")])
 
 
 @pytest.mark.needs_synthesizers
@@ -489,8 +453,7 @@ def test_the_demo_job_builds_codecfake_mini_once(tmp_path):
 def test_the_seed_sweep_tabulates_finished_runs_and_reuses_them(trained, tmp_path, capsys):
     import shutil
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    import demo_seeds
+    from benchmarks import demo_seeds
 
     for seed in (1, 2):
         shutil.copytree(trained[0], tmp_path / f"seed-{seed}", ignore=shutil.ignore_patterns("checkpoint-*"))
@@ -510,8 +473,7 @@ def test_the_seed_sweep_tabulates_finished_runs_and_reuses_them(trained, tmp_pat
 def test_the_seed_sweep_can_leave_every_test_codec_figure_out(trained, tmp_path):
     import shutil
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    import demo_seeds
+    from benchmarks import demo_seeds
 
     shutil.copytree(trained[0], tmp_path / "seed-1", ignore=shutil.ignore_patterns("checkpoint-*"))
     out = tmp_path / "table.md"
@@ -523,200 +485,8 @@ def test_the_seed_sweep_can_leave_every_test_codec_figure_out(trained, tmp_path)
         assert hidden not in table, hidden
 
 
-def test_the_score_comparison_prints_validation_figures_and_test_ones_only_when_asked(trained, built, tmp_path,
-                                                                                      capsys):
-    import shutil
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    import unknown_source_scores
-
-    shutil.copytree(trained[0], tmp_path / "seed-1", ignore=shutil.ignore_patterns("checkpoint-*"))
-    unknown_source_scores.main(["--runs", str(tmp_path), "--dataset", str(built)])
-    shown = capsys.readouterr().out
-    assert "validation-codec against in-domain validation" in shown and "test-codec" not in shown
-    for score in ("mahalanobis", "mahalanobis_codec", "knn", "knn_all_heads", "max_softmax_probability", "energy"):
-        assert f"| {score} | " in shown, score
-    assert (tmp_path / "seed-1" / "unknown_source_embeddings.npz").is_file()  # embedded once, then cached
-    unknown_source_scores.main(["--runs", str(tmp_path), "--dataset", str(built), "--show-test"])
-    assert "test-codec against in-domain test (CoRS)" in capsys.readouterr().out
-
-
-def test_selection_stability_recomputes_the_rule_from_score_files_and_leaves_out_each_validation_codec(
-        trained, built, tmp_path, capsys):
-    import shutil
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    import selection_stability
-
-    for recipe in ("a", "b"):
-        shutil.copytree(trained[0], tmp_path / recipe / "seed-1", ignore=shutil.ignore_patterns("checkpoint-*"))
-    selection_stability.main([str(tmp_path / "a"), str(tmp_path / "b"), "--dataset", str(built)])
-    rows = {line.split(" | ")[0].strip("| "): line for line in capsys.readouterr().out.splitlines()[2:]}
-    evaluated = json.loads((trained[0] / "all_results.json").read_text())["eval"]
-    from codectrace.metrics import selection_score
-
-    expected = (selection_score(evaluated["in_domain_validation"]) + selection_score(evaluated["val_codecs"])) / 2
-    assert f"| none | {expected:.4f} | {expected:.4f} | a |" == rows["none"]
-    validation_codecs = {row["source"] for row in load_dataset(str(built), "val_codecs", split="validation")
-                         if row["source"] != "bonafide"}
-    assert set(rows) == {"none", *validation_codecs}
-
-
-def test_selection_stability_smooths_each_runs_logged_trajectory_over_consecutive_evaluations(tmp_path, capsys):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    import selection_stability
-
-    assert selection_stability.best_window_mean([0.1, 0.9, 0.2, 0.5, 0.6], 3) == pytest.approx(1.6 / 3)  # not 0.9
-    assert selection_stability.best_window_mean([0.4, 0.6], 3) == pytest.approx(0.5)
-    run = tmp_path / "recipe" / "seed-1"
-    history = [{"loss": 1.0}, {"eval_selection_score": 0.9, "eval_selection_score_in_domain_validation": 0.8,
-                                "eval_selection_score_val_codecs": 0.6}, {"eval_selection_score": 0.5}]
-    for step, logged in ((2, history[:2]), (10, history)):  # the last checkpoint holds the whole log
-        (run / f"checkpoint-{step}").mkdir(parents=True)
-        (run / f"checkpoint-{step}" / "trainer_state.json").write_text(json.dumps({"log_history": logged}))
-    assert selection_stability.evaluation_trajectory(run) == pytest.approx([0.7, 0.5])
-    assert selection_stability.smoothed_table([run.parent], 2)[2] == "| recipe | 1 | 0.7000 | 0.6000 |"
-
-
-def _seed_scores(folder, vq_rows):
-    """Score files of one seed on bona fide `s1_001` and spoofed `s1_001_A` (VQ class 1), `_B` (2), `_C` (3): the
-    given VQ probabilities, every other head right."""
-    from codectrace.evaluation import write_score_files
-
-    ids = ["s1_001", "s1_001_A", "s1_001_B", "s1_001_C"]
-    right = {"bin": [[0, 1], [1, 0], [1, 0], [1, 0]], "aux": np.eye(4)[[0, 1, 1, 1]], "dec": np.eye(3)[[0, 1, 1, 1]]}
-    logits = {head: np.log(np.maximum(np.array(rows, dtype=float), 1e-9)) for head, rows in right.items()}
-    write_score_files(folder, ids, logits | {"vq": np.log(np.maximum(np.array(vq_rows), 1e-9))})
-
-
-def test_the_seed_ensemble_averages_the_seeds_probabilities_and_counts_the_answers_they_share(tmp_path):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    import seed_ensemble
-
-    bona = [1, 0, 0, 0]
-    _seed_scores(tmp_path / "1", [bona, [0, 0.9, 0.1, 0], [0, 0.55, 0.45, 0], [0, 0, 0.1, 0.9]])  # B wrong
-    _seed_scores(tmp_path / "2", [bona, [0, 0.45, 0.55, 0], [0, 0.1, 0.9, 0], [0, 0, 0.2, 0.8]])  # A wrong
-    labels = {"bin": {"s1_001": 1, "s1_001_A": 0, "s1_001_B": 0, "s1_001_C": 0},
-              "vq": {"s1_001": 0, "s1_001_A": 1, "s1_001_B": 2, "s1_001_C": 3},
-              "aux": {"s1_001": 0, "s1_001_A": 1, "s1_001_B": 1, "s1_001_C": 1},
-              "dec": {"s1_001": 0, "s1_001_A": 1, "s1_001_B": 1, "s1_001_C": 1}}
-    figures = seed_ensemble.ensemble_figures([tmp_path / "1", tmp_path / "2"], labels)
-    # each seed: one of classes 1 and 2 never right, the other half right: macro-F1 (1 + 0 + 2/3 + 1) / 4
-    assert figures["vq"]["seeds"] == pytest.approx([2.5 / 3 * 0.8, 2.5 / 3 * 0.8])
-    assert figures["vq"]["ensemble"] == 1.0  # the confident seed outvotes the wrong one on A and on B
-    assert figures["vq"]["agreed"] == pytest.approx(1 / 3) and figures["vq"]["agreed_right"] == 1.0  # only C
-    assert figures["dec"] == {"seeds": [1.0, 1.0], "ensemble": 1.0, "agreed": 1.0, "agreed_right": 1.0}
-
-
-def test_the_seed_ensemble_needs_two_seeds_scored_on_the_same_clips(tmp_path):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    import seed_ensemble
-
-    from codectrace.evaluation import write_score_files
-
-    _seed_scores(tmp_path / "1", np.eye(4)[[0, 1, 2, 3]])
-    with pytest.raises(ValueError, match="at least two seeds; got 1"):
-        seed_ensemble.ensemble_figures([tmp_path / "1"], {})
-    logits = {head: np.zeros((1, n)) for head, n in (("bin", 2), ("vq", 4), ("aux", 4), ("dec", 3))}
-    write_score_files(tmp_path / "2", ["s1_002"], logits)
-    with pytest.raises(ValueError, match="scores other utterances than"):
-        seed_ensemble.ensemble_figures([tmp_path / "1", tmp_path / "2"], {})
-
-
-def test_the_seed_ensemble_reads_each_recipes_runs_and_refuses_a_recipe_of_one_seed(trained, built, tmp_path,
-                                                                                     capsys):
-    import shutil
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    import seed_ensemble
-
-    for seed in ("seed-1", "seed-2"):  # one run twice: the ensemble is that run, and the seeds always agree
-        shutil.copytree(trained[0], tmp_path / "twice" / seed, ignore=shutil.ignore_patterns("checkpoint-*"))
-    seed_ensemble.main([str(tmp_path / "twice"), "--dataset", str(built), "--out", str(tmp_path / "table.md")])
-    evaluated = json.loads((trained[0] / "all_results.json").read_text())["eval"]["val_codecs"]
-    row = next(line for line in (tmp_path / "table.md").read_text().splitlines()
-               if line.startswith("| twice | validation codecs | VQ |"))
-    f1 = evaluated["vq"]["f1_macro"]
-    assert f"| {f1:.3f} [{f1:.3f}-{f1:.3f}] | {f1:.3f} | 1.000 |" in row
-    assert "test" not in capsys.readouterr().out.lower()
-    shutil.copytree(trained[0], tmp_path / "once" / "seed-1", ignore=shutil.ignore_patterns("checkpoint-*"))
-    with pytest.raises(SystemExit):
-        seed_ensemble.main([str(tmp_path / "once"), "--dataset", str(built)])
-    assert "at least two evaluated seed-* runs; too few under" in capsys.readouterr().err
-
-
-def test_the_seed_ensemble_names_a_missing_score_file_instead_of_failing_with_a_traceback(built, tmp_path, capsys):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    import seed_ensemble
-
-    for seed in ("seed-1", "seed-2"):
-        (tmp_path / "recipe" / seed / "eval").mkdir(parents=True)
-    with pytest.raises(SystemExit):
-        seed_ensemble.main([str(tmp_path / "recipe"), "--dataset", str(built)])
-    assert "in_domain_validation/scores_bin.txt is missing" in capsys.readouterr().err
-
-
-def _probe_rows(rng, codec_signal: float, per_codec: int) -> dict:
-    """Spoofed rows of codecs a, b (VQ class 1) and c (class 2) plus bona fide rows; embeddings carry each codec's
-    own direction times `codec_signal`."""
-    sources = np.repeat(["a", "b", "c", "bonafide"], per_codec)
-    directions = {"a": np.eye(4)[0], "b": np.eye(4)[1], "c": np.eye(4)[2], "bonafide": np.eye(4)[3]}
-    embedding = np.stack([codec_signal * directions[s] for s in sources]) + rng.standard_normal((sources.size, 4))
-    rows = {"source": sources, "label_bin": np.where(sources == "bonafide", 1, 0),
-            "label_vq": np.select([sources == "c", sources == "bonafide"], [2, 0], 1)}
-    return rows | {"emb_vq": embedding}
-
-
-def test_the_codec_identity_probe_names_codecs_within_a_class_only_where_the_embedding_holds_them():
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    import codec_identity_probe
-
-    rng = np.random.default_rng(0)
-    accuracy, chance = codec_identity_probe.probe_accuracy(_probe_rows(rng, 6.0, 60), _probe_rows(rng, 6.0, 40), "vq")
-    assert accuracy > 0.95 and chance == 0.5  # only class 1 has two codecs; c is alone in class 2
-    accuracy, _ = codec_identity_probe.probe_accuracy(_probe_rows(rng, 0.0, 60), _probe_rows(rng, 0.0, 400), "vq")
-    assert 0.4 < accuracy < 0.6
-
-
-def test_the_codec_identity_probe_reports_how_compact_each_heads_classes_are():
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    import codec_identity_probe
-
-    rng = np.random.default_rng(0)
-    labels = np.repeat([0, 1, 2], 50)
-    apart = {"label_vq": labels, "emb_vq": (20.0 * np.eye(4)[labels] + rng.standard_normal((150, 4))).astype("f4")}
-    mixed = {"label_vq": labels, "emb_vq": rng.standard_normal((150, 4)).astype("f4")}
-    assert codec_identity_probe.scatter_ratio(apart, "vq") < 0.05
-    assert codec_identity_probe.scatter_ratio(mixed, "vq") > 0.9
-
-
-def test_the_resynthesis_probe_names_the_class_whose_training_codecs_change_a_clip_least_leaving_its_own_out():
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    import resynthesis_profile
-
-    codecs = ["rvq4x512_t100", "rvq4x1024_f100", "svq2048_f100", "svq2048_t67", "fsq5_t100", "fsq6_f50"]
-    # clip 0 is changed least by the svq codecs; clip 1 (made by rvq4x512_t100) least by its own codec, then fsq
-    relative = np.array([[0.5, 0.6, -0.4, -0.2, 0.1, 0.3],
-                         [-2.0, 0.8, 0.5, 0.6, -0.1, -0.3]])
-    assert resynthesis_profile.predict(relative, [None, None], codecs, "vq") == ["svq", "mvq"]
-    assert resynthesis_profile.predict(relative, [None, "rvq4x512_t100"], codecs, "vq") == ["svq", "sq"]
-
-
-def test_the_resynthesis_probe_reads_each_codecs_first_clips_and_their_bona_fide_originals(tmp_path):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    import resynthesis_profile
-
-    protocol = tmp_path / "protocol.txt"
-    protocol.write_text("s1 s1_002 - REAL REAL REAL bonafide\ns1 s1_002_A_X - Trad TIME MVQ spoof\n"
-                        "s1 s1_001_A_X - Trad TIME MVQ spoof\ns1 s1_001_B - Trad FREQ SQ spoof\n"
-                        "s2 s2_001_C - Trad FREQ SQ spoof\n")
-    assert resynthesis_profile.protocol_clips(protocol, {"A_X", "B"}, utterances=1) == {
-        "A_X": ["s1_001_A_X"], "B": ["s1_001_B"], "bonafide": ["s1_001"]}
-
-
 def test_false_alarms_are_counted_per_speaker_kind_on_bona_fide_rows_only(tmp_path):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    import demo_seeds
+    from benchmarks import demo_seeds
 
     scores = tmp_path / "eval" / "cors_eval" / "scores_bin.txt"
     scores.parent.mkdir(parents=True)
@@ -727,60 +497,10 @@ def test_false_alarms_are_counted_per_speaker_kind_on_bona_fide_rows_only(tmp_pa
 
 @pytest.mark.slow
 def test_the_seed_sweep_records_a_failed_seed_and_goes_on(tmp_path):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    import demo_seeds
+    from benchmarks import demo_seeds
 
     assert demo_seeds.run_seed(3, tmp_path, 1, ["--variant", "NOT_A_VARIANT"]) is None
     assert "--variant must be one of" in (tmp_path / "seed-3" / "train.log").read_text()
-
-
-def test_sam_takes_the_gradient_at_the_moved_weights_and_puts_the_weights_back(tmp_path):
-    import copy
-
-    from codectrace.testing import tiny_backbone_config, tiny_config
-
-    torch.manual_seed(0)
-    quiet = tiny_backbone_config(hidden_dropout=0.0, attention_dropout=0.0, activation_dropout=0.0,
-                                 feat_proj_dropout=0.0, layerdrop=0.0, apply_spec_augment=False)
-    model = mc.CodecTraceForSourceTracing(tiny_config("M1", backbone_config=quiet, head_type="stats_pooling"))
-    inputs = {"input_values": 0.1 * torch.randn(2, 16000), "bin_labels": torch.tensor([0, 1]),
-              "vq_labels": torch.tensor([1, 0]), "aux_labels": torch.tensor([2, 0]), "dec_labels": torch.tensor([1, 0])}
-    reference = copy.deepcopy(model).train()
-    reference(**inputs).loss.backward()
-    train.CodecTraceTrainer._ascend(reference, 0.05)
-    reference.zero_grad()
-    reference(**inputs).loss.backward()
-
-    args = train.CodecTraceTrainingArguments(output_dir=str(tmp_path), sam_rho=0.05, report_to="none",
-                                             eval_strategy="no", save_strategy="no", load_best_model_at_end=False)
-    trainer = train.CodecTraceTrainer(model=model, args=args)
-    trainer.current_gradient_accumulation_steps = 1  # set by the training loop
-    before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    trainer.training_step(model, inputs)
-    moved = dict(reference.named_parameters())
-    for name, parameter in model.named_parameters():
-        assert torch.allclose(parameter, before[name], atol=1e-6), name
-        if parameter.grad is not None:
-            assert torch.allclose(parameter.grad, moved[name].grad, atol=1e-5), name
-
-
-def test_the_sam_step_has_the_asked_length():
-    layer = torch.nn.Linear(3, 2)
-    layer(torch.ones(1, 3)).sum().backward()
-    start = [p.detach().clone() for p in layer.parameters()]
-    steps = train.CodecTraceTrainer._ascend(layer, 0.3)
-    length = torch.linalg.vector_norm(torch.cat([step.ravel() for _, step in steps]))
-    assert float(length) == pytest.approx(0.3, rel=1e-5)
-    assert all(torch.equal(p, s + step) for p, s, (_, step) in zip(layer.parameters(), start, steps))
-
-
-@pytest.mark.parametrize("extra, message", [(["--sam_rho", "-0.1"], "is a radius"),
-                                            (["--sam_rho", "0.05", "--gradient_accumulation_steps", "2"],
-                                             "one batch per optimizer step")])
-def test_impossible_sam_settings_are_refused(extra, message, capsys):
-    with pytest.raises(SystemExit):
-        train.parse_arguments(["--preset", "demo", *extra])
-    assert message in capsys.readouterr().err
 
 
 class RecordingAveraging(WeightAveraging):
@@ -807,9 +527,9 @@ class RecordingAveraging(WeightAveraging):
 
 def test_with_weight_averaging_evaluations_and_checkpoints_hold_the_average_and_training_steps_its_own_weights(
         built, tmp_path, monkeypatch):
-    monkeypatch.setattr(train, "WeightAveraging", RecordingAveraging)
+    monkeypatch.setattr(training, "WeightAveraging", RecordingAveraging)
     output_dir = tmp_path / "m"
-    train.run(tiny_args(built, output_dir, "--num_train_epochs", "2", "--learning_rate", "3e-3",
+    training.run(tiny_args(built, output_dir, "--num_train_epochs", "2", "--learning_rate", "3e-3",
                         "--weight_averaging_decay", "0.5", "--eval_configs", "cosg_seen"))
     averaging = RecordingAveraging.last
     assert [held for _, held, _ in averaging.evaluations] == [True, True]
@@ -823,10 +543,10 @@ def test_with_weight_averaging_evaluations_and_checkpoints_hold_the_average_and_
 
 def test_weight_averaging_is_off_in_the_paper_recipe_on_in_the_demo_and_a_decay_outside_zero_to_one_is_refused(
         capsys):
-    assert train.parse_arguments(["--preset", "official"])[2].weight_averaging_decay == 0.0
-    assert train.parse_arguments(["--preset", "demo"])[2].weight_averaging_decay == 0.998
+    assert arguments.parse_arguments(["--preset", "official"])[2].weight_averaging_decay == 0.0
+    assert arguments.parse_arguments(["--preset", "demo"])[2].weight_averaging_decay == 0.998
     with pytest.raises(SystemExit):
-        train.parse_arguments(["--preset", "demo", "--weight_averaging_decay", "1"])
+        arguments.parse_arguments(["--preset", "demo", "--weight_averaging_decay", "1"])
     assert "--weight_averaging_decay must be in [0, 1)" in capsys.readouterr().err
 
 
@@ -840,8 +560,8 @@ def test_the_selection_score_can_be_the_mean_of_the_two_kinds_of_validation_data
     logits = np.eye(4)[labels] * 5.0
     logits[10:] = rng.standard_normal((20, 4))  # the last 20 rows (the second part) mostly wrong
     prediction = EvalPrediction(predictions=(logits,), label_ids=(labels,))
-    pooled = train.make_compute_metrics(["vq"])(prediction)
-    parts = train.make_compute_metrics(["vq"], {"in_domain_validation": 10, "val_codecs": 20})(prediction)
+    pooled = trainer_module.make_compute_metrics(["vq"])(prediction)
+    parts = trainer_module.make_compute_metrics(["vq"], {"in_domain_validation": 10, "val_codecs": 20})(prediction)
     first = selection_score({"vq": task_metrics("vq", logits[:10], labels[:10])})
     second = selection_score({"vq": task_metrics("vq", logits[10:], labels[10:])})
     assert parts["selection_score_in_domain_validation"] == pytest.approx(first) == 1.0
@@ -851,59 +571,14 @@ def test_the_selection_score_can_be_the_mean_of_the_two_kinds_of_validation_data
 
 
 def test_the_mean_of_parts_applies_only_when_selection_reads_both_kinds():
-    _, data, _ = train.parse_arguments(["--preset", "demo", "--selection_mean_of_parts", "True"])
-    assert train.averages_parts(data)
-    _, data, _ = train.parse_arguments(["--preset", "demo", "--selection_mean_of_parts", "True",
+    _, data, _ = arguments.parse_arguments(["--preset", "demo", "--selection_mean_of_parts", "True"])
+    assert selection.averages_parts(data)
+    _, data, _ = arguments.parse_arguments(["--preset", "demo", "--selection_mean_of_parts", "True",
                                         "--selection_set", "val_codecs"])
-    assert not train.averages_parts(data)
+    assert not selection.averages_parts(data)
 
 
-class RecordingSampler(train.SpoofVersionSampler):
-    """SpoofVersionSampler that notes the epochs it is set to and the rows it hands out."""
-
-    last = None
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.epochs, self.rows = [], []
-        RecordingSampler.last = self
-
-    def set_epoch(self, epoch):
-        super().set_epoch(epoch)
-        self.epochs.append(epoch)
-
-    def __iter__(self):
-        rows = list(super().__iter__())
-        self.rows.append(rows)
-        return iter(rows)
-
-
-def test_resampling_spoofed_versions_trains_each_epoch_on_one_version_per_utterance_from_every_sampling(
-        built, tmp_path, monkeypatch):
-    monkeypatch.setattr(train, "SpoofVersionSampler", RecordingSampler)
-    output_dir = tmp_path / "m"
-    result = train.run(tiny_args(built, output_dir, "--num_train_epochs", "2", "--spoof_versions", "resample",
-                                 "--eval_configs", "cosg_seen"))
-    sampler = RecordingSampler.last
-    assert sorted(set(sampler.epochs)) == [0, 1] and len(sampler.rows) == 2  # the Trainer may set an epoch twice
-    assert sampler.rows[0] != sampler.rows[1]
-    per_epoch = len(sampler.bona_fide) + len(sampler.versions)
-    assert all(len(rows) == per_epoch for rows in sampler.rows)
-    assert result["trainer"].state.global_step == 2 * -(-per_epoch // 8)  # batches of the sampler's rows, not all
-    spoofed_rows = {row for rows in sampler.rows for row in rows} - set(sampler.bona_fide)
-    assert any(row >= per_epoch for row in spoofed_rows)  # rows beyond the first sampling's were drawn
-    assert "| spoofed versions | every sampling's, one per utterance drawn each epoch |" in (
-        output_dir / "model_card.md").read_text()
-
-
-def test_the_paper_recipe_trains_on_its_samplings_versions_and_other_values_are_refused(capsys):
-    assert train.parse_arguments(["--preset", "official"])[1].spoof_versions == "config"
-    with pytest.raises(SystemExit):
-        train.parse_arguments(["--preset", "demo", "--spoof_versions", "all"])
-    assert "--spoof_versions must be one of ['config', 'resample'], got 'all'" in capsys.readouterr().err
-
-
-class RecordingAdversary(train.ConditionalCodecAdversary):
+class RecordingAdversary(codec_adversary.ConditionalCodecAdversary):
     """ConditionalCodecAdversary that keeps its initial weights and the states loaded into it."""
 
     last = None
@@ -919,23 +594,20 @@ class RecordingAdversary(train.ConditionalCodecAdversary):
         return super().load_state_dict(state_dict, *args, **kwargs)
 
 
-@pytest.mark.parametrize("objective", ["reversal", "confusion"])
-def test_a_codec_adversary_trains_beside_the_model_and_stays_out_of_the_saved_model(
-        built, tmp_path, monkeypatch, objective):
-    monkeypatch.setattr(train, "ConditionalCodecAdversary", RecordingAdversary)
+def test_a_codec_adversary_trains_beside_the_model_and_stays_out_of_the_saved_model(built, tmp_path, monkeypatch):
+    monkeypatch.setattr(codec_adversary, "ConditionalCodecAdversary", RecordingAdversary)
     output_dir = tmp_path / "m"
-    result = train.run(tiny_args(built, output_dir, "--num_train_epochs", "2", "--codec_adversary_weight", "0.5",
-                                 "--codec_adversary_objective", objective, "--eval_configs", "cosg_seen"))
+    result = training.run(tiny_args(built, output_dir, "--num_train_epochs", "2", "--codec_adversary_weight", "0.5",
+                                 "--eval_configs", "cosg_seen"))
     adversary = RecordingAdversary.last
     assert adversary.tasks == ("vq", "aux", "dec") and len(adversary.vocabulary.codecs) > 1
-    assert adversary.objective == objective
     assert any(not torch.equal(adversary.initial[name], tensor) for name, tensor in adversary.state_dict().items())
     logged = [entry["codec_adversary_loss"] for entry in result["trainer"].state.log_history
               if "codec_adversary_loss" in entry]
     assert logged and all(np.isfinite(logged))
     assert list(output_dir.glob("checkpoint-*/codec_adversary.pt"))
     assert not any("classifiers" in name for name in load_file(output_dir / "model.safetensors"))
-    assert f"| codec adversary | conditional, per taxonomy head, {objective} objective, strength 0.5 (ramped) |" in (
+    assert "| codec adversary | conditional, per taxonomy head, confusion objective, strength 0.5 (ramped) |" in (
         output_dir / "model_card.md").read_text()
 
 
@@ -950,63 +622,33 @@ class AdversaryGradientsAtStepStart(TrainerCallback):
 
 
 def test_each_optimizer_step_of_the_codec_adversary_starts_from_cleared_gradients(built, tmp_path, monkeypatch):
-    monkeypatch.setattr(train, "ConditionalCodecAdversary", RecordingAdversary)
+    monkeypatch.setattr(codec_adversary, "ConditionalCodecAdversary", RecordingAdversary)
     seen = AdversaryGradientsAtStepStart()
-    train.run(tiny_args(built, tmp_path / "m", "--max_steps", "4", "--gradient_accumulation_steps", "2",
+    training.run(tiny_args(built, tmp_path / "m", "--max_steps", "4", "--gradient_accumulation_steps", "2",
                         "--codec_adversary_weight", "0.5", "--eval_strategy", "no", "--save_strategy", "no",
                         "--load_best_model_at_end", "False", "--eval_configs", "cosg_seen"), callbacks=[seen])
     assert seen.left_over == [False] * 4
 
 
 def test_a_resumed_run_continues_the_codec_adversary_from_its_checkpoint(built, tmp_path, monkeypatch):
-    monkeypatch.setattr(train, "ConditionalCodecAdversary", RecordingAdversary)
+    monkeypatch.setattr(codec_adversary, "ConditionalCodecAdversary", RecordingAdversary)
     output_dir = tmp_path / "m"
     args = tiny_args(built, output_dir, "--max_steps", "4", "--save_strategy", "steps", "--save_steps", "2",
                      "--eval_strategy", "steps", "--eval_steps", "2", "--eval_configs", "cosg_seen",
                      "--codec_adversary_weight", "0.5")
     with pytest.raises(KeyboardInterrupt):
-        train.run(args, callbacks=[StopAt(3)])
+        training.run(args, callbacks=[StopAt(3)])
     saved = torch.load(output_dir / "checkpoint-2" / "codec_adversary.pt", weights_only=True)
-    assert train.run(args)["trainer"].state.global_step == 4
+    assert training.run(args)["trainer"].state.global_step == 4
     loaded = RecordingAdversary.last.loaded
     assert len(loaded) == 1 and all(torch.equal(loaded[0][name], saved[name]) for name in saved)
 
 
 def test_the_paper_recipe_has_no_codec_adversary_the_demo_has_the_chosen_one_and_a_negative_strength_is_refused(
         capsys):
-    assert train.parse_arguments(["--preset", "official"])[2].codec_adversary_weight == 0.0
-    demo = train.parse_arguments(["--preset", "demo"])[2]
-    assert (demo.codec_adversary_weight, demo.codec_adversary_objective) == (0.1, "confusion")  # chosen (docs)
+    assert arguments.parse_arguments(["--preset", "official"])[2].codec_adversary_weight == 0.0
+    demo = arguments.parse_arguments(["--preset", "demo"])[2]
+    assert demo.codec_adversary_weight == 0.1  # chosen on validation data (docs/research/generalisation.md)
     with pytest.raises(SystemExit):
-        train.parse_arguments(["--preset", "demo", "--codec_adversary_weight", "-1"])
+        arguments.parse_arguments(["--preset", "demo", "--codec_adversary_weight", "-1"])
     assert "--codec_adversary_weight is a strength (0 = off), got -1.0" in capsys.readouterr().err
-
-
-def test_class_compactness_joins_the_training_loss_and_is_logged_and_named_in_the_card(built, tmp_path):
-    output_dir = tmp_path / "m"
-    result = train.run(tiny_args(built, output_dir, "--num_train_epochs", "2", "--class_compactness_weight", "0.5",
-                                 "--eval_configs", "cosg_seen"))
-    logged = [entry["class_compactness_loss"] for entry in result["trainer"].state.log_history
-              if "class_compactness_loss" in entry]
-    assert logged and all(0.0 <= value <= 1.0 for value in logged)
-    assert ("| class compactness | within-class over total scatter of each taxonomy head's embeddings, weight 0.5 |"
-            in (output_dir / "model_card.md").read_text())
-
-
-def test_class_compactness_changes_the_training_step_only_when_asked(built, tmp_path):
-    def first_loss(*switches):
-        result = train.run(tiny_args(built, tmp_path / "-".join(switches or ("off",)), "--max_steps", "1",
-                                     "--logging_steps", "1", "--eval_strategy", "no", "--save_strategy", "no",
-                                     "--load_best_model_at_end", "False", "--eval_configs", "cosg_seen", *switches))
-        return next(entry for entry in result["trainer"].state.log_history if "loss" in entry)
-
-    plain, compact = first_loss(), first_loss("--class_compactness_weight", "1.0")
-    assert "class_compactness_loss" not in plain
-    assert compact["loss"] == pytest.approx(plain["loss"] + compact["class_compactness_loss"], abs=1e-3)
-
-
-def test_the_paper_recipe_has_no_class_compactness_and_a_negative_weight_is_refused(capsys):
-    assert train.parse_arguments(["--preset", "official"])[2].class_compactness_weight == 0.0
-    with pytest.raises(SystemExit):
-        train.parse_arguments(["--preset", "demo", "--class_compactness_weight", "-0.5"])
-    assert "--class_compactness_weight is a weight (0 = off), got -0.5" in capsys.readouterr().err

@@ -18,15 +18,15 @@ from codectrace.unknown_source import (
     ACCEPT_QUANTILE,
     FILE_NAME,
     SCORES,
-    TAXONOMY_HEADS,
     NearestNeighbourHead,
     UnknownSourceScorer,
+    find_scorer,
     fit_mahalanobis,
     fit_nearest_neighbours,
-    labelled_embeddings,
     separation,
     unit_rows,
 )
+from modeling_codectrace.configuration_codectrace import TAXONOMY_TASKS
 
 RATE = 16000
 
@@ -97,7 +97,7 @@ def test_heads_fitted_on_the_same_embeddings_are_one_head_and_are_scored_once(tm
     rng = np.random.default_rng(5)
     train, labels = _clusters(rng)
     other, _ = _clusters(rng)
-    scorer = UnknownSourceScorer.fit({"vq": train, "aux": train, "dec": other}, {t: labels for t in TAXONOMY_HEADS},
+    scorer = UnknownSourceScorer.fit({"vq": train, "aux": train, "dec": other}, {t: labels for t in TAXONOMY_TASKS},
                                      {"vq": train, "aux": train, "dec": other})
     assert scorer.heads["vq"] is scorer.heads["aux"] and scorer.heads["dec"] is not scorer.heads["vq"]
     scorer.save(tmp_path)
@@ -114,12 +114,12 @@ def test_a_head_shared_by_several_tasks_is_stored_once(tmp_path):
 
     rng = np.random.default_rng(6)
     train, labels = _clusters(rng)
-    scorer = UnknownSourceScorer.fit({t: train for t in TAXONOMY_HEADS}, {t: labels for t in TAXONOMY_HEADS},
-                                     {t: train for t in TAXONOMY_HEADS})
+    scorer = UnknownSourceScorer.fit({t: train for t in TAXONOMY_TASKS}, {t: labels for t in TAXONOMY_TASKS},
+                                     {t: train for t in TAXONOMY_TASKS})
     path = scorer.save(tmp_path)
     assert [name for name in load_file(str(path)) if name.endswith(".reference")] == ["vq.reference"]
     loaded = UnknownSourceScorer.load(tmp_path)
-    assert list(loaded.heads) == list(TAXONOMY_HEADS)
+    assert list(loaded.heads) == list(TAXONOMY_TASKS)
     assert loaded.heads["vq"] is loaded.heads["aux"] is loaded.heads["dec"]
 
 
@@ -197,6 +197,43 @@ def test_a_model_folder_without_a_scorer_says_nothing_about_unknown(model_dir):
     assert all(answer["known"] is None and answer["unknown_score"] is None for answer in heads["heads"].values())
 
 
+@pytest.fixture(scope="module")
+def folder_with_scorer(model_dir, tmp_path_factory):
+    import shutil
+
+    folder = tmp_path_factory.mktemp("with_scorer") / "model"
+    shutil.copytree(model_dir, folder)
+    _scorer_with_threshold(model_dir, 0.0).save(folder)
+    return folder
+
+
+def _known_flags(tracer) -> dict:
+    clip = (0.1 * np.random.default_rng(0).standard_normal(2 * RATE)).astype(np.float32)
+    return {task: answer["known"] for task, answer in tracer(clip, sampling_rate=RATE)["heads"].items()}
+
+
+def test_the_pipeline_finds_the_scorer_saved_beside_a_model_folder(folder_with_scorer):
+    tracer = pipeline("codec-source-tracing", model=str(folder_with_scorer), precision="fp32")
+    assert _known_flags(tracer) == {"bin": None, "vq": False, "aux": False, "dec": False}
+
+
+def test_the_pipeline_finds_the_scorer_of_a_model_object_loaded_from_a_folder(folder_with_scorer):
+    model = mc.CodecTraceForSourceTracing.from_pretrained(folder_with_scorer)
+    tracer = pipeline("codec-source-tracing", model=model, precision="fp32",
+                      feature_extractor=mc.CodecTraceFeatureExtractor(chunk_samples=16000))
+    assert _known_flags(tracer)["vq"] is False
+
+
+@pytest.mark.parametrize("off", [None, False])
+def test_the_scorer_beside_a_model_can_be_turned_off(folder_with_scorer, off):
+    tracer = pipeline("codec-source-tracing", model=str(folder_with_scorer), precision="fp32", unknown_source=off)
+    assert set(_known_flags(tracer).values()) == {None}
+
+
+def test_a_hub_id_without_a_cached_scorer_gives_none_offline():
+    assert find_scorer("nobody/not-a-model") is None and find_scorer("") is None
+
+
 def test_the_cli_label_column_reads_unknown_for_a_clip_far_from_every_class(model_dir, tmp_path):
     import shutil
 
@@ -212,17 +249,3 @@ def test_the_cli_label_column_reads_unknown_for_a_clip_far_from_every_class(mode
     assert row["vq_label"] == row["aux_label"] == row["dec_label"] == "unknown"
     assert row["bin_label"] in ("spoof", "bonafide") and float(row["vq_unknown_score"]) > 0
     assert json.loads((folder / "config.json").read_text())["model_type"] == "codectrace"
-
-
-def test_labelled_embeddings_give_each_row_its_embeddings_logits_labels_and_source(built):
-    from codectrace.resolve import load_split
-
-    torch.manual_seed(0)
-    model = mc.CodecTraceForSourceTracing(tiny_config("M1", chunk_samples=16000, head_type="stats_pooling"))
-    rows = load_split(str(built), "aux", "validation")
-    flat = labelled_embeddings(model, rows)
-    assert set(flat) == {*(f"{kind}_{t}" for kind in ("emb", "logits") for t in model.config.tasks),
-                         *(f"label_{t}" for t in ("bin", *TAXONOMY_HEADS)), "source"}
-    assert flat["emb_vq"].shape == (len(rows), 2 * model.config.hidden_size)
-    assert flat["logits_dec"].shape == (len(rows), 3)
-    assert flat["label_aux"].tolist() == rows["aux"] and flat["source"].tolist() == rows["source"]

@@ -13,7 +13,7 @@ from codec_zoo.losses import log_mel_l1, mu_law_roundtrip
 from codec_zoo.modules import TIME_BODIES, ISTFTDecoder, NeuralCodec, TimeDecoder
 from codec_zoo.specs import CODEC_CLASSES, MIN_CODECS_PER_CLASS, SPLITS, ZOO, CodecSpec, codecs_of, coverage_problems
 from codec_zoo.speech import PHONES, Utterance, phone_track
-from codec_zoo.store import MAX_FILE_BYTES, load_codec, read_metadata, save_codec, shipped_codecs, weights_path
+from codec_zoo.store import MAX_FILE_BYTES, load_codec, save_codec, shipped_codecs, weights_path
 
 
 def test_every_class_has_three_training_one_validation_and_one_test_codec():
@@ -213,86 +213,6 @@ def test_a_time_codec_starts_from_its_pretrained_body(tmp_path):
     body = BodyPretrainer(spec.decoder_body).body.state_dict()
     model, _ = train_zoo.train_codec(spec, _toy_utterances(), 3, tmp_path, body_state=body)
     assert all(torch.equal(model.decoder.body.state_dict()[k], v) for k, v in body.items())
-
-
-def test_the_class_traces_report_covers_every_zoo_codec_and_the_spread_of_each_class(tmp_path):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    import zoo_class_traces
-
-    quality = {spec.name: {"log_mel_l1": 0.5 + 0.01 * i} for i, spec in enumerate(ZOO)}
-    quality["mu-law 4-bit"] = {"log_mel_l1": 1.1}  # references are not codecs
-    out = tmp_path / "traces.md"
-    (tmp_path / "q.json").write_text(json.dumps(quality))
-    zoo_class_traces.main(["--quality", str(tmp_path / "q.json"), "--out", str(out)])
-    text = out.read_text()
-    assert f"Zoo codecs with a measured quality: {len(ZOO)} " in text
-    counts = Counter(spec.vq for spec in ZOO)
-    for vq in ("mvq", "svq", "sq"):
-        l1 = [quality[s.name]["log_mel_l1"] for s in ZOO if s.vq == vq]
-        assert f"| {vq} | {counts[vq]} |" in text and f"[{min(l1):.3f}-{max(l1):.3f}]" in text
-
-
-def test_the_class_traces_report_reads_how_far_each_shipped_codec_was_still_learning():
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    import zoo_class_traces
-
-    name = ZOO[0].name
-    _, record = read_metadata(weights_path(name))
-    last, before = record["loss_curve"][-1][1], record["loss_curve"][-2][1]
-    assert zoo_class_traces.still_falling(name) == pytest.approx(100 * (before - last) / before)
-    assert zoo_class_traces.still_falling("no_such_codec") is None
-
-
-def test_a_shipped_codec_trains_on_from_its_weights_with_its_trunk_frozen_and_its_file_untouched(tmp_path):
-    spec = CodecSpec("toy", "sq", "none", "freq", seed=1, steps=2, batch_size=2, decoder_channels=32,
-                     decoder_blocks=1)
-    utterances = _toy_utterances()
-    path = save_codec(NeuralCodec(spec, num_speakers=3, num_phones=len(PHONES)), tmp_path / "toy.safetensors",
-                      {"num_speakers": 3, "num_phones": len(PHONES)})
-    shipped_bytes, start = path.read_bytes(), load_codec(path).state_dict()
-    trunk = {k[len("trunk."):]: v for k, v in start.items() if k.startswith("trunk.")}
-    features = train_zoo.trunk_features(trunk, utterances)
-    model, record = train_zoo.continue_codec(path, 3, utterances, 3, features, tmp_path / "work")
-    assert record["step"] == 3 and (tmp_path / "work" / "toy" / "checkpoint.pt").is_file()
-    assert path.read_bytes() == shipped_bytes
-    after = model.state_dict()
-    assert all(torch.equal(after[k], v) for k, v in start.items() if k.startswith("trunk."))
-    assert any(not torch.equal(after[k], v) for k, v in start.items() if k.startswith("decoder."))
-    with pytest.raises(ValueError, match="counts training steps"):
-        train_zoo.continue_codec(path, 0, utterances, 3, features, tmp_path / "work")
-
-
-def _learning_curve_module():
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-    import zoo_learning_curve
-
-    return zoo_learning_curve
-
-
-def test_the_learning_curve_report_gives_each_codecs_change_and_the_cpu_time_spent():
-    rows = [{"codec": "a", "vq": "mvq", "aux": "none", "dec": "freq", "bitrate": 4000, "steps": 700,
-             "extra_steps": 2100, "extra_cpu_minutes": 6.0, "before": 0.85, "after": 0.70},
-            {"codec": "b", "vq": "sq", "aux": "none", "dec": "freq", "bitrate": 997, "steps": 700,
-             "extra_steps": 2100, "extra_cpu_minutes": 4.5, "before": 0.92, "after": 0.95}]
-    text = _learning_curve_module().markdown(rows, 8)
-    assert "| a | mvq | none | freq | 4000 | 700 | 2100 | 6.0 | 0.850 | 0.700 | -0.150 |" in text
-    assert "| b | sq | none | freq | 997 | 700 | 2100 | 4.5 | 0.920 | 0.950 | +0.030 |" in text
-    assert "Zoo CPU time spent here: 10.5 CPU-min." in text
-
-
-def test_the_learning_curve_refuses_unknown_codecs_naming_the_zoos(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        _learning_curve_module().main(["--codecs", "no_such_codec", "--work", str(tmp_path)])
-    assert "unknown codec(s) ['no_such_codec']; the zoo has: " in capsys.readouterr().err
 
 
 def test_preparing_a_work_folder_takes_the_shipped_trunk_and_embeds_every_utterance_once(tmp_path, monkeypatch):

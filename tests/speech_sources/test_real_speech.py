@@ -1,0 +1,97 @@
+"""Real recorded voices for CodecFake-mini: one speaker per language folder, words joined into utterances."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from speech_sources.real_speech import (
+    KTUBERLING_SOUNDS,
+    real_voice_files,
+    speaker_id,
+    split_real_speakers,
+    utterances_of,
+    write_real_corpus,
+)
+
+
+def _words(folder, language, count, seconds=0.8, rate=44100, seed=0):
+    (folder / language).mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for k in range(count):
+        sf.write(folder / language / f"w{k:02d}.wav", 0.2 * rng.standard_normal(int(seconds * rate)), rate)
+
+
+def test_identical_files_in_two_folders_count_once(tmp_path):
+    _words(tmp_path, "sr", 2)
+    _words(tmp_path, "sr@latin", 2)  # the same bytes (same seed): a script variant of the same recordings
+    _words(tmp_path, "de", 2, seed=1)
+    found = real_voice_files(tmp_path)
+    assert sorted(found) == ["de", "sr"] and len(found["sr"]) == 2
+
+
+def test_a_missing_folder_names_the_package_to_install(tmp_path):
+    with pytest.raises(FileNotFoundError, match="ktuberling-data"):
+        real_voice_files(tmp_path / "nowhere")
+
+
+def test_speaker_ids_hold_only_letters_and_digits_after_an_r():
+    assert speaker_id("sr@ijekavianlatin") == "rsrijekavianlatin" and speaker_id("nds") == "rnds"
+
+
+def test_splits_are_speaker_disjoint_with_large_and_small_speakers_in_every_held_out_split():
+    counts = {f"rbig{k}": 100 + k for k in range(9)} | {f"rsmall{k}": 12 for k in range(8)}
+    splits = split_real_speakers(counts, seed=0)
+    assert sorted(sum(splits.values(), [])) == sorted(counts)
+    for split in ("validation", "test"):
+        assert sum(s.startswith("rbig") for s in splits[split]) == 3
+        assert sum(s.startswith("rsmall") for s in splits[split]) == 2
+    assert split_real_speakers(counts, seed=0) == splits != split_real_speakers(counts, seed=1)
+
+
+def test_three_speakers_are_the_fewest_that_fill_every_split():
+    assert all(split_real_speakers({"ra": 5, "rb": 5, "rc": 5}, seed=0).values())
+    with pytest.raises(ValueError, match="at least 3"):
+        split_real_speakers({"ra": 5, "rb": 5}, seed=0)
+
+
+def test_words_are_joined_into_utterances_of_at_least_three_seconds(tmp_path):
+    _words(tmp_path, "ca", 9, seconds=0.8)
+    utterances = utterances_of(real_voice_files(tmp_path)["ca"], limit=5)
+    assert len(utterances) == 2 and all(len(u) >= 3 * 16000 for u in utterances)  # 4 + 4 words; 1 left over
+    assert len(utterances_of(real_voice_files(tmp_path)["ca"], limit=1)) == 1
+
+
+def test_a_speaker_with_too_few_words_still_gives_one_utterance(tmp_path):
+    _words(tmp_path, "ga", 2, seconds=0.8)
+    (only,) = utterances_of(real_voice_files(tmp_path)["ga"], limit=5)
+    assert len(only) == int(1.6 * 16000)
+
+
+def test_the_corpus_is_peak_normalised_with_a_noise_floor_and_lists_its_splits(tmp_path):
+    for k, language in enumerate(("ca", "de", "fr")):
+        _words(tmp_path / "sounds", language, 5, seed=k)
+    out = write_real_corpus(tmp_path / "corpus", utterances=3, seed=0, sounds=tmp_path / "sounds")
+    meta = json.loads((out / "speakers.json").read_text())
+    assert sorted(sum(meta["splits"].values(), [])) == ["rca", "rde", "rfr"]
+    audio, rate = sf.read(out / "rca" / "rca_001.wav")
+    assert rate == 16000 and abs(np.abs(audio).max() - 0.7) < 0.01
+    assert not (tmp_path / "corpus.partial").exists()
+
+
+@pytest.mark.skipif(not KTUBERLING_SOUNDS.is_dir(), reason="ktuberling-data not installed")
+def test_ktuberling_data_gives_over_twenty_speakers_with_thirteen_large_ones():
+    counts = {speaker_id(k): len(v) for k, v in real_voice_files().items()}
+    assert len(counts) >= 20 and sum(n >= 50 for n in counts.values()) >= 10
+
+
+def test_a_word_that_cannot_be_decoded_is_recorded_and_the_corpus_goes_on(tmp_path):
+    for k, language in enumerate(("ca", "de", "fr")):
+        _words(tmp_path / "sounds", language, 5, seed=k)
+    (tmp_path / "sounds" / "de" / "w99.ogg").write_bytes(b"OggS, then nothing a decoder can read")
+    with pytest.warns(UserWarning, match="1 word.* of de could not be read"):
+        out = write_real_corpus(tmp_path / "corpus", utterances=3, seed=0, sounds=tmp_path / "sounds")
+    speakers = {s["speaker_id"]: s for s in json.loads((out / "speakers.json").read_text())["speakers"]}
+    assert len(speakers["rde"]["unreadable"]) == 1 and "w99.ogg" in speakers["rde"]["unreadable"][0]
+    assert speakers["rde"]["utterances"] == 1 and speakers["rca"]["unreadable"] == []
