@@ -15,3 +15,9 @@ def test_relative_links_lead_to_files(page):
     links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text())
     missing = [link for link in links if not link.startswith("http") and not (page.parent / link).exists()]
     assert missing == []
+
+
+@pytest.mark.parametrize("image", sorted(p for p in (ROOT / "docs").rglob("*") if p.suffix in (".png", ".jpg")),
+                         ids=lambda image: str(image.relative_to(ROOT)))
+def test_documentation_images_stay_under_300_kb(image):
+    assert image.stat().st_size <= 300 * 1024

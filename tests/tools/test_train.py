@@ -652,3 +652,9 @@ def test_the_paper_recipe_has_no_codec_adversary_the_demo_has_the_chosen_one_and
     with pytest.raises(SystemExit):
         arguments.parse_arguments(["--preset", "demo", "--codec_adversary_weight", "-1"])
     assert "--codec_adversary_weight is a strength (0 = off), got -1.0" in capsys.readouterr().err
+
+
+def test_pushing_without_a_hub_id_is_refused_before_anything_is_trained(built, tmp_path):
+    with pytest.raises(ValueError, match="--push_to_hub needs --hub_model_id USER/NAME"):
+        training.run(tiny_args(built, tmp_path / "m", "--push_to_hub", "True"))
+    assert not (tmp_path / "m" / "model.safetensors").exists()
