@@ -29,7 +29,7 @@ from .calibration import unknown_rescaling
 from .input_checks import AudioStats, input_warnings, refuse_too_short
 from .machine import cpu_info
 from .metrics import softmax
-from .unknown_source import find_scorer
+from .unknown_source import UnknownSourceScorer, find_scorer
 
 
 def window_starts(num_samples: int, chunk: int, hop: int) -> list[int]:
@@ -117,8 +117,12 @@ class CodecSourceTracingPipeline(Pipeline):
 
     def __init__(self, *args, precision: str = "auto", unknown_source="auto", **kwargs):
         super().__init__(*args, **kwargs)
-        if unknown_source == "auto":  # the scorer saved beside the model, wherever the model came from
+        if isinstance(unknown_source, str) and unknown_source == "auto":  # the scorer saved beside the model
             unknown_source = find_scorer(self.model.name_or_path, getattr(self.model.config, "_commit_hash", None))
+        elif unknown_source is not None and unknown_source is not False and not isinstance(
+                unknown_source, UnknownSourceScorer):
+            raise ValueError(f"unknown_source must be 'auto', None, False or an UnknownSourceScorer; got "
+                             f"{unknown_source!r}.")
         self.unknown_source = unknown_source or None  # an UnknownSourceScorer, or None: no known / unknown
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")

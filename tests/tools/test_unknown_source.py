@@ -230,6 +230,11 @@ def test_the_scorer_beside_a_model_can_be_turned_off(folder_with_scorer, off):
     assert set(_known_flags(tracer).values()) == {None}
 
 
+def test_anything_else_as_the_scorer_is_refused_naming_what_is_accepted(model_dir):
+    with pytest.raises(ValueError, match="unknown_source must be 'auto', None, False or an UnknownSourceScorer"):
+        pipeline("codec-source-tracing", model=str(model_dir), precision="fp32", unknown_source="yes")
+
+
 def test_a_hub_id_without_a_cached_scorer_gives_none_offline():
     assert find_scorer("nobody/not-a-model") is None and find_scorer("") is None
 
