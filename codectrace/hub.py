@@ -13,7 +13,6 @@ from modeling_codectrace.feature_extraction_codectrace import CodecTraceFeatureE
 from .files import write_json
 from .pipeline import CodecSourceTracingPipeline
 from .resolve import load_model
-from .unknown_source import find_scorer
 
 
 def load_tracer(
@@ -24,9 +23,9 @@ def load_tracer(
     precision: str = "auto",
 ) -> CodecSourceTracingPipeline:
     """The `codec-source-tracing` pipeline for a model folder or hub id (this package's code by default); a
-    reference that does not resolve raises `ResolveError` with one line naming both possibilities."""
+    reference that does not resolve raises `ResolveError` with one line naming both possibilities. The pipeline
+    finds the model's unknown-source scorer itself (`unknown_source="auto"`)."""
     model = load_model(model_name_or_path, revision=revision, trust_remote_code=trust_remote_code)
-    scorer = find_scorer(model_name_or_path, revision)
     try:
         extractor = AutoFeatureExtractor.from_pretrained(model_name_or_path, revision=revision,
                                                          trust_remote_code=trust_remote_code)
@@ -34,7 +33,7 @@ def load_tracer(
         extractor = CodecTraceFeatureExtractor(sampling_rate=model.config.sampling_rate,
                                                chunk_samples=model.config.chunk_samples)
     return pipeline("codec-source-tracing", model=model, feature_extractor=extractor, device=device,
-                    precision=precision, unknown_source=scorer)
+                    precision=precision)
 
 
 PIPELINE_FILE = "pipeline_codectrace.py"  # the name folders saved by 0.1.0 used for the pipeline's code

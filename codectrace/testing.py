@@ -28,13 +28,18 @@ TINY_PRESET_FLAGS: dict[str, list[str]] = {
 }
 
 
-def tiny_preset_args(preset: str, dataset, output_dir, *extra: str) -> list[str]:
-    """`train.py` arguments for a preset at a tiny shape on a built dataset: 1-s windows, no evaluation during
-    training, one evaluation set at the end, no progress bars."""
+def _tiny_run(preset: str, dataset, output_dir) -> list[str]:
+    """What every tiny run of a preset shares: its tiny shape, the dataset, the output, 1-s windows, no data
+    workers, no progress bars."""
     return ["--preset", preset, *TINY_PRESET_FLAGS[preset], "--dataset", str(dataset), "--output_dir", str(output_dir),
-            "--chunk_samples", "16000", "--dataloader_num_workers", "0", "--per_device_train_batch_size", "4",
-            "--eval_strategy", "no", "--load_best_model_at_end", "False", "--eval_configs", "cosg_seen",
-            "--disable_tqdm", "True", *extra]
+            "--chunk_samples", "16000", "--dataloader_num_workers", "0", "--disable_tqdm", "True"]
+
+
+def tiny_preset_args(preset: str, dataset, output_dir, *extra: str) -> list[str]:
+    """`train.py` arguments for a preset at a tiny shape on a built dataset: batch 4, no evaluation during training,
+    one evaluation set at the end."""
+    return [*_tiny_run(preset, dataset, output_dir), "--per_device_train_batch_size", "4", "--eval_strategy", "no",
+            "--load_best_model_at_end", "False", "--eval_configs", "cosg_seen", *extra]
 
 
 def free_port() -> int:
@@ -56,7 +61,6 @@ def torchrun_command(script, args: list[str], processes: int = 2) -> list[str]:
 
 def tiny_demo_args(dataset, output_dir, *extra: str) -> list[str]:
     """`train.py` arguments for the demo preset at its tiny shape on a built dataset, evaluating as the preset does
-    (every epoch), batch 8, a log line per step, no progress bars."""
-    return ["--preset", "demo", "--dataset", str(dataset), "--backbone_size", "stft-tiny", "--chunk_samples", "16000",
-            "--output_dir", str(output_dir), "--dataloader_num_workers", "0", "--per_device_train_batch_size", "8",
-            "--per_device_eval_batch_size", "16", "--logging_steps", "1", "--disable_tqdm", "True", *extra]
+    (every epoch), batch 8, a log line per step."""
+    return [*_tiny_run("demo", dataset, output_dir), "--per_device_train_batch_size", "8",
+            "--per_device_eval_batch_size", "16", "--logging_steps", "1", *extra]

@@ -3,7 +3,6 @@ within-class loss, and gradient averaging across processes."""
 
 import math
 import os
-import socket
 from datetime import timedelta
 
 import pytest
@@ -138,9 +137,7 @@ def _average_in_process(rank: int, port: int, results) -> None:
 
 
 def test_gradients_are_averaged_across_the_processes_of_a_distributed_run():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     results = mp.Manager().dict()
     mp.spawn(_average_in_process, args=(port, results), nprocs=2)
     assert dict(results) == {0: 4.0, 1: 4.0}
