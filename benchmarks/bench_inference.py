@@ -1,12 +1,16 @@
-"""CPU inference speed of CodecTrace at the paper's model size (random weights), ratios within one run.
+"""Inference speed of CodecTrace at the paper's model size (random weights), ratios within one run.
 
-    python benchmarks/bench_inference.py [--clips 16] [--repeats 3] [--size xlsr-300m] [--skip-long]
+    python benchmarks/bench_inference.py [--windows 64] [--repeats 3] [--size xlsr-300m] [--device cpu|cuda]
+                                         [--dataset data/codecfake-mini/dataset] [--skip-long]
 
-Part 1, XLS-R 300M shape, M1 heads, 16 clips of 64600 samples:
-  (a) naive baseline: fp32, eager, batch 1, one clip at a time (under torch.no_grad);
-  (b) the pipeline's default CPU path (`precision="auto"`), plus each candidate on its own.
-  Reports clips/s, real-time factor, speed-up over (a), achieved GFLOP/s next to a measured fp32 matmul peak,
-  and agreement with fp32 (same decision on every clip, largest head-probability difference).
+Part 1, XLS-R 300M shape, M1 heads, a fixed set of 4-s windows (the first window of the first `--windows` rows of
+the corpus' `cors_eval` test split where `--dataset` is given and built, else synthetic voiced clips):
+  (a) naive baseline: fp32, eager, batch 1, one window at a time (under torch.no_grad);
+  each precision of `codectrace.precision` as the pipeline runs it (its copy of the model, input dtype, autocast),
+  at batch 1 and at the device's default window batch; and the pipeline itself, one `tracer(clip)` call per clip.
+  Reports windows/s, real-time factor, speed-up over (a), achieved GFLOP/s next to a measured fp32 matmul peak,
+  agreement with fp32 (same decision on every window and head, largest head-probability difference) and, on GPUs,
+  peak memory. With `--device cuda` the same script runs on a GPU unchanged (the default is cuda where there is one).
 Part 2, long audio (a small model, since the property is the pipeline's streaming, not the model's size):
   time of one 10-minute file against ten 1-minute files, and peak memory of 1-minute vs 60-minute files
   (each in a fresh process).
@@ -28,20 +32,36 @@ from transformers import pipeline
 
 import codectrace  # noqa: F401  (registers the pipeline task)
 import modeling_codectrace as mc
-from codectrace.files import write_json
+from codectrace.files import print_report, write_json
 from codectrace.hub import save_model_folder
-from codectrace.pipeline import cpu_has_fast_bf16
+from codectrace.machine import cpu_summary
+from codectrace.precision import (
+    PRECISIONS,
+    autocast,
+    default_window_batch_size,
+    input_dtype,
+    model_for_inference,
+    resolve_precision,
+)
 from codectrace.presets import BACKBONE_SIZES, backbone_config
 from modeling_codectrace.configuration_codectrace import OFFICIAL_WINDOW
+from modeling_codectrace.feature_extraction_codectrace import fit_to_length
 
 
-def matmul_peak(dtype=torch.float32, n: int = 2048, repeats: int = 10) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+def matmul_peak(device: torch.device, dtype=torch.float32, n: int = 2048, repeats: int = 10) -> float:
+    a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
     a @ b
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(repeats):
         a @ b
+    synchronize(device)
     return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def flops_per_clip(model, chunk: int) -> float:
@@ -49,11 +69,11 @@ def flops_per_clip(model, chunk: int) -> float:
 
     counter = FlopCounterMode(display=False)
     with counter:  # (FlopCounterMode's module tracker needs autograd on)
-        model(torch.zeros(1, chunk))
+        model(torch.zeros(1, chunk, device=model.device))
     return counter.get_total_flops()
 
 
-def make_clips(count: int, chunk: int, seed: int = 0) -> list[np.ndarray]:
+def synthetic_clips(count: int, chunk: int, seed: int = 0) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     t = np.arange(chunk) / 16000
     clips = []
@@ -64,27 +84,41 @@ def make_clips(count: int, chunk: int, seed: int = 0) -> list[np.ndarray]:
     return clips
 
 
+def corpus_windows(dataset: str, count: int, chunk: int) -> list[np.ndarray]:
+    """The first window of the first `count` rows of the corpus' in-domain test set (the official window policy)."""
+    from codectrace.audio import load_audio
+    from codectrace.resolve import load_split
+
+    rows = load_split(dataset, "cors_eval", "test", limit=count)
+    return [fit_to_length(load_audio(row["audio"]), chunk).astype(np.float32) for row in rows]
+
+
+def probabilities(model, outputs, rows: int) -> list[dict[str, np.ndarray]]:
+    probs = {t: torch.softmax(outputs.logits_for(t).float(), -1).cpu().numpy() for t in model.config.tasks}
+    return [{t: p[i] for t, p in probs.items()} for i in range(rows)]
+
+
 def naive(model, clips) -> list[dict[str, np.ndarray]]:
     outputs = []
     with torch.no_grad():
         for clip in clips:
-            out = model(torch.from_numpy(clip)[None])
-            outputs.append({t: torch.softmax(out.logits_for(t), -1)[0].numpy() for t in model.config.tasks})
+            outputs += probabilities(model, model(torch.from_numpy(clip)[None].to(model.device)), 1)
     return outputs
 
 
-def via_pipeline(tracer, clips, batch: int) -> list[dict[str, np.ndarray]]:
-    # Each 4-s clip is one window, so batching happens across clips: feed batches of clips through the
-    # pipeline's own model step (`_forward`, with its precision handling).
+def at_precision(model, precision: str, device: torch.device, clips, batch: int) -> list[dict[str, np.ndarray]]:
+    """Windows through `model` (already `model_for_inference`) the way the pipeline's model step runs them."""
     outputs = []
-    tasks = tracer.model.config.tasks
     for first in range(0, len(clips), batch):
-        block = torch.from_numpy(np.stack(clips[first : first + batch]))
-        result = tracer._forward({"input_values": block, "starts": [], "num_samples": 0, "audio_stats": None,
-                                  "is_last": True})
-        for i in range(block.shape[0]):
-            outputs.append({t: result["probabilities"][t][i] for t in tasks})
+        block = torch.from_numpy(np.stack(clips[first : first + batch])).to(device, input_dtype(precision, device))
+        with torch.inference_mode(), autocast(precision, device):
+            outputs += probabilities(model, model(input_values=block), block.shape[0])
     return outputs
+
+
+def via_pipeline(tracer, clips) -> list[dict[str, np.ndarray]]:
+    results = [tracer(clip, sampling_rate=16000) for clip in clips]
+    return [{t: np.array(list(r[t].values())) for t in tracer.model.config.tasks} for r in results]
 
 
 def compare(reference, candidate) -> tuple[bool, float]:
@@ -98,60 +132,86 @@ def compare(reference, candidate) -> tuple[bool, float]:
     return same, worst
 
 
-def part_one(args) -> list[dict]:
-    torch.manual_seed(0)
-    config = mc.CodecTraceConfig(backbone_config=backbone_config(args.size),
-                                 variant="M1")
-    model = mc.CodecTraceForSourceTracing(config).eval()
-    chunk = config.chunk_samples
-    clips = make_clips(args.clips, chunk)
-    flops = flops_per_clip(model, chunk)
-    peak = matmul_peak()
-    print(f"model: {args.size}, {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters, "
-          f"{flops / 1e9:.1f} GFLOP per {chunk}-sample clip; fp32 matmul peak {peak:.0f} GFLOP/s on "
-          f"{torch.get_num_threads()} threads; native bf16: {cpu_has_fast_bf16()}")
-    naive(model, clips[:1])  # warm-up
+def candidates(device: torch.device) -> list[tuple[str, int]]:
+    """(precision, batch) pairs to time: every precision the device runs, at batch 1 and the default batch."""
+    batch = default_window_batch_size(device)
+    usable = [p for p in PRECISIONS if p != "auto" and (device.type == "cuda" or p != "fp16")]
+    if device.type == "cuda":
+        usable.remove("int8")  # dynamic int8 quantisation is a CPU path
+    return [(p, b) for p in usable for b in dict.fromkeys((1, batch)) if (p, b) != ("fp32", 1)]  # that is (a)
 
+
+def part_one(args) -> list[dict]:
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    config = mc.CodecTraceConfig(backbone_config=backbone_config(args.size), variant="M1")
+    model = mc.CodecTraceForSourceTracing(config).eval().to(device)
+    chunk = config.chunk_samples
+    clips = (corpus_windows(args.dataset, args.windows, chunk) if args.dataset
+             else synthetic_clips(args.windows, chunk))
+    flops = flops_per_clip(model, chunk)
+    peak = matmul_peak(device)
+    where = cpu_summary() if device.type == "cpu" else torch.cuda.get_device_name(device)
+    header = (f"{where}; torch {torch.__version__}, {torch.get_num_threads()} threads\n"
+              f"model: {args.size}, {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters, "
+              f"{flops / 1e9:.1f} GFLOP per {chunk}-sample window; {len(clips)} windows "
+              f"({'cors_eval test, first window' if args.dataset else 'synthetic'}); "
+              f"fp32 matmul peak {peak:.0f} GFLOP/s; "
+              f"auto = {resolve_precision('auto', device)}")
+    naive(model, clips[:1])  # warm-up
     rows = []
 
-    def record(name, seconds, outputs, reference):
+    def record(name, seconds, outputs, reference, memory=None):
         same, worst = compare(reference, outputs) if reference else (True, 0.0)
-        rows.append({"path": name, "seconds": seconds, "clips_per_s": len(clips) / seconds,
+        rows.append({"path": name, "seconds": seconds, "windows_per_s": len(clips) / seconds,
                      "real_time_factor": seconds / (len(clips) * chunk / 16000),
                      "gflops_per_s": flops * len(clips) / seconds / 1e9, "same_decisions": same,
-                     "max_prob_diff": worst})
+                     "max_prob_diff": worst, "peak_memory_mb": memory})
 
-    def timed(run) -> tuple[float, list]:
-        """The median time of `repeats` runs (this machine's speed drifts between runs), and the outputs."""
+    def timed(run) -> tuple[float, list, float | None]:
+        """The median time of `repeats` runs (this machine's speed drifts between runs), the outputs, the peak
+        GPU memory (None on CPU)."""
         times, outputs = [], None
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
         for _ in range(args.repeats):
+            synchronize(device)
             start = time.perf_counter()
             outputs = run()
+            synchronize(device)
             times.append(time.perf_counter() - start)
-        return float(np.median(times)), outputs
+        memory = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+        return float(np.median(times)), outputs, memory
 
-    seconds, reference = timed(lambda: naive(model, clips))
-    record("(a) naive fp32 eager, batch 1", seconds, reference, None)
-
-    candidates = [("fp32, batch 8 (inference_mode)", "fp32", 8),
-                  ("int8 dynamic Linear, batch 1", "int8", 1),
-                  ("int8 dynamic Linear, batch 8", "int8", 8)]
-    if cpu_has_fast_bf16():
-        candidates.append(("bf16 autocast, batch 8", "bf16", 8))
-    candidates.append(("(b) pipeline default (precision=auto), batch 8", "auto", 8))
-    for name, precision, batch in candidates:
-        tracer = pipeline("codec-source-tracing", model=model, feature_extractor=mc.CodecTraceFeatureExtractor(),
-                          precision=precision)
-        via_pipeline(tracer, clips[:1], 1)  # warm-up (and quantisation)
-        seconds, outputs = timed(lambda: via_pipeline(tracer, clips, batch))  # noqa: B023 (called at once)
-        record(f"{name} [{tracer.resolved_precision}]", seconds, outputs, reference)
-    base = rows[0]["seconds"]
-    print(f"\n{'path':<58} {'clips/s':>7} {'RTF':>6} {'speed-up':>8} {'GFLOP/s':>8} {'same':>5} {'max dp':>7}")
-    for row in rows:
-        print(f"{row['path']:<58} {row['clips_per_s']:>7.2f} {row['real_time_factor']:>6.3f} "
-              f"{base / row['seconds']:>7.2f}x {row['gflops_per_s']:>8.1f} {str(row['same_decisions']):>5} "
-              f"{row['max_prob_diff']:>7.4f}")
+    seconds, reference, memory = timed(lambda: naive(model, clips))
+    record("(a) naive fp32 eager, batch 1", seconds, reference, None, memory)
+    for precision, batch in candidates(device):
+        start = time.perf_counter()
+        fast = model_for_inference(model, precision, device)
+        prepare = time.perf_counter() - start
+        at_precision(fast, precision, device, clips[:1], 1)  # warm-up
+        seconds, outputs, memory = timed(lambda f=fast, p=precision, b=batch: at_precision(f, p, device, clips, b))
+        record(f"{precision}, batch {batch} (copy made in {prepare:.1f} s)", seconds, outputs, reference, memory)
+    tracer = pipeline("codec-source-tracing", model=model, feature_extractor=mc.CodecTraceFeatureExtractor(),
+                      device=device, precision="auto")
+    via_pipeline(tracer, clips[:1])  # warm-up
+    seconds, outputs, memory = timed(lambda: via_pipeline(tracer, clips))
+    record(f"(b) pipeline, precision=auto [{tracer.resolved_precision}], one call per clip", seconds, outputs,
+           reference, memory)
+    print_report(header + "\n\n" + table(rows), args.table)
     return rows
+
+
+def table(rows: list[dict]) -> str:
+    base = rows[0]["seconds"]
+    lines = ["| path | windows/s | RTF | speed-up | GFLOP/s | same decisions | max prob. diff | peak memory |",
+             "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        memory = "" if row["peak_memory_mb"] is None else f"{row['peak_memory_mb']:.0f} MB"
+        lines.append(f"| {row['path']} | {row['windows_per_s']:.2f} | {row['real_time_factor']:.3f} | "
+                     f"{base / row['seconds']:.2f}x | {row['gflops_per_s']:.1f} | "
+                     f"{'yes' if row['same_decisions'] else 'NO'} | {row['max_prob_diff']:.4f} | {memory} |")
+    return "\n".join(lines)
 
 
 CHILD = """
@@ -169,10 +229,10 @@ print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_m
 def part_two(args) -> dict:
     # The test files take about 150 MB; they go with the folder when the measurement ends.
     with tempfile.TemporaryDirectory(prefix="codectrace-long-") as scratch:
-        return long_audio(Path(scratch))
+        return long_audio(Path(scratch), args.long_scale)
 
 
-def long_audio(work: Path) -> dict:
+def long_audio(work: Path, scale: float = 1.0) -> dict:
     """Ten 1-minute files against one 10-minute file (time), and a 1-minute against a 60-minute file (memory)."""
     import soundfile as sf
 
@@ -187,7 +247,7 @@ def long_audio(work: Path) -> dict:
     def write(name: str, minutes: float) -> str:
         path = work / name
         with sf.SoundFile(path, "w", 16000, 1, subtype="PCM_16") as handle:
-            for _ in range(int(minutes * 60)):
+            for _ in range(max(1, int(minutes * scale * 60))):
                 handle.write((0.1 * rng.standard_normal(16000)).astype(np.float32))
         return str(path)
 
@@ -215,11 +275,16 @@ def long_audio(work: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clips", type=int, default=16)
+    parser.add_argument("--windows", type=int, default=64)
+    parser.add_argument("--dataset", help="built corpus to take the windows from (default: synthetic clips)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--table", type=Path, help="also write part 1's table (markdown) here")
     parser.add_argument("--repeats", type=int, default=3, help="runs per path; the median time is reported")
     parser.add_argument("--size", default="xlsr-300m", choices=list(BACKBONE_SIZES))
     parser.add_argument("--skip-long", action="store_true", help="only part 1")
     parser.add_argument("--only-long", action="store_true", help="only part 2")
+    parser.add_argument("--long-scale", type=float, default=1.0,
+                        help="scale part 2's durations (the tests' smoke run uses a small fraction)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     results = {} if args.only_long else {"short": part_one(args)}

@@ -1,12 +1,14 @@
 """The `codectrace` command.
 
-    codectrace trace PATH... --model FOLDER_OR_ID [--output results.csv|.jsonl] [--scores-dir DIR]
+    codectrace trace PATH... --model FOLDER_OR_ID [--output results.csv|.jsonl] [--scores-dir DIR] [--workers N]
     codectrace convert-official CHECKPOINT.pth --out FOLDER [--variant auto|M1|...]
     codectrace evaluate --model FOLDER_OR_ID --dataset FOLDER_OR_ID [--configs cors_eval cosg_eval ...]
     codectrace publish --model-dir DIR --model-repo ID [--dataset-dir DIR --dataset-repo ID] [--space-repo ID]
 
 Every expected failure ends with one line `error: <what>` on stderr and exit status 2 (see `errors.py`); `trace`
-exits 1 when some inputs failed (each is reported in its row) and the rest were traced.
+exits 1 when some inputs failed (each is reported in its row) and the rest were traced. `trace` and `evaluate`
+run as one process or many (`torchrun`, `accelerate launch`, `srun`; see `sharded.py`) and resume where a killed
+run stopped.
 """
 
 from __future__ import annotations
@@ -22,10 +24,13 @@ from tqdm.auto import tqdm
 
 from modeling_codectrace.configuration_codectrace import TASK_LABELS
 
-from .audio import is_audio_file, short_message
+from .audio import is_audio_file
 from .errors import ToolArgumentParser, ToolError, check_writable_folder, run_tool
 from .evaluation import score_line
 from .files import atomic_path
+from .precision import PRECISIONS
+from .sharded import Shard, WorkFolder, work_folder_for
+from .tracing import default_workers, error_row, head_label, result_columns, result_row, trace_files
 
 
 def collect_audio_files(paths: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -43,17 +48,6 @@ def collect_audio_files(paths: list[str]) -> tuple[list[Path], list[tuple[str, s
         else:
             problems.append((raw, "no such file or folder"))
     return files, problems
-
-
-def _result_columns(tasks) -> list[str]:
-    columns = ["path", "status", "error", "spoof_score", "decision", "num_windows", "duration_seconds", "warnings"]
-    columns += [f"{task}_{kind}" for task in tasks for kind in ("label", "unknown_score")]
-    return columns + [f"{task}_{label}" for task in tasks for label in TASK_LABELS[task]]
-
-
-def head_label(answer: dict) -> str:
-    """A head's answer for people: its label, or `unknown` when the clip is not one of the kinds it knows."""
-    return "unknown" if answer["known"] is False else answer["label"]
 
 
 RESULT_SUFFIXES = (".csv", ".jsonl")
@@ -78,7 +72,7 @@ class ResultWriter:
 
     def __init__(self, output: Path | None, tasks):
         self.output = output
-        self.columns = _result_columns(tasks)
+        self.columns = result_columns(tasks)
         self.handle = None
         self.files = ExitStack()  # closing it closes the handle, then renames the partial file into place
         if output is not None:
@@ -118,16 +112,16 @@ class ScoreWriter:
                 self.handles[task] = self.files.enter_context(open(partial, "w"))
 
     @staticmethod
-    def probabilities(task: str, result: dict) -> list[float]:
-        if task in result:
-            return [result[task][name] for name in TASK_LABELS[task]]
-        return [result["spoof_score"], 1.0 - result["spoof_score"]]  # fused BIN, label order spoof, bonafide
+    def probabilities(task: str, row: dict) -> list[float]:
+        if f"{task}_{TASK_LABELS[task][0]}" in row:
+            return [row[f"{task}_{name}"] for name in TASK_LABELS[task]]
+        return [row["spoof_score"], 1.0 - row["spoof_score"]]  # fused BIN, label order spoof, bonafide
 
-    def write(self, utt: str, result: dict) -> None:
+    def write(self, utt: str, row: dict) -> None:
+        """One traced file's row (`tracing.result_row`)."""
         with writing("--scores-dir", self.folder):
             for task, handle in self.handles.items():
-                handle.write(score_line(task, utt, self.probabilities(task, result)))
-                handle.flush()
+                handle.write(score_line(task, utt, self.probabilities(task, row)))
 
     def close(self) -> None:
         with writing("--scores-dir", self.folder):
@@ -137,48 +131,84 @@ class ScoreWriter:
 def run_trace(args) -> int:
     from .hub import load_tracer
 
-    if args.output:  # outputs are checked before the model is loaded: no work is lost to a bad path
-        check_result_file(Path(args.output))
-        check_writable_folder(Path(args.output).parent, f"--output {args.output}")
+    output = Path(args.output) if args.output else None
+    if output:  # outputs are checked before the model is loaded: no work is lost to a bad path
+        check_result_file(output)
+        check_writable_folder(output.parent, f"--output {args.output}")
     if args.scores_dir:
         check_writable_folder(args.scores_dir, "--scores-dir", create=True)
+    shard = Shard.from_environment()
+    if shard.world_size > 1 and not (output or args.scores_dir):
+        raise ToolError(f"{shard.world_size} processes need --output or --scores-dir to merge their results into.")
     files, problems = collect_audio_files(args.paths)
-    tracer = load_tracer(args.model, revision=args.revision, device=args.device,
+    keys = [raw for raw, _ in problems] + [str(path) for path in files]
+    work = _trace_work_folder(args, output, keys, shard)
+    mine = shard.take(keys)
+    done = {key: record for key, record in (work.records() if work else {}).items() if key in set(mine)}
+    todo = [path for path in shard.take(files) if str(path) not in done]
+    tracer = load_tracer(args.model, revision=args.revision, device=shard.device(args.device),
                          trust_remote_code=args.trust_remote_code, precision=args.precision)
     tasks = tracer.model.config.tasks
-    rows = ResultWriter(Path(args.output) if args.output else None, tasks)
-    scores = ScoreWriter(Path(args.scores_dir) if args.scores_dir else None, tasks)
-    failures = 0
-    for raw, reason in problems:
-        failures += 1
-        rows.write({"path": raw, "status": "error", "error": reason})
-        print(f"error: {raw}: {reason}", file=sys.stderr)
-    for path in tqdm(files, desc="tracing", unit="file", disable=args.quiet):
-        try:
-            result = tracer(str(path), window_batch_size=args.batch_size, hop_seconds=args.hop_seconds,
-                            max_seconds=args.max_seconds)
-        except (ValueError, RuntimeError, OSError) as error:
+    failures = sum(record["status"] == "error" for record in done.values())
+    for raw, reason in shard.take(problems):
+        if raw not in done:
             failures += 1
-            rows.write({"path": str(path), "status": "error", "error": short_message(error)})
-            tqdm.write(f"error: {short_message(error)}", file=sys.stderr)
+            _keep(work, raw, error_row(raw, reason))
+            print(f"error: {raw}: {reason}", file=sys.stderr)
+    calls = {"window_batch_size": args.batch_size, "hop_seconds": args.hop_seconds}
+    traced = trace_files(tracer, todo, workers=args.workers, max_seconds=args.max_seconds, **calls)
+    for path, result, error in tqdm(traced, total=len(todo), desc="tracing", unit="file", disable=args.quiet):
+        if error is not None:
+            failures += 1
+            _keep(work, path, error_row(path, error))
+            tqdm.write(f"error: {error}", file=sys.stderr)
             continue
-        row = {"path": str(path), "status": "ok", "error": "", "warnings": "; ".join(result["warnings"]),
-               **{k: result[k] for k in ("spoof_score", "decision", "num_windows", "duration_seconds")}}
-        for task in tasks:
-            row.update({f"{task}_{label}": p for label, p in result[task].items()})
-            row.update({f"{task}_label": head_label(result["heads"][task]),
-                        f"{task}_unknown_score": result["heads"][task]["unknown_score"]})
-        rows.write(row)
-        scores.write(path.stem, result)
-        if args.output is None:
+        row = result_row(path, result, tasks)
+        _keep(work, path, row)
+        if work is None:
             heads = "  ".join(f"{t}={head_label(result['heads'][t])}" for t in tasks if t != "bin")
             notes = "".join(f"\n  warning: {w}" for w in result["warnings"])
             tqdm.write(f"{path}: {result['decision']} (spoof score {result['spoof_score']:.3f})  {heads}{notes}")
+    if work is not None:
+        work.merge_when_complete(keys, lambda records: _write_trace_outputs(args, output, keys, records, tasks))
+    print(f"traced {len(mine) - failures} of {len(mine)} inputs{_process_note(shard, len(done))}; {failures} failed.",
+          file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _trace_work_folder(args, output: Path | None, keys: list[str], shard: Shard) -> WorkFolder | None:
+    """Where rows wait until every process is done (resumable): beside --output, else in --scores-dir."""
+    if not (output or args.scores_dir):
+        return None
+    where = work_folder_for(output) if output else Path(args.scores_dir) / "trace.work"
+    manifest = {"inputs": keys, "model": args.model, "revision": args.revision, "precision": args.precision,
+                "hop_seconds": args.hop_seconds, "max_seconds": args.max_seconds,
+                "output": str(output) if output else None, "scores_dir": args.scores_dir}
+    return WorkFolder(where, manifest, shard)
+
+
+def _keep(work: WorkFolder | None, key: str, row: dict) -> None:
+    if work is not None:
+        with writing("--output", work.folder):
+            work.record(key, row)
+
+
+def _process_note(shard: Shard, resumed: int) -> str:
+    note = f" in process {shard.rank} of {shard.world_size}" if shard.world_size > 1 else ""
+    return note + (f" ({resumed} done before, resumed)" if resumed else "")
+
+
+def _write_trace_outputs(args, output: Path | None, keys: list[str], records: dict, tasks) -> None:
+    """The merged result, in input order: the rows file and the official score files (of the files traced)."""
+    rows = ResultWriter(output, tasks)
+    scores = ScoreWriter(Path(args.scores_dir) if args.scores_dir else None, tasks)
+    for key in keys:
+        row = {k: v for k, v in records[key].items() if k != "key"}
+        rows.write(row)
+        if row["status"] == "ok":
+            scores.write(Path(key).stem, row)
     rows.close()
     scores.close()
-    total = len(files) + len(problems)
-    print(f"traced {total - failures} of {total} inputs; {failures} failed.", file=sys.stderr)
-    return 1 if failures else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -196,13 +226,18 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--revision", help="model revision (branch, tag or commit) on the Hub")
     trace.add_argument("--output", help="write rows to results.csv or results.jsonl (default: print)")
     trace.add_argument("--scores-dir", help="also write official score files (scores_bin.txt, scores_vq.txt, ...)")
-    trace.add_argument("--batch-size", type=int, default=8, help="windows per forward pass (default 8)")
+    trace.add_argument("--batch-size", type=int, default=None,
+                       help="windows per forward pass (default 8 on CPU, sized to the GPU's memory on a GPU)")
+    trace.add_argument("--workers", type=int, default=default_workers(),
+                       help="processes that decode and resample files while the model runs (default: one per four "
+                            "cores, at least one; 0 decodes in the model's process)")
     trace.add_argument("--hop-seconds", type=float, help="hop between windows of long audio (default: one window)")
     trace.add_argument("--max-seconds", type=float, default=None, help="refuse longer files")
-    trace.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cpu)")
-    trace.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "int8"],
-                       help="auto: on CPU int8 dynamic quantisation (the fastest measured), bf16 or fp32 where int8 "
-                            "is not available; fp32 on GPU")
+    trace.add_argument("--device", default=None,
+                       help="cpu, cuda or cuda:N (default: the process's GPU where there are GPUs, else cpu)")
+    trace.add_argument("--precision", default="auto", choices=list(PRECISIONS),
+                       help="auto: the fastest measured path of the device (CPU: bf16 with AMX, else int8 dynamic "
+                            "quantisation; GPU: bf16 autocast, fp16 where bf16 is not supported)")
     trace.add_argument("--trust-remote-code", action="store_true", help="use the model folder's code files")
     trace.add_argument("--quiet", action="store_true", help="no progress bar")
     trace.set_defaults(func=run_trace)

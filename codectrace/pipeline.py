@@ -27,8 +27,8 @@ from modeling_codectrace.modeling_codectrace import spoof_probability
 from .audio import load_audio
 from .calibration import unknown_rescaling
 from .input_checks import AudioStats, input_warnings, refuse_too_short
-from .machine import cpu_info
 from .metrics import softmax
+from .precision import autocast, default_window_batch_size, input_dtype, model_for_inference, resolve_precision
 from .unknown_source import UnknownSourceScorer, find_scorer
 
 
@@ -87,14 +87,16 @@ class CodecSourceTracingPipeline(Pipeline):
 
     Call arguments (also accepted at construction):
         hop_seconds (`float`, *optional*): hop between windows; default one window (no overlap).
-        window_batch_size (`int`, *optional*, defaults to 8): windows per forward pass.
+        window_batch_size (`int`, *optional*): windows per forward pass; default 8 on CPU, sized to the memory of a
+            GPU (`precision.default_window_batch_size`).
         return_windows (`bool`, *optional*, defaults to `False`): add per-window results.
         threshold (`float`, *optional*, defaults to 0.5): spoof decision threshold on the spoof score.
         max_seconds, min_seconds (`float`, *optional*): refuse longer / shorter audio.
         sampling_rate (`int`, *optional*): with array inputs.
 
     Construction only:
-        precision (`str`, *optional*, defaults to `"auto"`): one of `PRECISIONS` (see `resolve_precision`).
+        precision (`str`, *optional*, defaults to `"auto"`): `auto`, `fp32`, `bf16`, `fp16` (GPUs) or `int8` (CPU);
+            `auto` is the fastest measured path of the device (`codectrace.precision.resolve_precision`).
         unknown_source (*optional*, defaults to `"auto"`): `"auto"` loads the unknown-source scorer saved beside
             the model (`unknown_source.safetensors` in the folder or Hub repo that `model.name_or_path` names, which
             `pipeline(task, model=<folder or id>)` and `from_pretrained` set); an `UnknownSourceScorer` uses that
@@ -124,13 +126,10 @@ class CodecSourceTracingPipeline(Pipeline):
             raise ValueError(f"unknown_source must be 'auto', None, False or an UnknownSourceScorer; got "
                              f"{unknown_source!r}.")
         self.unknown_source = unknown_source or None  # an UnknownSourceScorer, or None: no known / unknown
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
         self.precision = precision
         self.resolved_precision = resolve_precision(precision, self.device)
-        if self.resolved_precision == "int8":
-            # Quantise a copy: the caller's model object stays fp32.
-            self.model = quantize_linear_int8(self.model)
+        # A copy where the precision needs one: the caller's model object stays as it was.
+        self.model = model_for_inference(self.model, self.resolved_precision, self.device)
 
     def _sanitize_parameters(self, hop_seconds=None, window_batch_size=None, return_windows=None, threshold=None,
                              max_seconds=None, min_seconds=None, sampling_rate=None, **kwargs):
@@ -149,13 +148,15 @@ class CodecSourceTracingPipeline(Pipeline):
 
     # -- the three stages ---------------------------------------------------------------------------------
 
-    def preprocess(self, inputs, hop_seconds: float | None = None, window_batch_size: int = 8,
+    def preprocess(self, inputs, hop_seconds: float | None = None, window_batch_size: int | None = None,
                    max_seconds: float | None = None, min_seconds: float | None = None,
                    sampling_rate: int | None = None) -> Iterator[dict]:
         chunk = self.model.config.chunk_samples
         hop = chunk if hop_seconds is None else int(round(hop_seconds * SAMPLING_RATE))
         if hop <= 0:
             raise ValueError(f"hop_seconds must be positive, got {hop_seconds}.")
+        if window_batch_size is None:
+            window_batch_size = default_window_batch_size(self.device)
         if window_batch_size < 1:
             raise ValueError(f"window_batch_size must be at least 1, got {window_batch_size}.")
         if isinstance(inputs, bytes):
@@ -180,14 +181,10 @@ class CodecSourceTracingPipeline(Pipeline):
         finally:
             source.close()
 
-    def _autocast(self):
-        if self.resolved_precision == "bf16":
-            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
     def _forward(self, model_inputs: dict) -> dict:
-        with torch.inference_mode(), self._autocast():
-            outputs = self.model(input_values=model_inputs["input_values"].to(self.device))
+        values = model_inputs["input_values"].to(self.device, input_dtype(self.resolved_precision, self.device))
+        with torch.inference_mode(), autocast(self.resolved_precision, self.device):
+            outputs = self.model(input_values=values)
         logits = {task: outputs.logits_for(task).float().cpu().numpy() for task in self.model.config.tasks}
         unknown_scores = {}
         if self.unknown_source is not None:
@@ -254,37 +251,3 @@ class CodecSourceTracingPipeline(Pipeline):
     def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
         for item in inputs:
             yield self.run_single(item, preprocess_params, forward_params, postprocess_params)
-
-
-PRECISIONS = ("auto", "fp32", "bf16", "int8")
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """`auto`: on CPU, int8 dynamic quantisation of the Linear layers wherever PyTorch has its x86 int8 engine, else
-    bf16 autocast where the CPU computes bf16 natively, else fp32; fp32 on GPUs. Measured with
-    benchmarks/bench_inference.py at the XLS-R shape, same decisions as fp32 on every clip: with AVX-512 VNNI and
-    bf16, int8 2.48x the naive baseline against bf16 2.28x; AVX2 only, int8 1.21x (no native bf16)."""
-    if precision != "auto":
-        return precision
-    if device.type != "cpu":
-        return "fp32"
-    if {"x86", "fbgemm"} & set(torch.backends.quantized.supported_engines):
-        return "int8"
-    return "bf16" if cpu_has_fast_bf16() else "fp32"
-
-
-def quantize_linear_int8(model):
-    """A copy of the model whose Linear layers run dynamic int8 (weights int8, activations quantised per batch)."""
-    import copy
-    import warnings
-
-    from torch.ao.quantization import quantize_dynamic
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.ao.quantization deprecation notices
-        return quantize_dynamic(copy.deepcopy(model).eval(), {torch.nn.Linear}, dtype=torch.qint8)
-
-
-def cpu_has_fast_bf16() -> bool:
-    """Whether this CPU computes bf16 matmuls natively (AVX-512 BF16 or AMX); else bf16 would be slower."""
-    return bool({"avx512_bf16", "amx_bf16"} & cpu_info()[1])

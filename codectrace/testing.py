@@ -51,12 +51,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def torchrun_command(script, args: list[str], processes: int = 2) -> list[str]:
-    """`torchrun --nproc_per_node N script args` on the loopback interface, with this Python."""
+def torchrun_command(script, args: list[str], processes: int = 2, module: bool = False) -> list[str]:
+    """`torchrun --nproc_per_node N script args` (with `module`, `-m script`) on the loopback interface, with this
+    Python."""
     import sys
 
     return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--master_addr",
-            "127.0.0.1", "--master_port", str(free_port()), str(script), *args]
+            "127.0.0.1", "--master_port", str(free_port()), *(["-m"] if module else []), str(script), *args]
 
 
 def tiny_demo_args(dataset, output_dir, *extra: str) -> list[str]:

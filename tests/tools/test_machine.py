@@ -1,6 +1,6 @@
 """The CPU a figure was measured on: model name and the speed-relevant features, from /proc/cpuinfo."""
 
-from codectrace import pipeline
+from codectrace import precision
 from codectrace.machine import cpu_info, cpu_summary
 
 CPUINFO = """processor\t: 0
@@ -25,7 +25,7 @@ def test_an_unreadable_cpuinfo_gives_an_unknown_cpu_not_an_error(tmp_path):
 
 
 def test_bf16_counts_as_fast_only_with_native_bf16_or_amx(monkeypatch):
-    monkeypatch.setattr(pipeline, "cpu_info", lambda: ("x", {"avx2", "avx512f"}))
-    assert not pipeline.cpu_has_fast_bf16()
-    monkeypatch.setattr(pipeline, "cpu_info", lambda: ("x", {"avx2", "amx_bf16"}))
-    assert pipeline.cpu_has_fast_bf16()
+    monkeypatch.setattr(precision, "cpu_info", lambda: ("x", {"avx2", "avx512f"}))
+    assert not precision.cpu_has_fast_bf16()
+    monkeypatch.setattr(precision, "cpu_info", lambda: ("x", {"avx2", "amx_bf16"}))
+    assert precision.cpu_has_fast_bf16()

@@ -1,0 +1,110 @@
+"""Tracing many files: decoding and resampling in worker processes, overlapped with the model in this one.
+
+Workers hand over decoded 16 kHz samples; a 16 kHz WAV or FLAC file longer than `STREAM_OVER_SECONDS` is handed over
+as its path instead, so that the pipeline reads it window by window and memory stays bounded however long it is.
+A file that fails (cannot be decoded, too long, too short) comes back as its one-line error; the others go on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from torch.utils.data import DataLoader, Dataset
+
+from modeling_codectrace.configuration_codectrace import SAMPLING_RATE, TASK_LABELS
+
+from .audio import load_audio, short_message
+
+STREAM_OVER_SECONDS = 600.0
+FAILURES = (ValueError, RuntimeError, OSError)
+
+
+class AudioFiles(Dataset):
+    """Item i: `(path, samples or path to stream or None, error or None)`."""
+
+    def __init__(self, paths: list[Path], max_seconds: float | None = None):
+        self.paths, self.max_seconds = paths, max_seconds
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        path = self.paths[index]
+        try:
+            if self._streamable(path):
+                return str(path), str(path), None
+            return str(path), load_audio(str(path), max_seconds=self.max_seconds), None
+        except FAILURES as error:
+            return str(path), None, short_message(error)
+
+    @staticmethod
+    def _streamable(path: Path) -> bool:
+        with contextlib.suppress(sf.LibsndfileError, RuntimeError, OSError):
+            info = sf.info(str(path))
+            return info.samplerate == SAMPLING_RATE and info.frames > STREAM_OVER_SECONDS * SAMPLING_RATE
+        return False
+
+
+def _as_is(item):
+    return item
+
+
+def trace_files(tracer, paths: list[Path], workers: int = 1, max_seconds: float | None = None,
+                **call_arguments) -> Iterator[tuple[str, dict | None, str | None]]:
+    """`(path, result, None)` or `(path, None, error)` per file, in order; `workers` decoding processes (0: decode
+    here). `call_arguments` go to every pipeline call (`window_batch_size`, `hop_seconds`, ...)."""
+    loader = DataLoader(AudioFiles(paths, max_seconds), batch_size=None, num_workers=workers, collate_fn=_as_is,
+                        prefetch_factor=4 if workers else None, persistent_workers=False)
+    for path, audio, error in loader:
+        if error is not None:
+            yield path, None, error
+            continue
+        try:
+            if isinstance(audio, str):
+                result = tracer(audio, max_seconds=max_seconds, **call_arguments)
+            else:
+                result = tracer(np.asarray(audio), sampling_rate=SAMPLING_RATE, **call_arguments)
+        except FAILURES as failure:
+            yield path, None, short_message(failure)
+            continue
+        yield path, result, None
+
+
+def default_workers() -> int:
+    """Decoding processes beside the model: one per four cores this process may use, at least one."""
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // 4)
+
+
+def result_columns(tasks) -> list[str]:
+    """The columns of a trace row, in order."""
+    columns = ["path", "status", "error", "spoof_score", "decision", "num_windows", "duration_seconds", "warnings"]
+    columns += [f"{task}_{kind}" for task in tasks for kind in ("label", "unknown_score")]
+    return columns + [f"{task}_{label}" for task in tasks for label in TASK_LABELS[task]]
+
+
+def head_label(answer: dict) -> str:
+    """A head's answer for people: its label, or `unknown` when the clip is not one of the kinds it knows."""
+    return "unknown" if answer["known"] is False else answer["label"]
+
+
+def result_row(path: str, result: dict, tasks) -> dict:
+    """One file's pipeline result as a row of `result_columns`."""
+    row = {"path": path, "status": "ok", "error": "", "warnings": "; ".join(result["warnings"]),
+           **{k: result[k] for k in ("spoof_score", "decision", "num_windows", "duration_seconds")}}
+    for task in tasks:
+        row.update({f"{task}_{label}": p for label, p in result[task].items()})
+        row.update({f"{task}_label": head_label(result["heads"][task]),
+                    f"{task}_unknown_score": result["heads"][task]["unknown_score"]})
+    return row
+
+
+def error_row(path: str, error: str) -> dict:
+    return {"path": path, "status": "error", "error": error}
+

@@ -1,0 +1,118 @@
+"""`codectrace trace` on many files: decoding workers, resuming a killed run, several processes merged into one."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import codectrace.cli as cli
+import modeling_codectrace as mc
+from codectrace.errors import ToolError
+from codectrace.hub import save_model_folder
+from codectrace.testing import tiny_config, torchrun_command
+from codectrace.tracing import AudioFiles
+
+RATES = (16000, 44100, 8000)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("model")
+    save_model_folder(mc.CodecTraceForSourceTracing(tiny_config("M1", chunk_samples=16000)).eval(),
+                      mc.CodecTraceFeatureExtractor(chunk_samples=16000), folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """Nine clips at three sampling rates and one file that cannot be decoded."""
+    folder = tmp_path_factory.mktemp("clips")
+    rng = np.random.default_rng(0)
+    for i in range(9):
+        rate = RATES[i % 3]
+        sf.write(folder / f"clip{i}.wav", (0.1 * rng.standard_normal(int(rate * (0.7 + 0.3 * i)))), rate)
+    (folder / "broken.wav").write_bytes(b"RIFF....WAVEfmt nothing")
+    return folder
+
+
+def trace(model_dir, folder, output, *extra) -> int:
+    return cli.main(["trace", str(folder), "--model", str(model_dir), "--output", str(output), "--precision", "fp32",
+                     "--quiet", *extra])
+
+
+@pytest.fixture(scope="module")
+def reference(model_dir, folder, tmp_path_factory):
+    """One process, decoding in it."""
+    output = tmp_path_factory.mktemp("reference") / "rows.jsonl"
+    assert trace(model_dir, folder, output, "--workers", "0") == 1  # the broken file fails
+    return output.read_text()
+
+
+def test_decoding_workers_give_the_same_rows(model_dir, folder, reference, tmp_path):
+    assert trace(model_dir, folder, tmp_path / "rows.jsonl", "--workers", "2") == 1
+    assert (tmp_path / "rows.jsonl").read_text() == reference
+
+
+def test_a_worker_hands_over_long_16k_files_to_be_streamed(tmp_path, monkeypatch):
+    import codectrace.tracing as tracing
+
+    sf.write(tmp_path / "long.wav", np.zeros(32000), 16000)
+    sf.write(tmp_path / "long44.wav", np.zeros(88200), 44100)
+    monkeypatch.setattr(tracing, "STREAM_OVER_SECONDS", 1.0)
+    files = AudioFiles([tmp_path / "long.wav", tmp_path / "long44.wav"])
+    assert files[0] == (str(tmp_path / "long.wav"), str(tmp_path / "long.wav"), None)
+    assert isinstance(files[1][1], np.ndarray) and files[1][1].shape == (32000,)
+
+
+def test_a_killed_run_resumes_where_it_stopped(model_dir, folder, reference, tmp_path, monkeypatch, capsys):
+    original = cli.trace_files
+
+    def killed_after_four(*args, **kwargs):
+        for count, item in enumerate(original(*args, **kwargs)):
+            if count == 4:
+                raise KeyboardInterrupt
+            yield item
+
+    monkeypatch.setattr(cli, "trace_files", killed_after_four)
+    output = tmp_path / "rows.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        trace(model_dir, folder, output, "--workers", "0")
+    assert not output.exists() and (tmp_path / "rows.jsonl.work").is_dir()
+    monkeypatch.setattr(cli, "trace_files", original)
+    capsys.readouterr()
+    assert trace(model_dir, folder, output, "--workers", "0") == 1
+    assert "(4 done before, resumed)" in capsys.readouterr().err
+    assert output.read_text() == reference and not (tmp_path / "rows.jsonl.work").exists()
+
+
+def test_resuming_with_other_settings_is_refused(model_dir, folder, tmp_path):
+    (tmp_path / "rows.csv.work").mkdir()
+    (tmp_path / "rows.csv.work" / "manifest.json").write_text('{"inputs": []}')
+    with pytest.raises(ToolError, match="interrupted run with other"):
+        cli.run_trace(cli.build_parser().parse_args(
+            ["trace", str(folder), "--model", str(model_dir), "--output", str(tmp_path / "rows.csv")]))
+
+
+def test_several_processes_need_an_output_to_merge_into(model_dir, folder, monkeypatch):
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ToolError, match="2 processes need --output or --scores-dir"):
+        cli.run_trace(cli.build_parser().parse_args(["trace", str(folder), "--model", str(model_dir)]))
+
+
+def test_two_processes_merge_into_the_single_process_result(model_dir, folder, tmp_path):
+    # Both runs with one thread per process: results then agree to the last bit (thread counts change float sums).
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    arguments = ["trace", str(folder), "--model", str(model_dir), "--precision", "fp32", "--quiet", "--workers", "1"]
+    single = subprocess.run([sys.executable, "-m", "codectrace.cli", *arguments, "--output", str(tmp_path / "one.csv")],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert "traced 9 of 10 inputs; 1 failed" in single.stderr, single.stderr[-2000:]
+    command = torchrun_command("codectrace.cli", [*arguments, "--output", str(tmp_path / "two.csv")], module=True)
+    double = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert "in process 0 of 2" in double.stderr and "in process 1 of 2" in double.stderr, double.stderr[-2000:]
+    assert (tmp_path / "two.csv").read_text() == (tmp_path / "one.csv").read_text()
