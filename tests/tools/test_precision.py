@@ -5,8 +5,13 @@ import torch
 
 import modeling_codectrace as mc
 from codectrace import precision
-from codectrace.precision import (MatmulConv1d, default_window_batch_size, model_for_inference, resolve_precision,
-                                  with_matmul_feature_encoder)
+from codectrace.precision import (
+    MatmulConv1d,
+    default_window_batch_size,
+    model_for_inference,
+    resolve_precision,
+    with_matmul_feature_encoder,
+)
 from codectrace.testing import tiny_config
 
 CPU = torch.device("cpu")
