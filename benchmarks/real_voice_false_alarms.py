@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from codectrace.files import write_text
 from codectrace.hub import load_tracer
+from codectrace.precision import PRECISIONS
 from codectrace.presets import DEMO_DATASET_DIR, DEMO_RELEASE_DIR
 from dataset_scripts.build_codecfake_mini import release_speakers
 from speech_sources.real_speech import KTUBERLING_SOUNDS, real_voice_files, speaker_id
@@ -54,7 +55,7 @@ def main() -> None:
     parser.add_argument("--sounds", type=Path, default=KTUBERLING_SOUNDS)
     parser.add_argument("--dataset", type=Path, default=DEMO_DATASET_DIR, help="CodecFake-mini, for comparison")
     parser.add_argument("--release", type=Path, default=DEMO_RELEASE_DIR, help="its release (speaker splits)")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "int8"])
+    parser.add_argument("--precision", default="auto", choices=list(PRECISIONS))
     parser.add_argument("--out", type=Path, help="also write the table here (markdown)")
     args = parser.parse_args()
     tracer = load_tracer(args.model, precision=args.precision)

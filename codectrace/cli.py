@@ -18,6 +18,7 @@ import csv
 import json
 import sys
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -28,9 +29,9 @@ from .audio import is_audio_file
 from .errors import ToolArgumentParser, ToolError, check_writable_folder, run_tool
 from .evaluation import score_line
 from .files import atomic_path
-from .precision import PRECISIONS
+from .precision import PRECISIONS, default_window_batch_size
 from .sharded import Shard, WorkFolder, work_folder_for
-from .tracing import default_workers, error_row, head_label, result_columns, result_row, trace_files
+from .tracing import default_workers, error_row, file_groups, head_label, result_columns, result_row, trace_files
 
 
 def collect_audio_files(paths: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -128,6 +129,49 @@ class ScoreWriter:
             self.files.close()
 
 
+@dataclass
+class TracePlan:
+    """What this process of a `trace` run does: its share of the inputs (whole groups of files, see
+    `tracing.file_groups`), the files left to trace, and the work folder that records and merges (None: print)."""
+
+    shard: Shard
+    device: str | None
+    batch: int
+    keys: list[str]  # every input of the run, in order (missing paths first)
+    problems: list[tuple[str, str]]  # this process's missing paths, with why
+    files: list[Path]  # this process's files
+    todo: list[Path]  # those not done by an earlier attempt
+    work: WorkFolder | None
+    records: dict
+
+    @classmethod
+    def make(cls, args, output: Path | None) -> TracePlan:
+        import torch
+
+        shard = Shard.from_environment()
+        if shard.world_size > 1 and not (output or args.scores_dir):
+            raise ToolError(f"{shard.world_size} processes need --output or --scores-dir to merge their results "
+                            f"into.")
+        files, problems = collect_audio_files(args.paths)
+        keys = [raw for raw, _ in problems] + [str(path) for path in files]
+        device = shard.device(args.device)
+        batch = args.batch_size or default_window_batch_size(torch.device(device or "cpu"))
+        work = _trace_work_folder(args, output, keys, shard, batch)
+        records = work.records() if work else {}
+        groups = shard.take(file_groups(files, batch))
+        todo = [path for group in groups if not all(str(p) in records for p in group) for path in group]
+        return cls(shard, device, batch, keys, shard.take(problems), [p for g in groups for p in g], todo, work,
+                   records)
+
+    def done_before(self) -> list[str]:
+        return [str(path) for path in self.files if path not in set(self.todo)]
+
+    def keep(self, key: str, row: dict) -> None:
+        if self.work is not None:
+            with writing("--output", self.work.folder):
+                self.work.record(key, row)
+
+
 def run_trace(args) -> int:
     from .hub import load_tracer
 
@@ -137,60 +181,53 @@ def run_trace(args) -> int:
         check_writable_folder(output.parent, f"--output {args.output}")
     if args.scores_dir:
         check_writable_folder(args.scores_dir, "--scores-dir", create=True)
-    shard = Shard.from_environment()
-    if shard.world_size > 1 and not (output or args.scores_dir):
-        raise ToolError(f"{shard.world_size} processes need --output or --scores-dir to merge their results into.")
-    files, problems = collect_audio_files(args.paths)
-    keys = [raw for raw, _ in problems] + [str(path) for path in files]
-    work = _trace_work_folder(args, output, keys, shard)
-    mine = shard.take(keys)
-    done = {key: record for key, record in (work.records() if work else {}).items() if key in set(mine)}
-    todo = [path for path in shard.take(files) if str(path) not in done]
-    tracer = load_tracer(args.model, revision=args.revision, device=shard.device(args.device),
+    plan = TracePlan.make(args, output)
+    tracer = load_tracer(args.model, revision=args.revision, device=plan.device,
                          trust_remote_code=args.trust_remote_code, precision=args.precision)
     tasks = tracer.model.config.tasks
-    failures = sum(record["status"] == "error" for record in done.values())
-    for raw, reason in shard.take(problems):
-        if raw not in done:
-            failures += 1
-            _keep(work, raw, error_row(raw, reason))
-            print(f"error: {raw}: {reason}", file=sys.stderr)
-    calls = {"window_batch_size": args.batch_size, "hop_seconds": args.hop_seconds}
-    traced = trace_files(tracer, todo, workers=args.workers, max_seconds=args.max_seconds, **calls)
-    for path, result, error in tqdm(traced, total=len(todo), desc="tracing", unit="file", disable=args.quiet):
-        if error is not None:
-            failures += 1
-            _keep(work, path, error_row(path, error))
-            tqdm.write(f"error: {error}", file=sys.stderr)
-            continue
-        row = result_row(path, result, tasks)
-        _keep(work, path, row)
-        if work is None:
-            heads = "  ".join(f"{t}={head_label(result['heads'][t])}" for t in tasks if t != "bin")
-            notes = "".join(f"\n  warning: {w}" for w in result["warnings"])
-            tqdm.write(f"{path}: {result['decision']} (spoof score {result['spoof_score']:.3f})  {heads}{notes}")
-    if work is not None:
-        work.merge_when_complete(keys, lambda records: _write_trace_outputs(args, output, keys, records, tasks))
-    print(f"traced {len(mine) - failures} of {len(mine)} inputs{_process_note(shard, len(done))}; {failures} failed.",
-          file=sys.stderr)
+    failures = sum(plan.records[key]["status"] == "error" for key in plan.done_before())
+    for raw, reason in plan.problems:
+        failures += 1
+        plan.keep(raw, error_row(raw, reason))
+        print(f"error: {raw}: {reason}", file=sys.stderr)
+    failures += _trace_todo(args, plan, tracer)
+    if plan.work is not None:
+        plan.work.merge_when_complete(plan.keys, lambda records: _write_trace_outputs(args, output, plan.keys,
+                                                                                      records, tasks))
+    total = len(plan.problems) + len(plan.files)
+    print(f"traced {total - failures} of {total} inputs{_process_note(plan.shard, len(plan.done_before()))}; "
+          f"{failures} failed.", file=sys.stderr)
     return 1 if failures else 0
 
 
-def _trace_work_folder(args, output: Path | None, keys: list[str], shard: Shard) -> WorkFolder | None:
+def _trace_todo(args, plan: TracePlan, tracer) -> int:
+    """Traces the plan's files left to do, recording (or, without outputs, printing) each; the failures."""
+    failures, tasks = 0, tracer.model.config.tasks
+    traced = trace_files(tracer, plan.todo, workers=args.workers, max_seconds=args.max_seconds,
+                         group_size=plan.batch, window_batch_size=plan.batch, hop_seconds=args.hop_seconds)
+    for path, result, error in tqdm(traced, total=len(plan.todo), desc="tracing", unit="file", disable=args.quiet):
+        if error is not None:
+            failures += 1
+            plan.keep(path, error_row(path, error))
+            tqdm.write(f"error: {error}", file=sys.stderr)
+            continue
+        plan.keep(path, result_row(path, result, tasks))
+        if plan.work is None:
+            heads = "  ".join(f"{t}={head_label(result['heads'][t])}" for t in tasks if t != "bin")
+            notes = "".join(f"\n  warning: {w}" for w in result["warnings"])
+            tqdm.write(f"{path}: {result['decision']} (spoof score {result['spoof_score']:.3f})  {heads}{notes}")
+    return failures
+
+
+def _trace_work_folder(args, output: Path | None, keys: list[str], shard: Shard, batch: int) -> WorkFolder | None:
     """Where rows wait until every process is done (resumable): beside --output, else in --scores-dir."""
     if not (output or args.scores_dir):
         return None
     where = work_folder_for(output) if output else Path(args.scores_dir) / "trace.work"
     manifest = {"inputs": keys, "model": args.model, "revision": args.revision, "precision": args.precision,
-                "hop_seconds": args.hop_seconds, "max_seconds": args.max_seconds,
+                "hop_seconds": args.hop_seconds, "max_seconds": args.max_seconds, "batch_size": batch,
                 "output": str(output) if output else None, "scores_dir": args.scores_dir}
     return WorkFolder(where, manifest, shard)
-
-
-def _keep(work: WorkFolder | None, key: str, row: dict) -> None:
-    if work is not None:
-        with writing("--output", work.folder):
-            work.record(key, row)
 
 
 def _process_note(shard: Shard, resumed: int) -> str:

@@ -18,9 +18,9 @@ from torch.utils.data import DataLoader, Dataset
 from modeling_codectrace.configuration_codectrace import SAMPLING_RATE, TASK_LABELS
 
 from .audio import load_audio, short_message
+from .pipeline import CLIP_FAILURES as FAILURES
 
 STREAM_OVER_SECONDS = 600.0
-FAILURES = (ValueError, RuntimeError, OSError)
 
 
 class AudioFiles(Dataset):
@@ -54,24 +54,40 @@ def _as_is(item):
 
 
 def trace_files(tracer, paths: list[Path], workers: int = 1, max_seconds: float | None = None,
-                **call_arguments) -> Iterator[tuple[str, dict | None, str | None]]:
+                group_size: int | None = None, **call_arguments) -> Iterator[tuple[str, dict | None, str | None]]:
     """`(path, result, None)` or `(path, None, error)` per file, in order; `workers` decoding processes (0: decode
-    here). `call_arguments` go to every pipeline call (`window_batch_size`, `hop_seconds`, ...)."""
+    here); windows of consecutive files share the model's batches, within groups of `group_size` files
+    (`CodecSourceTracingPipeline.trace_many`). `call_arguments` go to the pipeline (`window_batch_size`, ...)."""
     loader = DataLoader(AudioFiles(paths, max_seconds), batch_size=None, num_workers=workers, collate_fn=_as_is,
                         prefetch_factor=4 if workers else None, persistent_workers=False)
-    for path, audio, error in loader:
-        if error is not None:
-            yield path, None, error
-            continue
-        try:
-            if isinstance(audio, str):
-                result = tracer(audio, max_seconds=max_seconds, **call_arguments)
+    order: list[str] = []
+
+    def audio_inputs():
+        for path, audio, error in loader:
+            order.append(path)
+            if error is not None:
+                yield DecodeFailure(error)
+            elif isinstance(audio, str):
+                yield audio  # streamed by the pipeline
             else:
-                result = tracer(np.asarray(audio), sampling_rate=SAMPLING_RATE, **call_arguments)
-        except FAILURES as failure:
-            yield path, None, short_message(failure)
-            continue
-        yield path, result, None
+                yield {"array": np.asarray(audio), "sampling_rate": SAMPLING_RATE}
+
+    for index, outcome in enumerate(tracer.trace_many(audio_inputs(), group_size=group_size, max_seconds=max_seconds,
+                                                            **call_arguments)):
+        if isinstance(outcome, Exception):
+            yield order[index], None, str(outcome) if isinstance(outcome, DecodeFailure) else short_message(outcome)
+        else:
+            yield order[index], outcome, None
+
+
+class DecodeFailure(ValueError):
+    """A file a worker could not read, in its place among the pipeline's inputs; its text is the one-line reason."""
+
+
+def file_groups(files: list, size: int) -> list[list]:
+    """Consecutive groups of `size` files: the unit of batching, of splitting among processes and of resuming, so
+    that every run computes each file in the same batch (`trace_many`'s `group_size`)."""
+    return [files[first : first + size] for first in range(0, len(files), size)]
 
 
 def default_workers() -> int:

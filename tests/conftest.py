@@ -73,6 +73,15 @@ def built(fixture_root, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def codecfake_mini(tmp_path_factory):
+    """CodecFake-mini at its smallest (one utterance per speaker): the dataset folder, its release beside it."""
+    from dataset_scripts.build_codecfake_mini import ensure_codecfake_mini
+
+    root = tmp_path_factory.mktemp("codecfake_mini")
+    return ensure_codecfake_mini(root / "release", root / "dataset", utterances=1)
+
+
+@pytest.fixture(scope="session")
 def trained(built, tmp_path_factory):
     """A demo-preset run at the tiny shape, two epochs on the fixture: its output folder and `run`'s result."""
     from codectrace import training

@@ -240,3 +240,41 @@ def test_with_the_package_installed_remote_code_hands_over_its_pipeline(model_di
     tracer = pipeline("codec-source-tracing", model=str(model_dir), trust_remote_code=True, precision="fp32")
     assert isinstance(tracer, CodecSourceTracingPipeline)
     assert tracer(speechlike, sampling_rate=16000)["decision"] in ("spoof", "bonafide")
+
+
+def test_trace_many_gives_each_clips_own_result_in_order_and_passes_failures_through(tracer, speechlike):
+    clips = [speechlike[:8000], speechlike, ValueError("could not be read"), np.full(4000, np.nan, np.float32),
+             speechlike[:30000]]
+    inputs = [c if isinstance(c, Exception) else {"array": c, "sampling_rate": 16000} for c in clips]
+    results = list(tracer.trace_many(inputs, window_batch_size=3, hop_seconds=0.5))
+    assert len(results) == 5 and results[2] is inputs[2] and isinstance(results[3], ValueError)
+    for clip, result in zip(clips, results):
+        if not isinstance(clip, Exception) and not np.isnan(clip).any():
+            alone = tracer(clip, sampling_rate=16000, window_batch_size=3, hop_seconds=0.5)
+            assert result["num_windows"] == alone["num_windows"]
+            assert result["spoof_score"] == pytest.approx(alone["spoof_score"], abs=1e-5)
+            for task in ("vq", "aux", "dec"):
+                assert result[task] == pytest.approx(alone[task], abs=1e-5)
+
+
+def test_trace_many_fills_batches_across_clips_and_never_exceeds_them(tracer, speechlike, monkeypatch):
+    sizes = []
+    step = tracer._model_step
+
+    def counted(values):
+        sizes.append(values.shape[0])
+        return step(values)
+
+    monkeypatch.setattr(tracer, "_model_step", counted)
+    clips = [{"array": speechlike[:16000], "sampling_rate": 16000} for _ in range(7)]
+    assert len(list(tracer.trace_many(clips, window_batch_size=3))) == 7
+    assert sizes == [3, 3, 1]
+
+
+def test_trace_many_batches_only_within_groups_when_asked(tracer, speechlike, monkeypatch):
+    sizes = []
+    step = tracer._model_step
+    monkeypatch.setattr(tracer, "_model_step", lambda values: sizes.append(values.shape[0]) or step(values))
+    clips = [{"array": speechlike[:16000], "sampling_rate": 16000} for _ in range(5)]
+    assert len(list(tracer.trace_many(clips, window_batch_size=3, group_size=2))) == 5
+    assert sizes == [2, 2, 1]

