@@ -44,8 +44,22 @@ def test_bench_folder_runs(tmp_path):
 
 
 @pytest.mark.slow
+def test_bench_processes_runs(trained, tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    for i in range(600):
+        sf.write(tmp_path / f"c{i:03d}.wav", 0.1 * rng.standard_normal(4800), 16000)
+    run("bench_processes", tmp_path, "--model", trained[0], "--out", tmp_path / "t.md")
+    table = (tmp_path / "t.md").read_text()
+    assert "| 2 processes (torchrun) |" in table and "NO" not in table
+
+
+@pytest.mark.slow
 def test_bench_dataset_build_runs():
-    assert "| 1 |" in run("bench_dataset_build", "--utterances", 1, "--num-proc", 1) or True
+    table = run("bench_dataset_build", "--utterances", 4, "--num-proc", 1, 2).splitlines()[-2:]
+    assert [line.split()[0] for line in table] == ["1", "2"]
 
 
 @pytest.mark.slow
@@ -60,7 +74,7 @@ def test_bench_trust_overhead_runs(trained):
 
 @pytest.mark.slow
 def test_bench_ddp_runs(built, tmp_path):
-    run("bench_ddp", "--presets", "official", "--steps", 1, "--dataset", built, "--out", tmp_path / "t.md")
+    run("bench_ddp", "--presets", "official", "--steps", 3, "--dataset", built, "--out", tmp_path / "t.md")
     assert "| official |" in (tmp_path / "t.md").read_text()
 
 
