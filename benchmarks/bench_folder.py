@@ -1,6 +1,7 @@
 """Tracing a folder against the model alone: does `codectrace trace` keep the model busy?
 
     python benchmarks/bench_folder.py [--files 1000] [--seconds 4] [--rate 44100] [--size xlsr-300m] [--workers N]
+                                      [--device cpu|cuda]
 
 Writes `--files` clips of `--seconds` at `--rate` (FLAC, so every file is decoded and resampled), then, in one run,
 at the pipeline's default precision:
@@ -8,7 +9,8 @@ at the pipeline's default precision:
   one call per clip: the same decoded clips, `tracer(clip)` each (what a loop over files used to do);
   folder: `codectrace trace FOLDER --output rows.csv` (decoding in worker processes, rows recorded as they come,
   merged at the end), its model loading timed apart and left out.
-Reports files/s of each and the ratio to model only (the folder's target: at least 0.9).
+Model only and folder alternate `--repeats` times (median reported); then one call per clip once. Reports files/s
+of each and the ratio to model only (the folder's target: at least 0.9).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from codectrace.files import print_report
 from codectrace.hub import load_tracer, save_model_folder
 from codectrace.machine import cpu_summary
 from codectrace.presets import BACKBONE_SIZES, backbone_config
+from codectrace.sharded import Shard
 from codectrace.tracing import default_workers
 
 
@@ -53,23 +56,34 @@ def measure(args, work: Path) -> dict:
     folder.mkdir()
     paths = write_clips(folder, args.files, args.seconds, args.rate)
     start = time.perf_counter()
-    tracer = load_tracer(str(model_dir))
+    device = Shard().device(args.device)  # as `codectrace trace` picks it: the GPU where there is one
+    tracer = load_tracer(str(model_dir), device=device)
     load_seconds = time.perf_counter() - start
     clips = [{"array": load_audio(str(path)), "sampling_rate": 16000} for path in paths]
     list(tracer.trace_many(clips[:8]))  # warm-up
-    start = time.perf_counter()
-    list(tracer.trace_many(clips))
-    model_only = time.perf_counter() - start
+
+    def model_only_run() -> float:
+        start = time.perf_counter()
+        list(tracer.trace_many(clips))
+        return time.perf_counter() - start
+
+    def folder_run() -> float:
+        start = time.perf_counter()
+        status = cli_main(["trace", str(folder), "--model", str(model_dir), "--output", str(work / "rows.csv"),
+                           "--quiet", "--workers", str(args.workers), *(["--device", device] if device else [])])
+        if status != 0:
+            raise SystemExit(f"codectrace trace failed with status {status}")
+        return time.perf_counter() - start - load_seconds
+
+    times = {"model only": [], "folder": []}
+    for _ in range(args.repeats):  # alternating, so that a drift of the machine's speed hits both alike
+        times["model only"].append(model_only_run())
+        times["folder"].append(folder_run())
+    model_only, traced = (float(np.median(times[kind])) for kind in ("model only", "folder"))
     start = time.perf_counter()
     for clip in clips:
         tracer(clip)
     one_by_one = time.perf_counter() - start
-    start = time.perf_counter()
-    status = cli_main(["trace", str(folder), "--model", str(model_dir), "--output", str(work / "rows.csv"), "--quiet",
-                       "--workers", str(args.workers)])
-    traced = time.perf_counter() - start - load_seconds
-    if status != 0:
-        raise SystemExit(f"codectrace trace failed with status {status}")
     return {"model_only_files_per_s": args.files / model_only, "one_by_one_files_per_s": args.files / one_by_one,
             "folder_files_per_s": args.files / traced, "one_by_one_ratio": model_only / one_by_one,
             "ratio": model_only / traced, "load_seconds": load_seconds, "precision": tracer.resolved_precision}
@@ -82,13 +96,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rate", type=int, default=44100, help="sampling rate of the files (16000: no resampling)")
     parser.add_argument("--size", default="xlsr-300m", choices=list(BACKBONE_SIZES))
     parser.add_argument("--workers", type=int, default=default_workers(), help="decoding processes of the folder run")
+    parser.add_argument("--device", default=None, help="default: the GPU where there is one, else cpu")
+    parser.add_argument("--repeats", type=int, default=2, help="alternating runs of each; the median is reported")
     parser.add_argument("--out", type=Path, help="also write the table here (markdown)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="codectrace-folder-") as scratch:
         result = measure(args, Path(scratch))
     table = (f"{cpu_summary()}; torch {torch.__version__}; model {args.size} at {result['precision']}; "
              f"{args.files} files of {args.seconds:g} s, FLAC at {args.rate} Hz; {args.workers} decoding worker(s); "
-             f"model loading {result['load_seconds']:.1f} s, left out\n\n"
+             f"model loading {result['load_seconds']:.1f} s, left out; median of {args.repeats} alternating runs\n\n"
              "| run | files/s | vs model only |\n|---|---|---|\n"
              f"| model only (decoded beforehand, `trace_many`) | {result['model_only_files_per_s']:.2f} | 1.00 |\n"
              f"| one pipeline call per decoded clip | {result['one_by_one_files_per_s']:.2f} | "

@@ -232,6 +232,17 @@ for f in files:
 print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
+# `codectrace trace` on the files; its decoding worker's peak counts too (the larger of the two).
+CLI_CHILD = """
+import resource, sys, tempfile, time
+from codectrace.cli import main
+start = time.perf_counter()
+with tempfile.TemporaryDirectory() as out:
+    main(["trace", *sys.argv[2:], "--model", sys.argv[1], "--output", out + "/rows.csv", "--quiet"])
+peak = max(resource.getrusage(kind).ru_maxrss for kind in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+print(time.perf_counter() - start, peak)
+"""
+
 
 def part_two(args) -> dict:
     # The test files take about 150 MB; they go with the folder when the measurement ends.
@@ -258,8 +269,8 @@ def long_audio(work: Path, scale: float = 1.0) -> dict:
                 handle.write((0.1 * rng.standard_normal(16000)).astype(np.float32))
         return str(path)
 
-    def run(files) -> tuple[float, float]:
-        out = subprocess.run([sys.executable, "-c", CHILD, str(model_dir), *files], capture_output=True, text=True,
+    def run(files, child: str = CHILD) -> tuple[float, float]:
+        out = subprocess.run([sys.executable, "-c", child, str(model_dir), *files], capture_output=True, text=True,
                              check=True, env=dict(os.environ, HF_HUB_OFFLINE="1"))
         seconds, rss_kb = out.stdout.strip().splitlines()[-1].split()
         return float(seconds), int(rss_kb) / 1024
@@ -271,12 +282,17 @@ def long_audio(work: Path, scale: float = 1.0) -> dict:
     ten_long, _ = run([ten])
     _, rss_one = run(one[:1])
     _, rss_sixty = run([sixty])
+    _, cli_one = run(one[:1], CLI_CHILD)
+    _, cli_sixty = run([sixty], CLI_CHILD)
     result = {"ten_1min_files_s": ten_short, "one_10min_file_s": ten_long, "ratio": ten_long / ten_short,
-              "peak_rss_1min_mb": rss_one, "peak_rss_60min_mb": rss_sixty, "rss_growth_mb": rss_sixty - rss_one}
+              "peak_rss_1min_mb": rss_one, "peak_rss_60min_mb": rss_sixty, "rss_growth_mb": rss_sixty - rss_one,
+              "trace_peak_rss_1min_mb": cli_one, "trace_peak_rss_60min_mb": cli_sixty,
+              "trace_rss_growth_mb": cli_sixty - cli_one}
     print(f"\nlong audio (small model, 64600-sample windows, batch 8):\n"
           f"  ten 1-minute files {ten_short:.1f} s, one 10-minute file {ten_long:.1f} s: ratio {result['ratio']:.2f} "
           f"(target <= 1.1)\n  peak RSS 1-minute file {rss_one:.0f} MB, 60-minute file {rss_sixty:.0f} MB: growth "
-          f"{result['rss_growth_mb']:.0f} MB (target < 300 MB)")
+          f"{result['rss_growth_mb']:.0f} MB (target < 300 MB)\n  codectrace trace: peak RSS 1-minute file "
+          f"{cli_one:.0f} MB, 60-minute file {cli_sixty:.0f} MB: growth {cli_sixty - cli_one:.0f} MB")
     return result
 
 

@@ -75,10 +75,11 @@ def main(argv: list[str] | None = None) -> None:
                                          module=True))
         resumed, recorded = killed_then_resumed(args, work / "resumed.csv", files)
         reference = (work / "one.csv").read_bytes()
-        same = {name: (work / name).read_bytes() == reference for name in ("many.csv", "resumed.csv")}
+        same = {name: "yes" if (work / name).read_bytes() == reference else "NO"
+                for name in ("many.csv", "resumed.csv")}
     rows = [("one process", single, "reference"),
-            (f"{args.processes} processes (torchrun)", several, "yes" if same["many.csv"] else "NO"),
-            (f"one process killed after {recorded} files, then resumed", resumed, "yes" if same["resumed.csv"] else "NO")]
+            (f"{args.processes} processes (torchrun)", several, same["many.csv"]),
+            (f"one process killed after {recorded} files, then resumed", resumed, same["resumed.csv"])]
     table = (f"{cpu_summary()}; {files} files; model {args.model} at {args.precision}; one thread per process\n\n"
              "| run | seconds (model loading included) | files/s | rows identical to one process |\n|---|---|---|---|\n"
              + "\n".join(f"| {name} | {seconds:.1f} | {files / seconds:.1f} | {verdict} |"

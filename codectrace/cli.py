@@ -156,9 +156,11 @@ class TracePlan:
         keys = [raw for raw, _ in problems] + [str(path) for path in files]
         device = shard.device(args.device)
         batch = args.batch_size or default_window_batch_size(torch.device(device or "cpu"))
-        work = _trace_work_folder(args, output, keys, shard, batch)
-        records = work.records() if work else {}
         groups = shard.take(file_groups(files, batch))
+        # A process with nothing to do stays out of the work folder (it could come after the merge and leave one).
+        mine = bool(groups or shard.take(problems))
+        work = _trace_work_folder(args, output, keys, shard, batch) if mine else None
+        records = work.records() if work else {}
         todo = [path for group in groups if not all(str(p) in records for p in group) for path in group]
         return cls(shard, device, batch, keys, shard.take(problems), [p for g in groups for p in g], todo, work,
                    records)

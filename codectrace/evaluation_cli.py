@@ -62,6 +62,8 @@ def _run_evaluate(args) -> int:
     keys = [f"{name}:{start}" for name, start in blocks]
     manifest = {key: str(getattr(args, key)) for key in ("model", "revision", "dataset", "split", "max_samples",
                                                          "precision", "block_rows")} | {"blocks": keys}
+    if not shard.take(blocks):
+        return 0  # nothing for this process; staying out of the work folder, it cannot come after the merge
     work = WorkFolder(Path(args.output_dir) / "eval.work", manifest, shard)
     done = work.records()
     model = load_model(args.model, revision=args.revision, trust_remote_code=args.trust_remote_code)

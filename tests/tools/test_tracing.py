@@ -117,3 +117,29 @@ def test_two_processes_merge_into_the_single_process_result(model_dir, folder, t
     double = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert "in process 0 of 2" in double.stderr and "in process 1 of 2" in double.stderr, double.stderr[-2000:]
     assert (tmp_path / "two.csv").read_text() == (tmp_path / "one.csv").read_text()
+
+
+def test_accelerate_launch_splits_the_run_as_torchrun_does(model_dir, folder, tmp_path):
+    from codectrace.testing import free_port
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    arguments = ["trace", str(folder), "--model", str(model_dir), "--precision", "fp32", "--quiet", "--workers", "0",
+                 "--batch-size", "2"]
+    single = subprocess.run([sys.executable, "-m", "codectrace.cli", *arguments, "--output", str(tmp_path / "one.csv")],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert single.returncode == 1, single.stderr[-2000:]  # the broken file
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+              str(free_port()), "-m", "codectrace.cli", *arguments, "--output", str(tmp_path / "two.csv")]
+    double = subprocess.run(launch, capture_output=True, text=True, env=env, timeout=300)
+    assert "in process 1 of 2" in double.stderr, double.stderr[-2000:]
+    assert (tmp_path / "two.csv").read_text() == (tmp_path / "one.csv").read_text()
+
+
+def test_a_process_with_nothing_to_do_stays_out_of_the_work_folder(model_dir, tmp_path, monkeypatch):
+    sf.write(tmp_path / "only.wav", np.zeros(16000), 16000)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert cli.main(["trace", str(tmp_path / "only.wav"), "--model", str(model_dir), "--output",
+                     str(tmp_path / "rows.csv"), "--quiet"]) == 0
+    assert not (tmp_path / "rows.csv.work").exists() and not (tmp_path / "rows.csv").exists()
