@@ -3,6 +3,7 @@
     codectrace trace PATH... --model FOLDER_OR_ID [--output results.csv|.jsonl] [--scores-dir DIR] [--workers N]
     codectrace convert-official CHECKPOINT.pth --out FOLDER [--variant auto|M1|...]
     codectrace evaluate --model FOLDER_OR_ID --dataset FOLDER_OR_ID [--configs cors_eval cosg_eval ...]
+    codectrace enroll CLIPS... --model FOLDER --name NAME [--vq mvq --aux none --dec time]   (or --remove, --list)
     codectrace publish --model-dir DIR --model-repo ID [--dataset-dir DIR --dataset-repo ID] [--space-repo ID]
 
 Every expected failure ends with one line `error: <what>` on stderr and exit status 2 (see `errors.py`); `trace`
@@ -217,7 +218,9 @@ def _trace_todo(args, plan: TracePlan, tracer) -> int:
         if plan.work is None:
             heads = "  ".join(f"{t}={head_label(result['heads'][t])}" for t in tasks if t != "bin")
             notes = "".join(f"\n  warning: {w}" for w in result["warnings"])
-            tqdm.write(f"{path}: {result['decision']} (spoof score {result['spoof_score']:.3f})  {heads}{notes}")
+            made_by = f"  made by {result['generator']['name']}" if result.get("generator") else ""
+            tqdm.write(f"{path}: {result['decision']} (spoof score {result['spoof_score']:.3f})  {heads}{made_by}"
+                       f"{notes}")
     return failures
 
 
@@ -282,11 +285,13 @@ def build_parser() -> argparse.ArgumentParser:
     trace.set_defaults(func=run_trace)
 
     from .convert_official import add_convert_parser
+    from .enrolment_cli import add_enroll_parser
     from .evaluation_cli import add_evaluate_parser
     from .publish import add_publish_parser
 
     add_convert_parser(sub)
     add_evaluate_parser(sub)
+    add_enroll_parser(sub)
     add_publish_parser(sub)
     return parser
 

@@ -26,10 +26,11 @@ from modeling_codectrace.modeling_codectrace import spoof_probability
 
 from .audio import load_audio
 from .calibration import unknown_rescaling
+from .enrolment import Attribution, EnrolmentStore, corrected_heads, find_store
 from .input_checks import AudioStats, input_warnings, refuse_too_short
 from .metrics import softmax
 from .precision import autocast, default_window_batch_size, input_dtype, model_for_inference, resolve_precision
-from .unknown_source import UnknownSourceScorer, find_scorer
+from .unknown_source import UnknownSourceScorer, find_scorer, unit_rows
 
 
 def window_starts(num_samples: int, chunk: int, hop: int) -> list[int]:
@@ -93,6 +94,8 @@ class CodecSourceTracingPipeline(Pipeline):
         window_batch_size (`int`, *optional*): windows per forward pass; default 8 on CPU, sized to the memory of a
             GPU (`precision.default_window_batch_size`).
         return_windows (`bool`, *optional*, defaults to `False`): add per-window results.
+        return_embedding (`bool`, *optional*, defaults to `False`): add `embedding`, the clip's unit-length embedding
+            of the head that identifies enrolled generators (what `codectrace enroll` stores).
         threshold (`float`, *optional*, defaults to 0.5): spoof decision threshold on the spoof score.
         max_seconds, min_seconds (`float`, *optional*): refuse longer / shorter audio.
         sampling_rate (`int`, *optional*): with array inputs.
@@ -104,13 +107,19 @@ class CodecSourceTracingPipeline(Pipeline):
             the model (`unknown_source.safetensors` in the folder or Hub repo that `model.name_or_path` names, which
             `pipeline(task, model=<folder or id>)` and `from_pretrained` set); an `UnknownSourceScorer` uses that
             one; `None` or `False` turns known / unknown off.
+        enrolment (*optional*, defaults to `"auto"`): `"auto"` loads the generators enrolled beside the model
+            (`enrolled_generators.safetensors`, written by `codectrace enroll`); an `EnrolmentStore` uses that one;
+            `None` or `False` turns attribution off.
 
     Returns per clip: `spoof_score` (P(spoof), averaged over windows), `decision` (`spoof` or `bonafide`),
     `num_windows`, `duration_seconds`, `warnings` (plain-language notes on short, padded, silent or clipped audio;
     empty when none), one `{label: probability}` dict per head the model has, and `heads`: per head its `label`,
     `probability`, `unknown_score` and `known` (False: not one of the codec families the model was trained on;
-    None where the model has no unknown-source scorer). Audio shorter than 10 ms is refused. Models
-    without a BIN head (M2) score spoofing with the authors' fusion of their taxonomy heads (`spoof_probability`).
+    None where the model has no unknown-source scorer), and `generator`: the enrolled generator the clip is attributed
+    to (`name`, cosine `distance`, enrolled `taxonomy`) or None; a head that calls the clip unknown answers with the
+    attributed generator's enrolled class (its answer then names the generator in `enrolled`). Audio shorter than
+    10 ms is refused. Models without a BIN head (M2) score spoofing with the authors' fusion of their taxonomy heads
+    (`spoof_probability`).
     """
 
     # Only the feature extractor: asking for a processor or tokenizer would make transformers prompt about
@@ -120,22 +129,29 @@ class CodecSourceTracingPipeline(Pipeline):
     _load_feature_extractor = True
     _load_tokenizer = False
 
-    def __init__(self, *args, precision: str = "auto", unknown_source="auto", **kwargs):
+    def __init__(self, *args, precision: str = "auto", unknown_source="auto", enrolment="auto", **kwargs):
         super().__init__(*args, **kwargs)
+        revision = getattr(self.model.config, "_commit_hash", None)
         if isinstance(unknown_source, str) and unknown_source == "auto":  # the scorer saved beside the model
-            unknown_source = find_scorer(self.model.name_or_path, getattr(self.model.config, "_commit_hash", None))
+            unknown_source = find_scorer(self.model.name_or_path, revision)
         elif unknown_source is not None and unknown_source is not False and not isinstance(
                 unknown_source, UnknownSourceScorer):
             raise ValueError(f"unknown_source must be 'auto', None, False or an UnknownSourceScorer; got "
                              f"{unknown_source!r}.")
         self.unknown_source = unknown_source or None  # an UnknownSourceScorer, or None: no known / unknown
+        if isinstance(enrolment, str) and enrolment == "auto":  # the generators enrolled beside the model
+            enrolment = find_store(self.model.name_or_path, revision)
+        elif enrolment is not None and enrolment is not False and not isinstance(enrolment, EnrolmentStore):
+            raise ValueError(f"enrolment must be 'auto', None, False or an EnrolmentStore; got {enrolment!r}.")
+        self.enrolment = enrolment or None
         self.precision = precision
         self.resolved_precision = resolve_precision(precision, self.device)
         # A copy where the precision needs one: the caller's model object stays as it was.
         self.model = model_for_inference(self.model, self.resolved_precision, self.device)
 
     def _sanitize_parameters(self, hop_seconds=None, window_batch_size=None, return_windows=None, threshold=None,
-                             max_seconds=None, min_seconds=None, sampling_rate=None, **kwargs):
+                             max_seconds=None, min_seconds=None, sampling_rate=None, return_embedding=None,
+                             **kwargs):
         preprocess = {}
         for key, value in (("hop_seconds", hop_seconds), ("window_batch_size", window_batch_size),
                            ("max_seconds", max_seconds), ("min_seconds", min_seconds),
@@ -147,6 +163,8 @@ class CodecSourceTracingPipeline(Pipeline):
             postprocess["return_windows"] = return_windows
         if threshold is not None:
             postprocess["threshold"] = threshold
+        if return_embedding is not None:
+            postprocess["return_embedding"] = return_embedding
         return preprocess, {}, postprocess
 
     # -- the three stages ---------------------------------------------------------------------------------
@@ -185,12 +203,18 @@ class CodecSourceTracingPipeline(Pipeline):
             source.close()
 
     def _forward(self, model_inputs: dict) -> dict:
-        logits, unknown_scores = self._model_step(model_inputs["input_values"])
-        return {"logits": logits, "unknown_scores": unknown_scores,
+        logits, unknown_scores, embeddings = self._model_step(model_inputs["input_values"])
+        return {"logits": logits, "unknown_scores": unknown_scores, "embeddings": embeddings,
                 **{key: model_inputs[key] for key in ("starts", "num_samples", "audio_stats", "is_last")}}
 
-    def _model_step(self, input_values: torch.Tensor) -> tuple[dict, dict]:
-        """Per task, the windows' logits, and per head of the unknown-source scorer, their scores (numpy)."""
+    @property
+    def identity_task(self) -> str:
+        """The head whose embedding identifies enrolled generators."""
+        return self.enrolment.task if self.enrolment is not None else EnrolmentStore().task
+
+    def _model_step(self, input_values: torch.Tensor) -> tuple[dict, dict, np.ndarray]:
+        """Per task, the windows' logits; per head of the unknown-source scorer, their scores; the windows'
+        unit-length embeddings of the identity head (numpy)."""
         values = input_values.to(self.device, input_dtype(self.resolved_precision, self.device))
         with torch.inference_mode(), autocast(self.resolved_precision, self.device):
             outputs = self.model(input_values=values)
@@ -199,9 +223,12 @@ class CodecSourceTracingPipeline(Pipeline):
         if self.unknown_source is not None:
             unknown_scores = self.unknown_source.scores(
                 {task: outputs.embeddings[task].float().cpu().numpy() for task in self.unknown_source.heads})
-        return logits, unknown_scores
+        identity = outputs.embeddings.get(self.identity_task) if outputs.embeddings else None
+        embeddings = unit_rows(identity.float().cpu().numpy()) if identity is not None else None
+        return logits, unknown_scores, embeddings
 
-    def postprocess(self, model_outputs, return_windows: bool = False, threshold: float = 0.5) -> dict:
+    def postprocess(self, model_outputs, return_windows: bool = False, threshold: float = 0.5,
+                    return_embedding: bool = False) -> dict:
         if isinstance(model_outputs, dict):
             model_outputs = [model_outputs]
         tasks = self.model.config.tasks
@@ -228,7 +255,13 @@ class CodecSourceTracingPipeline(Pipeline):
         for task in tasks:
             mean = stacked[task].mean(axis=0)
             result[task] = {name: float(p) for name, p in zip(TASK_LABELS[task], mean)}
-        result["heads"] = self._head_answers(result, unknown_scores, known)
+        embedding = self._clip_embedding(model_outputs)
+        attribution = self._attribution(embedding, unknown_scores)
+        result["heads"] = corrected_heads(self._head_answers(result, unknown_scores, known),
+                                          {t: result[t] for t in tasks}, attribution)
+        result["generator"] = attribution.as_answer()
+        if return_embedding:
+            result["embedding"] = None if embedding is None else embedding.tolist()
         if return_windows:
             chunk = self.model.config.chunk_samples
             result["windows"] = [
@@ -239,6 +272,19 @@ class CodecSourceTracingPipeline(Pipeline):
                 for i, s in enumerate(starts)
             ]
         return result
+
+    @staticmethod
+    def _clip_embedding(model_outputs: list[dict]) -> np.ndarray | None:
+        """The clip's identity embedding: the normalised mean of its windows' unit-length embeddings."""
+        if model_outputs[0]["embeddings"] is None:
+            return None
+        return unit_rows(np.concatenate([o["embeddings"] for o in model_outputs]).mean(axis=0, keepdims=True))[0]
+
+    def _attribution(self, embedding: np.ndarray | None, unknown_scores: dict[str, float]) -> Attribution:
+        if self.enrolment is None or embedding is None:
+            return Attribution(None, None)
+        return self.enrolment.attribute(self.enrolment.distances(embedding[None])[0],
+                                        unknown_scores.get(self.enrolment.task))
 
     def _head_answers(self, result: dict, unknown_scores: dict[str, float], known: dict[str, bool]) -> dict:
         """Per head: the most probable label, its probability and, for the taxonomy heads where the model has an
@@ -270,13 +316,14 @@ class CodecSourceTracingPipeline(Pipeline):
         next_out = 0
 
         def run_queue():
-            logits, scores = self._model_step(torch.cat([item["input_values"] for _, item in queue]))
+            logits, scores, embeddings = self._model_step(torch.cat([item["input_values"] for _, item in queue]))
             first = 0
             for clip, item in queue:
                 rows = slice(first, first + item["input_values"].shape[0])
                 first = rows.stop
                 gathered[clip].append({"logits": {t: v[rows] for t, v in logits.items()},
                                        "unknown_scores": {t: v[rows] for t, v in scores.items()},
+                                       "embeddings": None if embeddings is None else embeddings[rows],
                                        **{k: item[k] for k in ("starts", "num_samples", "audio_stats", "is_last")}})
                 if item["is_last"]:
                     finished[clip] = self.postprocess(gathered.pop(clip), **postprocess_params)

@@ -67,6 +67,22 @@ def resolve_model(reference: str, revision: str | None = None) -> str:
     return reference
 
 
+def folder_holding(model_name_or_path: str | None, file_name: str, revision: str | None = None) -> Path | None:
+    """The folder holding a file saved beside a model: the model's own folder, or for a Hub id the cache folder the
+    file is fetched into (offline: from the cache only); None when the reference is empty or the file cannot be
+    had. Whether the file is there is the caller's to check."""
+    if not model_name_or_path:
+        return None
+    if Path(model_name_or_path).is_dir():
+        return Path(model_name_or_path)
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(model_name_or_path, file_name, revision=revision)).parent
+    except (ValueError, OSError):  # no such file in the repo, offline without it in the cache, not a valid id
+        return None
+
+
 def load_model(reference: str, revision: str | None = None, trust_remote_code: bool = False):
     """`AutoModel.from_pretrained` after `resolve_model`; a folder whose files cannot be read (e.g. truncated
     weights) is refused in one line."""

@@ -100,20 +100,25 @@ def default_workers() -> int:
 
 def result_columns(tasks) -> list[str]:
     """The columns of a trace row, in order."""
-    columns = ["path", "status", "error", "spoof_score", "decision", "num_windows", "duration_seconds", "warnings"]
+    columns = ["path", "status", "error", "spoof_score", "decision", "num_windows", "duration_seconds", "warnings",
+               "generator", "generator_distance"]
     columns += [f"{task}_{kind}" for task in tasks for kind in ("label", "unknown_score")]
     return columns + [f"{task}_{label}" for task in tasks for label in TASK_LABELS[task]]
 
 
 def head_label(answer: dict) -> str:
-    """A head's answer for people: its label, or `unknown` when the clip is not one of the kinds it knows."""
-    return "unknown" if answer["known"] is False else answer["label"]
+    """A head's answer for people: its label, or `unknown` when the clip is not one of the kinds it knows (unless an
+    enrolled generator's taxonomy answers for it)."""
+    return "unknown" if answer["known"] is False and not answer.get("enrolled") else answer["label"]
 
 
 def result_row(path: str, result: dict, tasks) -> dict:
     """One file's pipeline result as a row of `result_columns`."""
     row = {"path": path, "status": "ok", "error": "", "warnings": "; ".join(result["warnings"]),
            **{k: result[k] for k in ("spoof_score", "decision", "num_windows", "duration_seconds")}}
+    generator = result.get("generator")
+    row.update({"generator": generator["name"] if generator else "",
+                "generator_distance": generator["distance"] if generator else ""})
     for task in tasks:
         row.update({f"{task}_{label}": p for label, p in result[task].items()})
         row.update({f"{task}_label": head_label(result["heads"][task]),

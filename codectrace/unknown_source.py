@@ -208,18 +208,11 @@ class UnknownSourceScorer:
 
 
 def find_scorer(model_name_or_path: str | None, revision: str | None = None) -> UnknownSourceScorer | None:
-    """The scorer saved beside a model: in its folder, or in its Hub repo (fetched into the Hub cache; offline, from
-    the cache only); None when there is none, the reference is empty, or the file cannot be had."""
-    if not model_name_or_path:
-        return None
-    if Path(model_name_or_path).is_dir():
-        return UnknownSourceScorer.load(model_name_or_path)
-    from huggingface_hub import hf_hub_download
+    """The scorer saved beside a model (in its folder, or its Hub repo); None when there is none."""
+    from .resolve import folder_holding
 
-    try:
-        return UnknownSourceScorer.load(Path(hf_hub_download(model_name_or_path, FILE_NAME, revision=revision)).parent)
-    except (ValueError, OSError):  # the model has no scorer (or it cannot be fetched): no known / unknown
-        return None
+    folder = folder_holding(model_name_or_path, FILE_NAME, revision)
+    return None if folder is None else UnknownSourceScorer.load(folder)
 
 
 def embed_dataset(model, dataset, chunk_samples: int, batch_size: int = 32, limit: int | None = None,

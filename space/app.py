@@ -12,6 +12,7 @@ import sys
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+import copy  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
@@ -21,11 +22,13 @@ import gradio as gr  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 from codectrace.audio import short_message  # noqa: E402
+from codectrace.enrolment import enrollable_labels  # noqa: E402
 from modeling_codectrace.configuration_codectrace import (  # noqa: E402
     LABEL_DESCRIPTIONS,
     TASK_DESCRIPTIONS,
     TASK_LABELS,
     TASKS,
+    TAXONOMY_TASKS,
 )
 
 ROOT = Path(__file__).resolve().parent
@@ -49,6 +52,10 @@ class LoadedModel:
     name: str
     revision: str | None
     trained: bool
+    enrolled: object = None  # the generators enrolled beside the model (an EnrolmentStore), or None
+
+    def __post_init__(self):
+        self.enrolled = self.tracer.enrolment
 
     @property
     def trained_on(self) -> str:
@@ -157,7 +164,11 @@ UNKNOWN = "not one of the codec families it knows"
 
 
 def explain(task: str, answer: dict) -> str:
-    """One line per head: its label and probability, or that the clip is not of a kind the model was trained on."""
+    """One line per head: its label and probability, or that the clip is not of a kind the model was trained on
+    (with the enrolled generator's class where the clip is attributed to one)."""
+    if answer.get("enrolled"):
+        return (f"**{TASK_TITLES[task]}**: `{answer['label']}`, the enrolled class of {answer['enrolled']} (the model "
+                f"itself does not know this codec): {LABEL_DESCRIPTIONS[task][answer['label']]}.")
     if answer["known"] is False:
         return (f"**{TASK_TITLES[task]}**: {UNKNOWN} (its `{answer['label']}` answer, "
                 f"{100 * answer['probability']:.0f}%, is not to be trusted).")
@@ -172,8 +183,9 @@ def make_handler(loaded: LoadedModel):
     meaning = ("a probability calibrated on validation data" if calibrated
                else "not calibrated: a score, not a probability")
 
-    def analyse(path: str | None):
+    def analyse(path: str | None, session_store=None):
         check_upload(path)
+        loaded.tracer.enrolment = session_store if session_store is not None else loaded.enrolled
         try:
             result = loaded.tracer(path, return_windows=True, max_seconds=MAX_SECONDS)
         except ValueError as error:
@@ -187,10 +199,46 @@ def make_handler(loaded: LoadedModel):
             summary += "\n\n> This is an **untrained** placeholder model: its answers are meaningless."
         labels = [result[t] if t in tasks else None for t in TASKS]
         explanations = "\n\n".join(explain(t, result["heads"][t]) for t in tasks)
+        if result["generator"]:
+            summary += (f"\n\n**Made by `{result['generator']['name']}`**, an enrolled generator (cosine distance "
+                        f"{result['generator']['distance']:.3f} to its enrolled clips).")
         plot = window_plot(result["windows"]) if result["num_windows"] > 1 else None
         return summary, *labels, explanations, plot
 
     return analyse
+
+
+def enrolled_table(store) -> str:
+    from codectrace.enrolment_cli import describe
+
+    return "**Enrolled generators**\n\n" + (describe(store) if store is not None else "none.")
+
+
+def make_enroller(loaded: LoadedModel):
+    """Enrols uploaded clips under a name into this browser session's copy of the store (never saved)."""
+    from codectrace.enrolment import EnrolmentStore
+
+    def enrol(paths: list[str] | None, name: str, vq: str | None, aux: str | None, dec: str | None,
+              session_store=None):
+        if not paths:
+            raise gr.Error("No clips received: upload one or more clips of the generator.")
+        store = copy.deepcopy(session_store if session_store is not None else loaded.enrolled) or EnrolmentStore()
+        loaded.tracer.enrolment = store  # the identity head is the store's
+        embeddings = []
+        for path in paths:
+            check_upload(path)
+            try:
+                embeddings.append(loaded.tracer(path, return_embedding=True, max_seconds=MAX_SECONDS)["embedding"])
+            except ValueError as error:
+                raise gr.Error(f"{Path(path).name}: {short_message(error)}.") from None
+        taxonomy = {task: label for task, label in zip(TAXONOMY_TASKS, (vq, aux, dec)) if label}
+        try:
+            store.add((name or "").strip(), embeddings, taxonomy)
+        except ValueError as error:
+            raise gr.Error(short_message(error)) from None
+        return store, enrolled_table(store)
+
+    return enrol
 
 
 # Two clips made by the project (examples/README.md): synthesizer speech, and its re-synthesis by a codec the demo
@@ -212,6 +260,7 @@ def build_app(loaded: LoadedModel | None = None) -> gr.Blocks:
     loaded = loaded or load_model()
     config = loaded.tracer.model.config
     handler = make_handler(loaded)
+    enroller = make_enroller(loaded)
     with gr.Blocks(title="CodecTrace: codec-based deepfake source tracing") as app:
         gr.Markdown("# CodecTrace\nIs this speech bona fide, or generated by a neural audio codec, and which kind of "
                     "codec? Based on *Codec-Based Deepfake Source Tracing via Neural Audio Codec Taxonomy* "
@@ -231,9 +280,22 @@ def build_app(loaded: LoadedModel | None = None) -> gr.Blocks:
                     TASK_LABELS[t]), visible=t in config.tasks, elem_id=f"label-{t}") for t in TASKS]
                 explanation = gr.Markdown(elem_id="explanation")
         plot = gr.Plot(label="Spoof score over time (clips longer than one window)")
+        session_store = gr.State(None)
+        with gr.Accordion("Enrol a generator from a few of its clips (this session only, not saved)", open=False):
+            enrolled = gr.Markdown(enrolled_table(loaded.enrolled), elem_id="enrolled")
+            with gr.Row():
+                enrol_clips = gr.File(file_count="multiple", type="filepath", label="Its clips")
+                with gr.Column():
+                    enrol_name = gr.Textbox(label="Generator name", elem_id="enrol-name")
+                    classes = [gr.Dropdown([None, *enrollable_labels(t)], value=None,
+                                           label=f"{TASK_TITLES[t]}, where published") for t in TAXONOMY_TASKS]
+                    enrol_button = gr.Button("Enrol", elem_id="enrol-button")
         gr.Markdown(LIMITS_NOTE.format(window=config.chunk_samples / config.sampling_rate))
-        button.click(handler, inputs=audio, outputs=[verdict, *label_boxes, explanation, plot],
-                     api_name="trace", concurrency_limit=1)
+        button.click(handler, inputs=[audio, session_store], outputs=[verdict, *label_boxes, explanation, plot],
+                     api_name="trace", concurrency_limit=1, concurrency_id="model")
+        enrol_button.click(enroller, inputs=[enrol_clips, enrol_name, *classes, session_store],
+                           outputs=[session_store, enrolled], api_name="enrol", concurrency_limit=1,
+                           concurrency_id="model")
     size = queue_size(handler, EXAMPLES[-1])
     print(f"queue: {size} places (one request at a time, answers within about {MAX_WAIT_SECONDS:g} s)",
           file=sys.stderr)

@@ -99,6 +99,31 @@ def test_untrained_placeholder_is_labelled(app_module, tmp_path, clip):
     assert "untrained" in summary
 
 
+def test_a_generator_enrolled_in_the_session_names_the_clips_it_made(app_module, loaded, clip):
+    store, table = app_module.make_enroller(loaded)([clip], "Session-Gen", "sq", None, "freq", None)
+    assert "| Session-Gen | 1 | sq | ? | freq |" in table
+    summary = app_module.make_handler(loaded)(clip, store)[0]
+    assert "**Made by `Session-Gen`**" in summary
+
+
+def test_a_session_enrolment_is_not_seen_by_other_sessions(app_module, loaded, clip):
+    app_module.make_enroller(loaded)([clip], "Session-Gen", None, None, None, None)
+    assert loaded.enrolled is None and "Made by" not in app_module.make_handler(loaded)(clip)[0]
+
+
+def test_a_head_answered_by_an_enrolled_generator_says_whose_class_it_is(app_module):
+    answer = {"label": "sq", "probability": 0.1, "unknown_score": 9.0, "known": False, "enrolled": "Gen"}
+    assert app_module.explain("vq", answer).startswith("**Quantizer (VQ)**: `sq`, the enrolled class of Gen")
+
+
+@pytest.mark.parametrize("clips, name, message", [([], "x", "No clips received"), (["CLIP"], "", "generator name")])
+def test_enrolment_in_the_space_refuses_what_it_cannot_enrol(app_module, loaded, clip, clips, name, message):
+    import gradio as gr
+
+    with pytest.raises(gr.Error, match=message):
+        app_module.make_enroller(loaded)([clip if c == "CLIP" else c for c in clips], name, None, None, None, None)
+
+
 @pytest.fixture(scope="module")
 def served(app_module, loaded):
     app = app_module.build_app(loaded)
