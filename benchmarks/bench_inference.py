@@ -135,11 +135,12 @@ def compare(reference, candidate) -> tuple[bool, float]:
     return same, worst
 
 
-def candidates(device: torch.device) -> list[tuple[str, int]]:
-    """(precision, batch) pairs to time: every precision the device runs, at batch 1 and the default batch."""
+def candidates(device: torch.device, wanted=PRECISIONS) -> list[tuple[str, int]]:
+    """(precision, batch) pairs to time: every precision the device runs (of those `wanted`), at batch 1 and the
+    default batch."""
     batch = default_window_batch_size(device)
-    usable = [p for p in PRECISIONS if p != "auto" and (device.type == "cuda" or p != "fp16")]
-    if device.type == "cuda":
+    usable = [p for p in PRECISIONS if p in wanted and p != "auto" and (device.type == "cuda" or p != "fp16")]
+    if device.type == "cuda" and "int8" in usable:
         usable.remove("int8")  # dynamic int8 quantisation is a CPU path
     return [(p, b) for p in usable for b in dict.fromkeys((1, batch)) if (p, b) != ("fp32", 1)]  # that is (a)
 
@@ -188,7 +189,7 @@ def part_one(args) -> list[dict]:
 
     seconds, reference, memory = timed(lambda: naive(model, clips))
     record("(a) naive fp32 eager, batch 1", seconds, reference, None, memory)
-    for precision, batch in candidates(device):
+    for precision, batch in candidates(device, args.precisions):
         start = time.perf_counter()
         fast = model_for_inference(model, precision, device)
         prepare = time.perf_counter() - start
@@ -304,6 +305,8 @@ def main() -> None:
     parser.add_argument("--table", type=Path, help="also write part 1's table (markdown) here")
     parser.add_argument("--repeats", type=int, default=3, help="runs per path; the median time is reported")
     parser.add_argument("--size", default="xlsr-300m", choices=list(BACKBONE_SIZES))
+    parser.add_argument("--precisions", nargs="+", default=list(PRECISIONS[1:]), choices=PRECISIONS[1:],
+                        help="precisions to time beside the naive path and the pipeline (default: all)")
     parser.add_argument("--skip-long", action="store_true", help="only part 1")
     parser.add_argument("--only-long", action="store_true", help="only part 2")
     parser.add_argument("--long-scale", type=float, default=1.0,
