@@ -30,8 +30,139 @@ FILE_NAME = "enrolled_generators.safetensors"
 FORMAT = "codectrace-enrolled-generators"
 FORMAT_VERSION = 1
 EMBEDDING_TASK = "vq"  # whose head embedding identifies a generator (docs/enrolment.md)
-MAX_DISTANCE = 0.25  # cosine distance to a centroid, at most; chosen on the validation codecs (docs/enrolment.md)
+MAX_DISTANCE = 0.15  # cosine distance to a centroid, at most; chosen on the validation codecs (docs/enrolment.md)
+NEARER_THAN_TRAINING = True  # and nearer to it than to the training data; chosen likewise
 NAME_PATTERN = re.compile(r"^[\w][\w .+-]{0,63}$")
+
+
+IDENTITY_FILE_NAME = "codec_identity.safetensors"
+RAW_SPACE = "raw"
+
+
+@dataclass
+class CodecIdentity:
+    """Where enrolled and traced clips are compared: a linear map of a head's (unit-length) embedding onto the
+    directions that tell the training sources (codecs and bona fide speech) apart, linear discriminant analysis as
+    speaker-verification back-ends use it for x-vectors (or no map, `discriminant=False`), and each training
+    source's centroid there, so that a clip is attributed to an enrolled generator only when it is nearer to it than
+    to every training source."""
+
+    mean: np.ndarray  # (dim,)
+    projection: np.ndarray  # (dim, out)
+    centroids: np.ndarray  # (sources, out), unit length
+    sources: list[str]
+
+    @classmethod
+    def fit(cls, embeddings: np.ndarray, sources, dimensions: int | None = None, discriminant: bool = True,
+            ridge: float = 1e-3) -> CodecIdentity:
+        """From rows (n, dim) and their source names: the generalised eigenvectors of the between- and
+        within-source scatter (the latter with a relative ridge), the `dimensions` strongest (default: sources - 1),
+        and the sources' centroids in that space."""
+        from scipy.linalg import eigh
+
+        embeddings, sources = unit_rows(embeddings).astype(np.float64), np.asarray(sources)
+        names = np.unique(sources)
+        if len(names) < 2:
+            raise ValueError(f"a codec identity needs rows of at least two sources, got {list(names)}.")
+        mean = embeddings.mean(axis=0)
+        projection = np.eye(embeddings.shape[1])
+        if discriminant:
+            means = np.stack([embeddings[sources == n].mean(axis=0) for n in names])
+            centred = embeddings - means[np.searchsorted(names, sources)]
+            within = centred.T @ centred / len(embeddings)
+            within += ridge * np.trace(within) / len(within) * np.eye(len(within))
+            counts = np.array([(sources == n).sum() for n in names], dtype=np.float64)
+            between = ((means - mean).T * counts) @ (means - mean) / len(embeddings)
+            values, vectors = eigh(between, within)
+            keep = min(dimensions or len(names) - 1, len(names) - 1, embeddings.shape[1])
+            projection = vectors[:, np.argsort(values)[::-1][:keep]]
+        else:
+            mean = np.zeros_like(mean)
+        identity = cls(mean.astype(np.float32), projection.astype(np.float32), np.zeros((0, 0), np.float32), [])
+        mapped = identity(embeddings)
+        identity.centroids = unit_rows(np.stack([mapped[sources == n].mean(axis=0) for n in names]))
+        identity.sources = names.tolist()
+        return identity
+
+    def __call__(self, embeddings: np.ndarray) -> np.ndarray:
+        """(rows, dim) head embeddings -> (rows, out) unit-length rows of this space."""
+        return unit_rows((unit_rows(embeddings) - self.mean) @ self.projection)
+
+    def training_distances(self, mapped: np.ndarray) -> np.ndarray:
+        """(rows, out) mapped rows -> (rows,): cosine distance to the nearest training source's centroid."""
+        return (1.0 - unit_rows(mapped) @ self.centroids.T).min(axis=1)
+
+    @property
+    def space(self) -> str:
+        """A name of this space, kept in a store of enrolled generators so that it is never read in another."""
+        import hashlib
+
+        digest = hashlib.sha1(self.projection.tobytes() + self.mean.tobytes()).hexdigest()[:12]
+        return f"identity-{digest}"
+
+    def save(self, folder: str | Path) -> Path:
+        from safetensors.torch import save_file
+
+        tensors = {name: torch.from_numpy(np.ascontiguousarray(getattr(self, name)))
+                   for name in ("mean", "projection", "centroids")}
+        path = Path(folder) / IDENTITY_FILE_NAME
+        with atomic_path(path) as partial:
+            save_file(tensors, str(partial), {"format": "codectrace-codec-identity", "version": "1",
+                                              "sources": json.dumps(self.sources)})
+        return path
+
+    @classmethod
+    def load(cls, folder: str | Path) -> CodecIdentity | None:
+        from safetensors import safe_open
+
+        path = Path(folder) / IDENTITY_FILE_NAME
+        if not path.is_file():
+            return None
+        with safe_open(str(path), framework="pt") as handle:
+            tensors = {name: handle.get_tensor(name).numpy() for name in ("mean", "projection", "centroids")}
+            sources = json.loads((handle.metadata() or {})["sources"])
+        return cls(**tensors, sources=sources)
+
+
+FIT_CLIPS_PER_SOURCE = 100  # training clips per source that a codec identity is fitted on
+
+
+def head_embeddings(tracer, audios) -> tuple[np.ndarray, list[dict]]:
+    """Clips traced whole by the pipeline: their identity head's unit-length embeddings in the head's own space
+    (rows, dim) and the pipeline's results. A clip that cannot be traced stops it (these are a dataset's rows)."""
+    identity, tracer.codec_identity = tracer.codec_identity, None
+    try:
+        results = list(tracer.trace_many(audios, return_embedding=True))
+    finally:
+        tracer.codec_identity = identity
+    failed = [r for r in results if isinstance(r, Exception)]
+    if failed:
+        raise ValueError(f"{len(failed)} clips could not be traced, e.g. {failed[0]}")
+    return np.array([r["embedding"] for r in results], dtype=np.float32), results
+
+
+def per_source_sample(sources, limit: int, seed: int = 0) -> list[int]:
+    """Row indices of at most `limit` rows of each source (a seeded sample), in order."""
+    rng, sources = np.random.default_rng(seed), np.asarray(sources)
+    return sorted(int(row) for source in np.unique(sources)
+                  for row in rng.permutation(np.flatnonzero(sources == source))[:limit])
+
+
+def fit_codec_identity(tracer, train_split, dimensions: int | None = None, discriminant: bool = True,
+                       per_source: int = FIT_CLIPS_PER_SOURCE) -> CodecIdentity:
+    """A `CodecIdentity` from a training split's clips (at most `per_source` of each source), traced whole."""
+    rows = train_split.select(per_source_sample(train_split["source"], per_source))
+    embeddings, _ = head_embeddings(tracer, (row["audio"] for row in rows.select_columns(["audio"])))
+    return CodecIdentity.fit(embeddings, rows["source"], dimensions, discriminant)
+
+
+def find_identity(model_name_or_path: str | None, revision: str | None = None) -> CodecIdentity | None:
+    """The codec identity saved beside a model; None when there is none (clips are compared as the head embeds
+    them)."""
+    from .resolve import folder_holding
+
+    folder = folder_holding(model_name_or_path, IDENTITY_FILE_NAME, revision)
+    return None if folder is None else CodecIdentity.load(folder)
 
 
 def enrollable_labels(task: str) -> tuple[str, ...]:
@@ -83,6 +214,16 @@ class EnrolmentStore:
     generators: dict[str, EnrolledGenerator] = field(default_factory=dict)
     task: str = EMBEDDING_TASK
     max_distance: float = MAX_DISTANCE
+    nearer_than_training: bool = NEARER_THAN_TRAINING
+    space: str = RAW_SPACE  # where the embeddings live: the head's own (`raw`) or a `CodecIdentity`'s
+
+    def adopt_space(self, space: str) -> None:
+        """Refuses to compare clips embedded in another space than the enrolled ones (the model's codec identity
+        changed since the generators were enrolled); a store with no generators takes the space."""
+        if self.generators and space != self.space:
+            raise ValueError(f"the enrolled generators were embedded in space {self.space!r}, the model now embeds "
+                             f"in {space!r}: enrol them again (codectrace enroll --remove NAME, then enroll).")
+        self.space = space
 
     def add(self, name: str, embeddings: np.ndarray, taxonomy: dict[str, str] | None = None) -> EnrolledGenerator:
         """Enrols clips (rows of the `task` head's embedding) under `name`; a name enrolled before gets the new clips
@@ -131,7 +272,8 @@ class EnrolmentStore:
             return Attribution(None, None)
         nearest = int(np.argmin(distances))
         distance = float(distances[nearest])
-        if distance > self.max_distance or (training_distance is not None and distance >= training_distance):
+        nearer_training = self.nearer_than_training and training_distance is not None and distance >= training_distance
+        if distance > self.max_distance or nearer_training:
             return Attribution(None, distance)
         generator = list(self.generators.values())[nearest]
         return Attribution(generator.name, distance, generator.taxonomy)
@@ -144,8 +286,8 @@ class EnrolmentStore:
         dimension = self.dimension if generators else 0
         embeddings = (np.concatenate([g.embeddings for g in generators]) if generators
                       else np.zeros((0, dimension), np.float32))
-        metadata = {"format": FORMAT, "version": str(FORMAT_VERSION), "task": self.task,
-                    "max_distance": repr(self.max_distance),
+        metadata = {"format": FORMAT, "version": str(FORMAT_VERSION), "task": self.task, "space": self.space,
+                    "max_distance": repr(self.max_distance), "nearer_than_training": str(self.nearer_than_training),
                     "generators": json.dumps([{"name": g.name, "clips": len(g.embeddings), "taxonomy": g.taxonomy}
                                               for g in generators])}
         path = Path(folder) / FILE_NAME
@@ -169,7 +311,9 @@ class EnrolmentStore:
         if int(metadata["version"]) > FORMAT_VERSION:
             raise ValueError(f"{path}: written by a newer codectrace (store version {metadata['version']}; this one "
                              f"reads up to {FORMAT_VERSION}); upgrade codectrace.")
-        store = cls(task=metadata["task"], max_distance=float(metadata["max_distance"]))
+        store = cls(task=metadata["task"], max_distance=float(metadata["max_distance"]),
+                    nearer_than_training=metadata.get("nearer_than_training", "True") == "True",
+                    space=metadata.get("space", RAW_SPACE))
         first = 0
         for entry in json.loads(metadata["generators"]):
             rows = embeddings[first : first + entry["clips"]]

@@ -75,6 +75,7 @@ def _enrol(args, folder: Path, store: EnrolmentStore) -> int:
     for raw, reason in problems:
         print(f"error: {raw}: {reason}", file=sys.stderr)
     tracer = load_tracer(str(folder), device=args.device, precision=args.precision)
+    store.adopt_space(tracer.identity_space)
     tracer.enrolment = store  # the identity head is the store's
     embeddings, near_training = [], 0
     for _path, result, error in trace_files(tracer, files, workers=args.workers, return_embedding=True):

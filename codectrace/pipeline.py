@@ -26,7 +26,7 @@ from modeling_codectrace.modeling_codectrace import spoof_probability
 
 from .audio import load_audio
 from .calibration import unknown_rescaling
-from .enrolment import Attribution, EnrolmentStore, corrected_heads, find_store
+from .enrolment import RAW_SPACE, Attribution, EnrolmentStore, corrected_heads, find_identity, find_store
 from .input_checks import AudioStats, input_warnings, refuse_too_short
 from .metrics import softmax
 from .precision import autocast, default_window_batch_size, input_dtype, model_for_inference, resolve_precision
@@ -144,6 +144,7 @@ class CodecSourceTracingPipeline(Pipeline):
         elif enrolment is not None and enrolment is not False and not isinstance(enrolment, EnrolmentStore):
             raise ValueError(f"enrolment must be 'auto', None, False or an EnrolmentStore; got {enrolment!r}.")
         self.enrolment = enrolment or None
+        self.codec_identity = find_identity(self.model.name_or_path, revision)  # None: the head's own embedding
         self.precision = precision
         self.resolved_precision = resolve_precision(precision, self.device)
         # A copy where the precision needs one: the caller's model object stays as it was.
@@ -212,9 +213,14 @@ class CodecSourceTracingPipeline(Pipeline):
         """The head whose embedding identifies enrolled generators."""
         return self.enrolment.task if self.enrolment is not None else EnrolmentStore().task
 
+    @property
+    def identity_space(self) -> str:
+        """The space clips are compared in for enrolment: the codec identity's beside the model, else `raw`."""
+        return self.codec_identity.space if self.codec_identity is not None else RAW_SPACE
+
     def _model_step(self, input_values: torch.Tensor) -> tuple[dict, dict, np.ndarray]:
         """Per task, the windows' logits; per head of the unknown-source scorer, their scores; the windows'
-        unit-length embeddings of the identity head (numpy)."""
+        embeddings of the identity head (numpy)."""
         values = input_values.to(self.device, input_dtype(self.resolved_precision, self.device))
         with torch.inference_mode(), autocast(self.resolved_precision, self.device):
             outputs = self.model(input_values=values)
@@ -224,7 +230,7 @@ class CodecSourceTracingPipeline(Pipeline):
             unknown_scores = self.unknown_source.scores(
                 {task: outputs.embeddings[task].float().cpu().numpy() for task in self.unknown_source.heads})
         identity = outputs.embeddings.get(self.identity_task) if outputs.embeddings else None
-        embeddings = unit_rows(identity.float().cpu().numpy()) if identity is not None else None
+        embeddings = identity.float().cpu().numpy() if identity is not None else None
         return logits, unknown_scores, embeddings
 
     def postprocess(self, model_outputs, return_windows: bool = False, threshold: float = 0.5,
@@ -273,18 +279,23 @@ class CodecSourceTracingPipeline(Pipeline):
             ]
         return result
 
-    @staticmethod
-    def _clip_embedding(model_outputs: list[dict]) -> np.ndarray | None:
-        """The clip's identity embedding: the normalised mean of its windows' unit-length embeddings."""
+    def _clip_embedding(self, model_outputs: list[dict]) -> np.ndarray | None:
+        """The clip's identity embedding: the mean of its windows' embeddings scaled to unit length, then mapped to
+        the codec identity's space where the model has one (and scaled to unit length again)."""
         if model_outputs[0]["embeddings"] is None:
             return None
-        return unit_rows(np.concatenate([o["embeddings"] for o in model_outputs]).mean(axis=0, keepdims=True))[0]
+        embedding = unit_rows(np.concatenate([o["embeddings"] for o in model_outputs]).mean(axis=0, keepdims=True))
+        return self.codec_identity(embedding)[0] if self.codec_identity is not None else embedding[0]
 
     def _attribution(self, embedding: np.ndarray | None, unknown_scores: dict[str, float]) -> Attribution:
         if self.enrolment is None or embedding is None:
             return Attribution(None, None)
-        return self.enrolment.attribute(self.enrolment.distances(embedding[None])[0],
-                                        unknown_scores.get(self.enrolment.task))
+        self.enrolment.adopt_space(self.identity_space)
+        # Nearer to a generator than to the training data: than to every training source's centroid where the model
+        # has a codec identity, else than the head's unknown-source score says the clip is from its training data.
+        training = (self.codec_identity.training_distances(embedding[None])[0] if self.codec_identity is not None
+                    else unknown_scores.get(self.enrolment.task))
+        return self.enrolment.attribute(self.enrolment.distances(embedding[None])[0], training)
 
     def _head_answers(self, result: dict, unknown_scores: dict[str, float], known: dict[str, bool]) -> dict:
         """Per head: the most probable label, its probability and, for the taxonomy heads where the model has an

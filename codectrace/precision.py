@@ -36,10 +36,11 @@ def cpu_has_int8_engine() -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """`auto` on CPU: `bf16` with AMX (3.7x the naive fp32 path on an Intel Xeon with AMX, against 1.6x for int8),
-    else `int8` wherever PyTorch has its x86 int8 engine (2.6x on an AMD EPYC with AVX-512 VNNI and bf16, against bf16
-    autocast's 2.2x; 1.2x on AVX2 only), else `bf16` where the CPU has native bf16, else `fp32`. On CUDA: `bf16`
-    where the GPU supports it, else `fp16`; elsewhere `fp32`."""
+    """`auto` on CPU: `bf16` with AMX (5.4x the naive fp32 path on an Intel Xeon with AMX at batch 8, against 2.1x for
+    int8), else `int8` wherever PyTorch has its x86 int8 engine (2.6x on an AMD EPYC with AVX-512 VNNI and bf16,
+    against bf16 autocast's 2.2x; 1.4-1.6x on an AVX2-only AMD EPYC, where bf16 is emulated and runs at 0.15x), else
+    `bf16` where the CPU has native bf16, else `fp32`. On CUDA: `bf16` where the GPU supports it, else `fp16`;
+    elsewhere `fp32` (benchmarks/RESULTS.md)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}.")
     if precision != "auto":

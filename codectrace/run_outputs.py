@@ -71,11 +71,13 @@ def recipe_table(model_args, data_args, training_args, model, epochs_run: float 
 
 
 def write_outputs(trainer, model, feature_extractor, model_args, data_args, training_args, train_metrics, results,
-                  scorer=None, unknown: dict | None = None):
+                  scorer=None, unknown: dict | None = None, identity=None):
     output_dir = Path(training_args.output_dir)
     save_model_folder(model, feature_extractor, output_dir)  # weights, config, extractor, code files
     if scorer is not None:
         scorer.save(output_dir)
+    if identity is not None:  # where enrolled generators are compared (codectrace.enrolment.CodecIdentity)
+        identity.save(output_dir)
     variant = model.config.variant or "custom"
     table = results_table(variant, model.config.tasks, results) if results else None
     unknown = unknown or {}

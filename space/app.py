@@ -223,6 +223,10 @@ def make_enroller(loaded: LoadedModel):
         if not paths:
             raise gr.Error("No clips received: upload one or more clips of the generator.")
         store = copy.deepcopy(session_store if session_store is not None else loaded.enrolled) or EnrolmentStore()
+        try:
+            store.adopt_space(loaded.tracer.identity_space)
+        except ValueError as error:
+            raise gr.Error(short_message(error)) from None
         loaded.tracer.enrolment = store  # the identity head is the store's
         embeddings = []
         for path in paths:

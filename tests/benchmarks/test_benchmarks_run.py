@@ -99,3 +99,11 @@ def test_real_voice_false_alarms_runs(trained, codecfake_mini, tmp_path):
     run("real_voice_false_alarms", "--model", trained[0], "--dataset", codecfake_mini, "--release",
         codecfake_mini.parent / "release", "--out", tmp_path / "t.md")
     assert (tmp_path / "t.md").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.needs_synthesizers
+def test_enrolment_curve_runs(trained, codecfake_mini, tmp_path):
+    run("enrolment_curve", "--model", trained[0], "--dataset", codecfake_mini, "--ks", 1, 2, "--draws", 1,
+        "--per-source", 4, "--out", tmp_path / "curve")
+    assert "| 2 |" in (tmp_path / "curve.md").read_text() and (tmp_path / "curve.png").is_file()

@@ -18,6 +18,7 @@ from codectrace.enrolment import (
     FILE_NAME,
     FORMAT_VERSION,
     Attribution,
+    CodecIdentity,
     EnrolmentStore,
     corrected_heads,
     find_store,
@@ -125,6 +126,57 @@ def test_a_folder_without_a_store_has_no_enrolled_generators(tmp_path):
     assert EnrolmentStore.load(tmp_path) is None and find_store(str(tmp_path)) is None and find_store("") is None
 
 
+# -- the codec identity ---------------------------------------------------------------------------------------------
+
+def _sources(rng, per_source=60, dim=12):
+    """Three sources told apart along the first two dimensions only; the others carry large shared noise."""
+    centres = np.zeros((3, dim))
+    centres[1, 0] = centres[2, 1] = 1.0
+    noise = rng.standard_normal((3 * per_source, dim)) * np.r_[0.05, 0.05, np.full(dim - 2, 2.0)]
+    names = np.repeat(["a", "b", "c"], per_source)
+    return centres[np.repeat(np.arange(3), per_source)] + noise + 3.0 * np.eye(dim)[2], names
+
+
+def test_the_discriminant_map_keeps_the_directions_that_tell_sources_apart(rng):
+    embeddings, names = _sources(rng)
+    identity = CodecIdentity.fit(embeddings, names)
+    assert identity.projection.shape == (12, 2) and identity.sources == ["a", "b", "c"]
+    mapped = identity(embeddings)
+    nearest = np.argmax(mapped @ identity.centroids.T, axis=1)
+    assert (np.array(identity.sources)[nearest] == names).mean() > 0.95
+    raw = CodecIdentity.fit(embeddings, names, discriminant=False)
+    assert (np.array(raw.sources)[np.argmax(raw(embeddings) @ raw.centroids.T, axis=1)] == names).mean() < 0.9
+
+
+def test_a_clip_at_a_training_sources_centroid_is_at_distance_zero_from_the_training_data(rng):
+    embeddings, names = _sources(rng)
+    identity = CodecIdentity.fit(embeddings, names)
+    np.testing.assert_allclose(identity.training_distances(identity.centroids), 0.0, atol=1e-5)
+
+
+def test_a_codec_identity_needs_two_sources(rng):
+    with pytest.raises(ValueError, match="at least two sources"):
+        CodecIdentity.fit(rng.standard_normal((5, 4)), ["a"] * 5)
+
+
+def test_a_codec_identity_saves_and_loads_unchanged(rng, tmp_path):
+    identity = CodecIdentity.fit(*_sources(rng))
+    identity.save(tmp_path)
+    loaded = CodecIdentity.load(tmp_path)
+    assert loaded.sources == identity.sources and loaded.space == identity.space
+    np.testing.assert_array_equal(loaded.centroids, identity.centroids)
+    assert CodecIdentity.load(tmp_path / "nothing") is None
+
+
+def test_generators_enrolled_in_another_space_are_refused_with_what_to_do():
+    store = _store()
+    with pytest.raises(ValueError, match="enrol them again"):
+        store.adopt_space("identity-0123456789ab")
+    empty = EnrolmentStore()
+    empty.adopt_space("identity-0123456789ab")
+    assert empty.space == "identity-0123456789ab"
+
+
 # -- the enrolled taxonomy in the heads' answers ------------------------------------------------------------------
 
 def _heads(known):
@@ -176,6 +228,20 @@ def test_the_pipeline_attributes_a_clip_to_the_generator_enrolled_from_it(model_
     tracer.enrolment = store
     generator = tracer(_clip(0), sampling_rate=RATE)["generator"]
     assert generator["name"] == "gen-A" and generator["distance"] == pytest.approx(0.0, abs=1e-5)
+
+
+def test_with_a_codec_identity_beside_the_model_clips_are_compared_in_its_space(model_dir, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    tracer = pipeline("codec-source-tracing", model=str(folder), precision="fp32", unknown_source=None)
+    embeddings = np.array([tracer(_clip(seed), sampling_rate=RATE, return_embedding=True)["embedding"]
+                           for seed in range(6)])
+    identity = CodecIdentity.fit(embeddings, ["a", "a", "a", "b", "b", "b"])
+    identity.save(folder)
+    tracer = pipeline("codec-source-tracing", model=str(folder), precision="fp32", unknown_source=None)
+    assert tracer.identity_space == identity.space
+    mapped = tracer(_clip(0), sampling_rate=RATE, return_embedding=True)["embedding"]
+    np.testing.assert_allclose(mapped, identity(embeddings[:1])[0], atol=1e-5)
 
 
 def test_without_enrolled_generators_the_answer_names_none(model_dir):

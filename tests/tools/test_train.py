@@ -155,6 +155,16 @@ def test_the_demo_run_saves_an_unknown_source_scorer_and_measures_it_on_unseen_c
     assert "Unknown source" in result["table"] and "| VQ |" in result["table"]
 
 
+def test_the_demo_run_saves_the_codec_identity_that_enrolment_compares_clips_in(trained):
+    from codectrace.enrolment import CodecIdentity
+    from codectrace.hub import load_tracer
+
+    identity = CodecIdentity.load(trained[0])
+    assert len(identity.sources) >= 2 and identity.centroids.shape == (len(identity.sources),
+                                                                       identity.projection.shape[1])
+    assert load_tracer(str(trained[0]), precision="fp32").identity_space == identity.space
+
+
 def test_score_files_have_the_official_layout(trained):
     folder = trained[0] / "eval" / "cors_eval"
     bin_line = (folder / "scores_bin.txt").read_text().splitlines()[0].split()
