@@ -175,7 +175,9 @@ def test_a_browser_upload_shows_the_result_and_errors_then_recovers(served, clip
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=flags)
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
-        page.goto(served.local_url, wait_until="networkidle")
+        # Not "networkidle": the session's enrolment state keeps Gradio's heartbeat connection open.
+        page.goto(served.local_url, wait_until="load")
+        page.wait_for_selector("#trace-button")
 
         def upload_and_trace(path):
             page.locator("input[type=file]").first.set_input_files(str(path))
@@ -190,13 +192,15 @@ def test_a_browser_upload_shows_the_result_and_errors_then_recovers(served, clip
         assert "mvq" in label_text and "%" in label_text
         page.screenshot(path=str(ARTIFACTS / "space_result.png"), full_page=True)
 
-        page.reload(wait_until="networkidle")
+        page.reload(wait_until="load")
+        page.wait_for_selector("#trace-button")
         upload_and_trace(tmp_path / "notes.txt")
         error = page.wait_for_selector("text=/Invalid file type|not audio|No audio received/", timeout=60000)
         assert error is not None
         page.screenshot(path=str(ARTIFACTS / "space_error.png"), full_page=True)
 
-        page.reload(wait_until="networkidle")
+        page.reload(wait_until="load")
+        page.wait_for_selector("#trace-button")
         upload_and_trace(clip)
         page.wait_for_selector("#verdict h2", timeout=60000)
         assert "Spoof score" in page.inner_text("#verdict")
