@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -92,7 +93,7 @@ class CodecIdentity:
         """(rows, out) mapped rows -> (rows,): cosine distance to the nearest training source's centroid."""
         return (1.0 - unit_rows(mapped) @ self.centroids.T).min(axis=1)
 
-    @property
+    @cached_property  # hashed once: the pipeline asks for every clip
     def space(self) -> str:
         """A name of this space, kept in a store of enrolled generators so that it is never read in another."""
         import hashlib
@@ -188,7 +189,7 @@ class EnrolledGenerator:
     embeddings: np.ndarray
     taxonomy: dict[str, str] = field(default_factory=dict)
 
-    @property
+    @cached_property  # a generator's clips never change: `EnrolmentStore.add` makes a new one
     def centroid(self) -> np.ndarray:
         return unit_rows(self.embeddings.mean(axis=0, keepdims=True))[0]
 

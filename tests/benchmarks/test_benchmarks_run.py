@@ -107,3 +107,8 @@ def test_enrolment_curve_runs(trained, codecfake_mini, tmp_path):
     run("enrolment_curve", "--model", trained[0], "--dataset", codecfake_mini, "--ks", 1, 2, "--draws", 1,
         "--per-source", 4, "--out", tmp_path / "curve")
     assert "| 2 |" in (tmp_path / "curve.md").read_text() and (tmp_path / "curve.png").is_file()
+
+
+@pytest.mark.slow
+def test_bench_enrolment_runs(trained):
+    assert "ratio" in run("bench_enrolment", "--model", trained[0], "--clips", 2, "--repeats", 1)

@@ -1,0 +1,107 @@
+"""What enrolment costs: `codectrace enroll` of 10 clips, and tracing with enrolled generators against without.
+
+    python benchmarks/bench_enrolment.py [--model outputs/demo-M1] [--clips 40] [--repeats 5]
+
+1. Writes 10 clips of 3 s (pieces of the Space's examples) and times `codectrace enroll` on them in a fresh process,
+   on a copy of the model folder: the whole command a person waits for, and the part of it that is only Python
+   importing torch and transformers (timed alone, in the same run).
+2. Traces the same `--clips` clips with 4 generators enrolled (10 clips each) and with none, alternating the two in
+   each repeat; reports the median time per clip of each and their ratio (the target: at most 1.1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from codectrace.enrolment import EnrolmentStore
+from codectrace.hub import load_tracer
+from codectrace.machine import cpu_summary
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pieces(count: int, seconds: float = 3.0) -> list[np.ndarray]:
+    """`count` clips of `seconds`, cut with half overlap from the Space's example clips, repeated as needed."""
+    audio = [sf.read(path, dtype="float32")[0] for path in sorted((ROOT / "space" / "examples").glob("*.wav"))]
+    cut = [a[i : i + int(seconds * 16000)] for a in audio for i in range(0, len(a) - 16000, 8000)]
+    return [cut[i % len(cut)] for i in range(count)]
+
+
+def per_clip_seconds(tracer, inputs: list[np.ndarray]) -> float:
+    start = time.perf_counter()
+    for clip in inputs:
+        tracer(clip, sampling_rate=16000)
+    return (time.perf_counter() - start) / len(inputs)
+
+
+def command_seconds(command: list[str], repeats: int = 3) -> float:
+    """The median wall time of `python <command>` in a fresh process."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, *command], check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def enroll_seconds(model: str, work: Path) -> tuple[float, float]:
+    """The `codectrace enroll` command's time for 10 clips, and the part of it that is Python importing torch,
+    transformers and codectrace (the same in any command of the tool)."""
+    folder, clips = work / "model", work / "clips"
+    shutil.copytree(model, folder, ignore=shutil.ignore_patterns("checkpoint-*", "eval"))
+    clips.mkdir()
+    for index, clip in enumerate(pieces(10)):
+        sf.write(clips / f"clip{index}.wav", clip, 16000)
+    start_up = command_seconds(["-c", "import codectrace.cli, codectrace.hub, codectrace.tracing"])
+    command = command_seconds(["-m", "codectrace.cli", "enroll", str(clips), "--model", str(folder), "--name",
+                               "Bench"])
+    return command, start_up
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=str(ROOT / "outputs" / "demo-M1"))
+    parser.add_argument("--clips", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as work:
+        command, start_up = enroll_seconds(args.model, Path(work))
+    bare = load_tracer(args.model)
+    bare.enrolment = None
+    enrolled = load_tracer(args.model)
+    store = EnrolmentStore()
+    store.adopt_space(enrolled.identity_space)
+    rng = np.random.default_rng(0)
+    dimension = len(bare(pieces(1)[0], sampling_rate=16000, return_embedding=True)["embedding"])
+    for name in ("A", "B", "C", "D"):
+        store.add(name, rng.standard_normal((10, dimension)))
+    enrolled.enrolment = store
+    inputs = pieces(args.clips)
+    per_clip_seconds(bare, inputs[:4]), per_clip_seconds(enrolled, inputs[:4])  # warm-up
+    times = {"with": [], "without": []}
+    for _ in range(args.repeats):
+        times["without"].append(per_clip_seconds(bare, inputs))
+        times["with"].append(per_clip_seconds(enrolled, inputs))
+    with_, without = np.median(times["with"]), np.median(times["without"])
+    print(f"{cpu_summary()}; precision {bare.resolved_precision}; {args.clips} clips of 3 s, median of "
+          f"{args.repeats} runs")
+    print(f"codectrace enroll, 10 clips of 3 s, median of 3: {command:.2f} s in all; {start_up:.2f} s of it is "
+          f"importing torch, transformers and codectrace; enrolment itself (model loading, 10 clips, saving) "
+          f"{command - start_up:.2f} s (the target: under 5 s)")
+    print(f"tracing without enrolled generators: {1000 * without:.2f} ms per clip")
+    print(f"with 4 generators enrolled:          {1000 * with_:.2f} ms per clip")
+    print(f"ratio: {with_ / without:.3f} (the target: at most 1.1)")
+
+
+if __name__ == "__main__":
+    main()
