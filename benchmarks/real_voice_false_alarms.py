@@ -1,15 +1,21 @@
-"""How often does a model call real recorded human speech spoof? Bona fide false alarms on real voices.
+"""How often does a model call real recorded human speech spoof, and does it say when it is on unfamiliar audio?
 
-    python benchmarks/real_voice_false_alarms.py --model outputs/demo-M1 [--out docs/real_voice_false_alarms.md]
+    python benchmarks/real_voice_false_alarms.py --model outputs/demo-M1 [--corpora ktuberling asterisk gcin]
+        [--per-speaker 150] [--out docs/real_voices_seed1234]
 
-Real voices: Debian's `ktuberling-data` (scripts/setup.sh installs it): short recordings of single words by native
-speakers, one folder per language (one voice each), read from `/usr/share/ktuberling/sounds` (GPL KDE data: read
-where installed, never copied into the project; identical files in several folders counted once,
-`speech_sources.real_speech`). Every word is traced on its own, as a person would upload it, with the pipeline's
-defaults; a false alarm is a decision `spoof` (spoof score >= 0.5). CodecFake-mini trains on some of these
-speakers (their words joined into longer utterances): the table gives each split of speakers apart, so the
-figure that counts is the one of speakers the model never heard (validation and test). Beside them, for
-comparison, the bona fide clips of CodecFake-mini's synthetic test speakers.
+Real voices: the corpora of `speech_sources.real_speech.REAL_CORPORA` (Debian packages that scripts/setup.sh
+installs, read where installed, never copied): ktuberling (single words, ~23 languages), Asterisk (telephone voice
+prompts, 4 voice talents, 8 kHz), gcin (Mandarin syllables, 2 speakers). Every clip is traced on its own, as a
+person would upload it, with the pipeline's defaults (at most `--per-speaker` clips per speaker, a seeded sample); a
+false alarm is a decision `spoof`. Speakers are grouped by their CodecFake-mini split where the model's corpus
+holds them (ktuberling), else "never trained on" (the whole corpus was left out).
+
+Per group: the share called spoof (and the worst speaker), and the share of false alarms and of correct verdicts
+that carry the "unfamiliar audio" warning (the BIN head's unknown-source flag: audio unlike all the training audio).
+Beside them, for comparison, CodecFake-mini's test split (bona fide and spoof clips of its synthetic and real test
+speakers): its false alarms, misses and warned shares.
+
+`--out PREFIX` writes PREFIX.md (the tables) and PREFIX.json (every figure, for averaging over seeds).
 """
 
 from __future__ import annotations
@@ -17,74 +23,134 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
 from tqdm.auto import tqdm
 
-from codectrace.files import write_text
+from codectrace.files import write_json, write_text
 from codectrace.hub import load_tracer
+from codectrace.input_checks import UNFAMILIAR_AUDIO
+from codectrace.machine import cpu_summary
 from codectrace.precision import PRECISIONS
 from codectrace.presets import DEMO_DATASET_DIR, DEMO_RELEASE_DIR
 from dataset_scripts.build_codecfake_mini import release_speakers
-from speech_sources.real_speech import KTUBERLING_SOUNDS, real_voice_files, speaker_id
+from speech_sources.real_speech import REAL_CORPORA
+
+NEVER_TRAINED_ON = "never trained on (corpus left out)"
 
 
-def false_alarms(tracer, clips: list, desc: str) -> tuple[int, int, int]:
-    """(clips called spoof, clips traced, clips with a warning); clips that cannot be read are left out."""
-    spoof = traced = warned = 0
+def trace_verdicts(tracer, clips: list, desc: str) -> dict[str, int]:
+    """Counts over the clips that could be traced: `clips`, `spoof` (called spoof), `warned` (unfamiliar audio)
+    and `spoof_warned`; clips that cannot be read are left out."""
+    counts = dict.fromkeys(("clips", "spoof", "warned", "spoof_warned"), 0)
     for clip in tqdm(clips, desc=desc, unit="clip", leave=False):
         try:
             result = tracer(str(clip) if isinstance(clip, Path) else clip)
         except ValueError:
             continue
-        traced += 1
-        spoof += result["decision"] == "spoof"
-        warned += bool(result["warnings"])
-    return spoof, traced, warned
+        spoof, warned = result["decision"] == "spoof", UNFAMILIAR_AUDIO in result["warnings"]
+        counts["clips"] += 1
+        counts["spoof"] += spoof
+        counts["warned"] += warned
+        counts["spoof_warned"] += spoof and warned
+    return counts
 
 
-def synthetic_test_speakers(dataset: Path, kinds: dict[str, str]) -> list:
-    """Bona fide clips of CodecFake-mini's synthetic test speakers, as undecoded audio values."""
+def sample(files: list[Path], limit: int | None, seed: int) -> list[Path]:
+    if limit is None or len(files) <= limit:
+        return files
+    return sorted(files[i] for i in np.random.default_rng(seed).choice(len(files), limit, replace=False))
+
+
+def group_row(corpus: str, group: str, speakers: dict[str, dict]) -> dict:
+    """Totals of a group of speakers: share called spoof, worst speaker, warned shares of false alarms and of
+    correct (bona fide) verdicts."""
+    total = {k: sum(s[k] for s in speakers.values()) for k in ("clips", "spoof", "warned", "spoof_warned")}
+    worst = max(speakers, key=lambda s: speakers[s]["spoof"] / max(speakers[s]["clips"], 1))
+    correct = total["clips"] - total["spoof"]
+    return {"corpus": corpus, "group": group, "speakers": len(speakers), **total,
+            "false_alarm_rate": total["spoof"] / max(total["clips"], 1), "worst_speaker": worst,
+            "worst_rate": speakers[worst]["spoof"] / max(speakers[worst]["clips"], 1),
+            "false_alarms_warned": total["spoof_warned"] / total["spoof"] if total["spoof"] else None,
+            "correct_warned": (total["warned"] - total["spoof_warned"]) / correct if correct else None}
+
+
+def corpus_rows(tracer, name: str, split_of: dict[str, str], per_speaker: int | None, seed: int) -> tuple:
+    """Per group of the corpus's speakers (their CodecFake-mini split, or never trained on) a row; per speaker the
+    counts."""
+    speakers = {}
+    for speaker, files in tqdm(REAL_CORPORA[name].speakers().items(), desc=name, unit="speaker"):
+        counts = trace_verdicts(tracer, sample(files, per_speaker, seed), speaker)
+        if counts["clips"]:
+            speakers[speaker] = counts
+    groups = {"train": "heard in training", "validation": "validation speakers, never trained on",
+              "test": "test speakers, never trained on", None: NEVER_TRAINED_ON}
+    rows = []
+    for split, label in groups.items():
+        members = {s: c for s, c in speakers.items() if split_of.get(s) == split}
+        if members:
+            rows.append(group_row(name, label, members))
+    return rows, speakers
+
+
+def in_domain_row(tracer, dataset: Path) -> dict:
+    """CodecFake-mini's test split (cors_eval): false alarms and misses, and the warned share of correct verdicts."""
     from codectrace.resolve import load_split
 
     rows = load_split(str(dataset), "cors_eval", "test")
-    return [row["audio"] for row in rows if row["bin"] == 1 and kinds.get(row["speaker"], "synthetic") == "synthetic"]
+    bona = trace_verdicts(tracer, [r["audio"] for r in rows if r["bin"] == 1], "in-domain bona fide")
+    spoof = trace_verdicts(tracer, [r["audio"] for r in rows if r["bin"] == 0], "in-domain spoof")
+    correct = bona["clips"] - bona["spoof"] + spoof["spoof"]
+    correct_warned = bona["warned"] - bona["spoof_warned"] + spoof["spoof_warned"]
+    return {"bona_fide": bona["clips"], "false_alarm_rate": bona["spoof"] / bona["clips"], "spoof": spoof["clips"],
+            "miss_rate": 1 - spoof["spoof"] / spoof["clips"], "correct_warned": correct_warned / max(correct, 1)}
+
+
+def share(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def tables(rows: list[dict], speakers: dict, in_domain: dict | None) -> str:
+    lines = ["| corpus | speakers | clips | called spoof (worst speaker) | false alarms warned | correct verdicts "
+             "warned |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['corpus']}, {r['group']} | {r['speakers']} | {r['clips']} | {share(r['false_alarm_rate'])} "
+              f"({r['worst_speaker']} {100 * r['worst_rate']:.0f}%) | {share(r['false_alarms_warned'])} | "
+              f"{share(r['correct_warned'])} |" for r in rows]
+    if in_domain:
+        lines += ["", "| CodecFake-mini test split | bona fide clips | called spoof | spoof clips | missed | correct "
+                  "verdicts warned |", "|---|---|---|---|---|---|",
+                  f"| cors_eval test | {in_domain['bona_fide']} | {share(in_domain['false_alarm_rate'])} | "
+                  f"{in_domain['spoof']} | {share(in_domain['miss_rate'])} | {share(in_domain['correct_warned'])} |"]
+    lines += ["", "| corpus | speaker | clips | called spoof | warned |", "|---|---|---|---|---|"]
+    lines += [f"| {corpus} | {name} | {c['clips']} | {share(c['spoof'] / c['clips'])} | "
+              f"{share(c['warned'] / c['clips'])} |"
+              for corpus, members in speakers.items() for name, c in sorted(members.items())]
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="model folder or Hub id")
-    parser.add_argument("--sounds", type=Path, default=KTUBERLING_SOUNDS)
+    parser.add_argument("--corpora", nargs="+", choices=list(REAL_CORPORA), default=list(REAL_CORPORA))
+    parser.add_argument("--per-speaker", type=int, default=150, help="clips per speaker at most (a seeded sample)")
+    parser.add_argument("--seed", type=int, default=0, help="of the sample")
     parser.add_argument("--dataset", type=Path, default=DEMO_DATASET_DIR, help="CodecFake-mini, for comparison")
     parser.add_argument("--release", type=Path, default=DEMO_RELEASE_DIR, help="its release (speaker splits)")
     parser.add_argument("--precision", default="auto", choices=list(PRECISIONS))
-    parser.add_argument("--out", type=Path, help="also write the table here (markdown)")
+    parser.add_argument("--out", type=Path, help="write OUT.md and OUT.json")
     args = parser.parse_args()
     tracer = load_tracer(args.model, precision=args.precision)
-    split_of, kinds = release_speakers(args.release)
-    per_speaker = {}
-    for folder, clips in tqdm(real_voice_files(args.sounds).items(), desc="real voices", unit="speaker"):
-        spoof, traced, warned = false_alarms(tracer, clips, folder)
-        if traced:
-            per_speaker[speaker_id(folder)] = (spoof, traced, warned)
-    lines = ["| voices | speakers | words | called spoof | words with a warning |", "|---|---|---|---|---|"]
-    for split, what in (("train", "heard in training"), ("validation", "validation speakers, never trained on"),
-                        ("test", "test speakers, never trained on"), (None, "not in the corpus")):
-        group = {s: v for s, v in per_speaker.items() if split_of.get(s) == split}
-        if group:
-            spoof, traced, warned = (sum(v[k] for v in group.values()) for k in range(3))
-            worst = max(group, key=lambda s: group[s][0] / group[s][1])
-            lines.append(f"| real, {what} | {len(group)} | {traced} | {100 * spoof / traced:.1f}% (worst {worst} "
-                         f"{100 * group[worst][0] / group[worst][1]:.0f}%) | {100 * warned / traced:.1f}% |")
-    if (args.dataset / "README.md").is_file():
-        spoof, traced, warned = false_alarms(tracer, synthetic_test_speakers(args.dataset, kinds), "synthetic")
-        lines.append(f"| synthetic (CodecFake-mini test speakers) | - | {traced} | {100 * spoof / traced:.1f}% | "
-                     f"{100 * warned / traced:.1f}% |")
-    lines += ["", "| real speaker | split | words | called spoof |", "|---|---|---|---|"]
-    lines += [f"| {name} | {split_of.get(name, '-')} | {v[1]} | {100 * v[0] / v[1]:.0f}% |"
-              for name, v in sorted(per_speaker.items())]
-    table = "\n".join(lines) + "\n"
-    print(f"model: {args.model}, precision {tracer.resolved_precision}\n\n{table}")
+    split_of, _ = release_speakers(args.release)
+    rows, speakers = [], {}
+    for name in args.corpora:
+        corpus_groups, speakers[name] = corpus_rows(tracer, name, split_of, args.per_speaker, args.seed)
+        rows += corpus_groups
+    in_domain = in_domain_row(tracer, args.dataset) if (args.dataset / "README.md").is_file() else None
+    table = tables(rows, speakers, in_domain)
+    print(f"model: {args.model}, precision {tracer.resolved_precision}, {cpu_summary()}\n\n{table}")
     if args.out:
-        write_text(args.out, table)
+        write_text(args.out.with_suffix(".md"), table)
+        write_json(args.out.with_suffix(".json"), {"model": str(args.model), "cpu": cpu_summary(), "rows": rows,
+                                                   "speakers": speakers, "in_domain": in_domain})
 
 
 if __name__ == "__main__":

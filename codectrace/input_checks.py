@@ -15,6 +15,9 @@ SILENCE_RMS = 1e-3  # -60 dBFS over the whole clip: (near-)silence
 CLIPPED_LEVEL = 0.999  # a sample at full scale
 CLIPPED_SHARE = 0.01  # more than 1% of samples at full scale: heavy clipping
 PADDED_SHARE = 0.5  # more than half of the model's window is repeat-padding
+UNFAMILIAR_AUDIO = ("unfamiliar audio: this recording is unlike everything the model was trained on (its recording "
+                    "set-up, channel or generator), so the bona fide / spoof verdict rests on audio it never learnt "
+                    "to judge")
 
 
 @dataclass

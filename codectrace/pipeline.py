@@ -27,7 +27,7 @@ from modeling_codectrace.modeling_codectrace import spoof_probability
 from .audio import load_audio
 from .calibration import unknown_rescaling
 from .enrolment import RAW_SPACE, Attribution, EnrolmentStore, corrected_heads, find_identity, find_store
-from .input_checks import AudioStats, input_warnings, refuse_too_short
+from .input_checks import UNFAMILIAR_AUDIO, AudioStats, input_warnings, refuse_too_short
 from .metrics import softmax
 from .precision import autocast, default_window_batch_size, input_dtype, model_for_inference, resolve_precision
 from .unknown_source import UnknownSourceScorer, find_scorer, unit_rows
@@ -112,12 +112,14 @@ class CodecSourceTracingPipeline(Pipeline):
             `None` or `False` turns attribution off.
 
     Returns per clip: `spoof_score` (P(spoof), averaged over windows), `decision` (`spoof` or `bonafide`),
-    `num_windows`, `duration_seconds`, `warnings` (plain-language notes on short, padded, silent or clipped audio;
-    empty when none), one `{label: probability}` dict per head the model has, and `heads`: per head its `label`,
-    `probability`, `unknown_score` and `known` (False: not one of the codec families the model was trained on;
-    None where the model has no unknown-source scorer), and `generator`: the enrolled generator the clip is attributed
-    to (`name`, cosine `distance`, enrolled `taxonomy`) or None; a head that calls the clip unknown answers with the
-    attributed generator's enrolled class (its answer then names the generator in `enrolled`). Audio shorter than
+    `num_windows`, `duration_seconds`, `warnings` (plain-language notes on short, padded, silent, clipped or
+    unfamiliar audio; empty when none), one `{label: probability}` dict per head the model has, and `heads`: per head
+    its `label`, `probability`, `unknown_score` and `known` (False: for a taxonomy head, not one of the codec
+    families the model was trained on; for `bin`, audio unlike all the training audio, which also adds an
+    "unfamiliar audio" warning; None where the model's scorer has no such head), and `generator`: the enrolled
+    generator the clip is attributed to (`name`, cosine `distance`, enrolled `taxonomy`) or None; a head that calls
+    the clip unknown answers with the attributed generator's enrolled class (its answer then names the generator in
+    `enrolled`). Audio shorter than
     10 ms is refused. Models without a BIN head (M2) score spoofing with the authors' fusion of their taxonomy heads
     (`spoof_probability`).
     """
@@ -266,6 +268,8 @@ class CodecSourceTracingPipeline(Pipeline):
         result["heads"] = corrected_heads(self._head_answers(result, unknown_scores, known),
                                           {t: result[t] for t in tasks}, attribution)
         result["generator"] = attribution.as_answer()
+        if known.get("bin") is False:
+            result["warnings"].append(UNFAMILIAR_AUDIO)
         if return_embedding:
             result["embedding"] = None if embedding is None else embedding.tolist()
         if return_windows:

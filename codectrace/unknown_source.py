@@ -1,5 +1,7 @@
-"""Unknown-source scoring: for each taxonomy head, how far a clip's embedding lies from the training data, and a
-threshold that turns it into known / unknown (docs/trust.md says how the score was chosen).
+"""Unknown-source scoring: for each head, how far a clip's embedding lies from the training data, and a threshold
+that turns it into known / unknown (docs/trust.md says how the score was chosen). For a taxonomy head "unknown"
+means a codec unlike the training codecs; for the bona fide / spoof head (`bin`) it means audio unlike all the
+training audio (a recording set-up, channel or generator never heard), on which the verdict itself rests.
 
 Scores (`SCORES`): `knn` (the default, chosen on the validation codecs): the cosine distance of the head's
 embedding to its k-th nearest training embedding (Sun et al., ICML 2022); `mahalanobis`: the Mahalanobis distance
@@ -110,7 +112,7 @@ FITS = {"knn": fit_nearest_neighbours, "mahalanobis": fit_mahalanobis}
 
 @dataclass
 class UnknownSourceScorer:
-    """Per taxonomy head: distances from the training data, and whether a clip is one of the kinds it knows."""
+    """Per head: distances from the training data, and whether a clip is one of the kinds it knows."""
 
     heads: dict[str, NearestNeighbourHead | MahalanobisHead]
     score: str = "knn"
@@ -134,7 +136,7 @@ class UnknownSourceScorer:
         if score not in SCORES:
             raise ValueError(f"unknown-source score must be one of {list(SCORES)}, got {score!r}.")
         heads = {}
-        for task in (t for t in TAXONOMY_TASKS if t in train_embeddings):
+        for task in (t for t in TASK_LABELS if t in train_embeddings):
             head = FITS[score](train_embeddings[task], train_labels[task])
             head.threshold = float(np.quantile(head.distances(validation_embeddings[task]), ACCEPT_QUANTILE))
             heads[task] = head
@@ -256,7 +258,7 @@ def fit_unknown_source(model, train, validation, chunk_samples: int, score: str 
     validation split."""
     from .evaluation import labels_by_task
 
-    tasks = [t for t in TAXONOMY_TASKS if t in model.config.tasks]
+    tasks = [t for t in TASK_LABELS if t in model.config.tasks]
     if len(train) > MAX_FIT_ROWS:
         train = train.select(sorted(np.random.default_rng(0).choice(len(train), MAX_FIT_ROWS, replace=False)))
     train_embeddings, _ = embed_dataset(model, train, chunk_samples)
@@ -289,7 +291,7 @@ def evaluate_unknown_source(scorer: UnknownSourceScorer, known: ScoredSet, unsee
     spoof = TASK_LABELS["bin"].index("spoof")
     rows = {"known": known.labels["bin"] == spoof, "unseen": unseen.labels["bin"] == spoof}
     result = {}
-    for task, head in scorer.heads.items():
+    for task, head in ((t, h) for t, h in scorer.heads.items() if t in TAXONOMY_TASKS):
         scores = {"known": known.scores[task][rows["known"]], "unseen": unseen.scores[task][rows["unseen"]]}
         logits = {"known": known.logits[task][rows["known"]], "unseen": unseen.logits[task][rows["unseen"]]}
         correct = logits["known"].argmax(1) == known.labels[task][rows["known"]]
@@ -337,5 +339,5 @@ def unknown_source_table(result: dict) -> str:
 
 
 def unknown_rows(scorer: UnknownSourceScorer, scored: ScoredSet) -> dict[str, np.ndarray]:
-    """Per taxonomy head, which rows of a scored set the scorer calls unknown."""
+    """Per head, which rows of a scored set the scorer calls unknown."""
     return {task: scored.scores[task] > head.threshold for task, head in scorer.heads.items()}

@@ -169,6 +169,9 @@ def explain(task: str, answer: dict) -> str:
     if answer.get("enrolled"):
         return (f"**{TASK_TITLES[task]}**: `{answer['label']}`, the enrolled class of {answer['enrolled']} (the model "
                 f"itself does not know this codec): {LABEL_DESCRIPTIONS[task][answer['label']]}.")
+    if answer["known"] is False and task == "bin":
+        return (f"**{TASK_TITLES[task]}**: `{answer['label']}` ({100 * answer['probability']:.0f}%), on audio unlike "
+                "everything the model was trained on: read this verdict with care.")
     if answer["known"] is False:
         return (f"**{TASK_TITLES[task]}**: {UNKNOWN} (its `{answer['label']}` answer, "
                 f"{100 * answer['probability']:.0f}%, is not to be trusted).")

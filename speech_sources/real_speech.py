@@ -1,4 +1,6 @@
-"""Real recorded voices for CodecFake-mini: Debian's `ktuberling-data`, one speaker per language folder.
+"""Real recorded voices from Debian packages: `ktuberling-data` (CodecFake-mini's real speakers, one per language
+folder) and the other corpora of `REAL_CORPORA` (Asterisk's voice prompts, gcin's Mandarin syllables), each
+recorded on its own set-up, for measuring bona fide false alarms on real speech from set-ups a model never heard.
 
 `ktuberling-data` (installed by `scripts/setup.sh`) ships short recordings of single words (about 0.9 s each, 22 or
 44 kHz) by native speakers of about 25 languages under `/usr/share/ktuberling/sounds/<language>/`. A language
@@ -25,6 +27,8 @@ import json
 import re
 import warnings
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,24 +45,72 @@ LARGE_FOLDER_CLIPS = 50
 HELD_OUT_SPEAKERS = {"large": {"validation": 3, "test": 3}, "small": {"validation": 2, "test": 2}}
 
 
-def real_voice_files(sounds: str | Path = KTUBERLING_SOUNDS) -> dict[str, list[Path]]:
-    """Language folder -> its audio files, each distinct file once (the first folder, in name order, keeps it)."""
-    sounds = Path(sounds)
-    if not sounds.is_dir():
-        raise FileNotFoundError(f"no real voices in {sounds}: install Debian's ktuberling-data (scripts/setup.sh "
-                                "does) or pass a folder of <language>/<audio files>.")
-    seen, folders = set(), defaultdict(list)
-    for path in sorted(p for p in sounds.rglob("*") if p.is_file() and is_audio_file(p)):
+def _distinct_files(root: Path, group_of: Callable[[Path], str | None], package: str) -> dict[str, list[Path]]:
+    """Group -> the audio files under `root` that `group_of` (of the path relative to `root`) puts in it, each
+    distinct file once (the first, in path order, keeps it); `group_of` returning None leaves a file out."""
+    if not root.is_dir():
+        raise FileNotFoundError(f"no real voices in {root}: install Debian's {package} (scripts/setup.sh does) or "
+                                "pass a folder laid out as the package lays it out.")
+    seen, groups = set(), defaultdict(list)
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and is_audio_file(p)):
+        group = group_of(path.relative_to(root))
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        if digest not in seen:
+        if group is not None and digest not in seen:
             seen.add(digest)
-            folders[path.relative_to(sounds).parts[0]].append(path)
-    return dict(folders)
+            groups[group].append(path)
+    return dict(groups)
+
+
+def real_voice_files(sounds: str | Path = KTUBERLING_SOUNDS) -> dict[str, list[Path]]:
+    """ktuberling: language folder -> its audio files, each distinct file once (the first folder, in name order,
+    keeps it)."""
+    return _distinct_files(Path(sounds), lambda relative: relative.parts[0], "ktuberling-data")
 
 
 def speaker_id(folder: str) -> str:
     """`sr@latin` -> `rsrlatin`: ids start with `r` (real) and hold only letters and digits (ids are `<spk>_<NNN>`)."""
     return "r" + re.sub(r"[^0-9a-z]", "", folder.lower())
+
+
+def _asterisk_speaker(relative: Path) -> str | None:
+    """`en_US_f_Allison/...` -> `aallison`: one speaker per voice talent (Allison recorded English and Spanish);
+    the language links (`en`, `en_US`) and the `silence/` prompts are left out."""
+    found = re.fullmatch(r"[a-z]{2}_[A-Z]{2}_[fm]_([A-Za-z]+)", relative.parts[0])
+    return None if found is None or "silence" in relative.parts else "a" + found[1].lower()
+
+
+def _gcin_speaker(relative: Path) -> str:
+    """`<syllable>/3.ogg` -> `g3`: gcin ships each syllable by two speakers, one per file name."""
+    return "g" + re.sub(r"[^0-9a-z]", "", relative.stem.lower())
+
+
+@dataclass(frozen=True)
+class RealCorpus:
+    """A corpus of real recorded speech installed from Debian: where it lies, the packages that bring it, what it
+    holds, and the speaker of each file (from its path under `root`; None leaves the file out)."""
+
+    name: str
+    root: Path
+    packages: tuple[str, ...]
+    holds: str
+    speaker_of: Callable[[Path], str | None]
+
+    def speakers(self, root: str | Path | None = None) -> dict[str, list[Path]]:
+        """Speaker id -> the speaker's distinct audio files (read where installed, never copied)."""
+        return _distinct_files(Path(root or self.root), self.speaker_of, " ".join(self.packages))
+
+
+REAL_CORPORA = {corpus.name: corpus for corpus in (
+    RealCorpus("ktuberling", KTUBERLING_SOUNDS, ("ktuberling-data",),
+               "single words (~1 s), native speakers of ~23 languages, one set-up each; 22-44 kHz, some 8 kHz",
+               lambda relative: speaker_id(relative.parts[0])),
+    RealCorpus("asterisk", Path("/usr/share/asterisk/sounds"),
+               tuple(f"asterisk-core-sounds-{lang}-wav" for lang in ("en", "es", "fr", "it", "ru")),
+               "telephone voice prompts (phrases, digits, letters; ~1-4 s) by 4 voice talents in 5 languages; 8 kHz",
+               _asterisk_speaker),
+    RealCorpus("gcin", Path("/usr/share/gcin-voice/ogg"), ("gcin-voice",),
+               "Mandarin syllables (~0.3-0.6 s), two speakers with their own set-ups; 44.1 kHz", _gcin_speaker),
+)}
 
 
 def split_real_speakers(clip_counts: dict[str, int], seed: int) -> dict[str, list[str]]:
