@@ -13,7 +13,7 @@ holds them (ktuberling), else "never trained on" (the whole corpus was left out)
 Per group: the share called spoof (and the worst speaker), and the share of false alarms and of correct verdicts
 that carry the "unfamiliar audio" warning (the BIN head's unknown-source flag: audio unlike all the training audio).
 Beside them, for comparison, CodecFake-mini's test split (bona fide and spoof clips of its synthetic and real test
-speakers): its false alarms, misses and warned shares.
+speakers; a seeded sample of `--in-domain-spoof` of its spoof clips): its false alarms, misses and warned shares.
 
 `--out PREFIX` writes PREFIX.md (the tables) and PREFIX.json (every figure, for averaging over seeds).
 """
@@ -92,13 +92,16 @@ def corpus_rows(tracer, name: str, split_of: dict[str, str], per_speaker: int | 
     return rows, speakers
 
 
-def in_domain_row(tracer, dataset: Path) -> dict:
-    """CodecFake-mini's test split (cors_eval): false alarms and misses, and the warned share of correct verdicts."""
+def in_domain_row(tracer, dataset: Path, spoof_clips: int, seed: int) -> dict:
+    """CodecFake-mini's test split (cors_eval): false alarms and misses (on a seeded sample of `spoof_clips` spoof
+    clips), and the warned share of correct verdicts."""
     from codectrace.resolve import load_split
 
     rows = load_split(str(dataset), "cors_eval", "test")
     bona = trace_verdicts(tracer, [r["audio"] for r in rows if r["bin"] == 1], "in-domain bona fide")
-    spoof = trace_verdicts(tracer, [r["audio"] for r in rows if r["bin"] == 0], "in-domain spoof")
+    spoofed = [r["audio"] for r in rows if r["bin"] == 0]
+    picked = np.random.default_rng(seed).permutation(len(spoofed))[:spoof_clips]
+    spoof = trace_verdicts(tracer, [spoofed[i] for i in sorted(picked)], "in-domain spoof")
     correct = bona["clips"] - bona["spoof"] + spoof["spoof"]
     correct_warned = bona["warned"] - bona["spoof_warned"] + spoof["spoof_warned"]
     return {"bona_fide": bona["clips"], "false_alarm_rate": bona["spoof"] / bona["clips"], "spoof": spoof["clips"],
@@ -132,7 +135,8 @@ def main() -> None:
     parser.add_argument("--model", required=True, help="model folder or Hub id")
     parser.add_argument("--corpora", nargs="+", choices=list(REAL_CORPORA), default=list(REAL_CORPORA))
     parser.add_argument("--per-speaker", type=int, default=150, help="clips per speaker at most (a seeded sample)")
-    parser.add_argument("--seed", type=int, default=0, help="of the sample")
+    parser.add_argument("--in-domain-spoof", type=int, default=600, help="spoof clips of the test split traced")
+    parser.add_argument("--seed", type=int, default=0, help="of the samples")
     parser.add_argument("--dataset", type=Path, default=DEMO_DATASET_DIR, help="CodecFake-mini, for comparison")
     parser.add_argument("--release", type=Path, default=DEMO_RELEASE_DIR, help="its release (speaker splits)")
     parser.add_argument("--precision", default="auto", choices=list(PRECISIONS))
@@ -144,7 +148,8 @@ def main() -> None:
     for name in args.corpora:
         corpus_groups, speakers[name] = corpus_rows(tracer, name, split_of, args.per_speaker, args.seed)
         rows += corpus_groups
-    in_domain = in_domain_row(tracer, args.dataset) if (args.dataset / "README.md").is_file() else None
+    in_domain = (in_domain_row(tracer, args.dataset, args.in_domain_spoof, args.seed)
+                 if (args.dataset / "README.md").is_file() else None)
     table = tables(rows, speakers, in_domain)
     print(f"model: {args.model}, precision {tracer.resolved_precision}, {cpu_summary()}\n\n{table}")
     if args.out:

@@ -32,7 +32,16 @@ from .evaluation import score_line
 from .files import atomic_path
 from .precision import PRECISIONS, default_window_batch_size
 from .sharded import Shard, WorkFolder, work_folder_for
-from .tracing import default_workers, error_row, file_groups, head_label, result_columns, result_row, trace_files
+from .tracing import (
+    default_workers,
+    error_row,
+    file_groups,
+    head_label,
+    result_columns,
+    result_row,
+    segments_line,
+    trace_files,
+)
 
 
 def collect_audio_files(paths: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -72,9 +81,9 @@ def writing(option: str, where: Path):
 class ResultWriter:
     """CSV or JSONL rows written as they come, into `<output>.partial`, renamed when the run ends."""
 
-    def __init__(self, output: Path | None, tasks):
+    def __init__(self, output: Path | None, tasks, segments: bool = False):
         self.output = output
-        self.columns = result_columns(tasks)
+        self.columns = result_columns(tasks, segments)
         self.handle = None
         self.files = ExitStack()  # closing it closes the handle, then renames the partial file into place
         if output is not None:
@@ -207,7 +216,8 @@ def _trace_todo(args, plan: TracePlan, tracer) -> int:
     """Traces the plan's files left to do, recording (or, without outputs, printing) each; the failures."""
     failures, tasks = 0, tracer.model.config.tasks
     traced = trace_files(tracer, plan.todo, workers=args.workers, max_seconds=args.max_seconds,
-                         group_size=plan.batch, window_batch_size=plan.batch, hop_seconds=args.hop_seconds)
+                         group_size=plan.batch, window_batch_size=plan.batch, hop_seconds=args.hop_seconds,
+                         return_segments=args.segments)
     for path, result, error in tqdm(traced, total=len(plan.todo), desc="tracing", unit="file", disable=args.quiet):
         if error is not None:
             failures += 1
@@ -219,8 +229,11 @@ def _trace_todo(args, plan: TracePlan, tracer) -> int:
             heads = "  ".join(f"{t}={head_label(result['heads'][t])}" for t in tasks if t != "bin")
             notes = "".join(f"\n  warning: {w}" for w in result["warnings"])
             made_by = f"  made by {result['generator']['name']}" if result.get("generator") else ""
-            tqdm.write(f"{path}: {result['decision']} (spoof score {result['spoof_score']:.3f})  {heads}{made_by}"
-                       f"{notes}")
+            where = f"\n  {segments_line(result['segments'])}" if args.segments else ""
+            # a long recording with one spoofed stretch: its average says bona fide, its segments do not
+            verdict = "contains spoofed speech" if args.segments and result["contains_spoof"] else result["decision"]
+            tqdm.write(f"{path}: {verdict} (spoof score {result['spoof_score']:.3f})  {heads}{made_by}"
+                       f"{where}{notes}")
     return failures
 
 
@@ -231,6 +244,7 @@ def _trace_work_folder(args, output: Path | None, keys: list[str], shard: Shard,
     where = work_folder_for(output) if output else Path(args.scores_dir) / "trace.work"
     manifest = {"inputs": keys, "model": args.model, "revision": args.revision, "precision": args.precision,
                 "hop_seconds": args.hop_seconds, "max_seconds": args.max_seconds, "batch_size": batch,
+                "segments": args.segments,
                 "output": str(output) if output else None, "scores_dir": args.scores_dir}
     return WorkFolder(where, manifest, shard)
 
@@ -242,7 +256,7 @@ def _process_note(shard: Shard, resumed: int) -> str:
 
 def _write_trace_outputs(args, output: Path | None, keys: list[str], records: dict, tasks) -> None:
     """The merged result, in input order: the rows file and the official score files (of the files traced)."""
-    rows = ResultWriter(output, tasks)
+    rows = ResultWriter(output, tasks, args.segments)
     scores = ScoreWriter(Path(args.scores_dir) if args.scores_dir else None, tasks)
     for key in keys:
         row = {k: v for k, v in records[key].items() if k != "key"}
@@ -274,6 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="processes that decode and resample files while the model runs (default: one per four "
                             "cores, at least one; 0 decodes in the model's process)")
     trace.add_argument("--hop-seconds", type=float, help="hop between windows of long audio (default: one window)")
+    trace.add_argument("--segments", action="store_true",
+                       help="also say where in each file spoofed speech is: columns contains_spoof, "
+                            "contains_spoof_score and segments (JSON: start, end, spoof score, taxonomy per range); "
+                            "without --hop-seconds the windows then overlap by half their length")
     trace.add_argument("--max-seconds", type=float, default=None, help="refuse longer files")
     trace.add_argument("--device", default=None,
                        help="cpu, cuda or cuda:N (default: the process's GPU where there are GPUs, else cpu)")

@@ -124,3 +124,41 @@ def selection_score(per_task: dict[str, dict]) -> float:
     scores = [task_score(t, m) for t, m in per_task.items()]
     scores = [s for s in scores if np.isfinite(s)]
     return float(np.mean(scores)) if scores else float("nan")
+
+
+def interval_iou(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Intersection over union of two time ranges."""
+    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+    union = (a[1] - a[0]) + (b[1] - b[0]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def match_segments(predicted: list[tuple[float, float]], truth: list[tuple[float, float]],
+                   min_iou: float = 0.5) -> list[tuple[int, int]]:
+    """Pairs (predicted index, truth index), each used once, greedily by highest IoU, all at least `min_iou`."""
+    pairs = sorted(((interval_iou(p, t), i, j) for i, p in enumerate(predicted) for j, t in enumerate(truth)),
+                   reverse=True)
+    used_p, used_t, matches = set(), set(), []
+    for iou, i, j in pairs:
+        if iou >= min_iou and i not in used_p and j not in used_t:
+            used_p.add(i)
+            used_t.add(j)
+            matches.append((i, j))
+    return matches
+
+
+def segment_metrics(recordings: list[tuple[list, list]], min_iou: float = 0.5) -> dict[str, float]:
+    """Over recordings given as (predicted ranges, true ranges): precision, recall and F1 of segments matched at
+    IoU >= `min_iou`, and the median boundary error (seconds, both ends of every matched segment)."""
+    predicted = sum(len(p) for p, _ in recordings)
+    true = sum(len(t) for _, t in recordings)
+    matched, errors = 0, []
+    for p, t in recordings:
+        for i, j in match_segments(p, t, min_iou):
+            matched += 1
+            errors += [abs(p[i][0] - t[j][0]), abs(p[i][1] - t[j][1])]
+    precision = matched / predicted if predicted else 0.0
+    recall = matched / true if true else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "predicted": predicted, "true": true,
+            "median_boundary_error": float(np.median(errors)) if errors else float("nan")}

@@ -30,6 +30,7 @@ from .enrolment import RAW_SPACE, Attribution, EnrolmentStore, corrected_heads, 
 from .input_checks import UNFAMILIAR_AUDIO, AudioStats, input_warnings, refuse_too_short
 from .metrics import softmax
 from .precision import autocast, default_window_batch_size, input_dtype, model_for_inference, resolve_precision
+from .segments import SEGMENT_HOP, WindowScores, find_segments
 from .unknown_source import UnknownSourceScorer, find_scorer, unit_rows
 
 
@@ -96,6 +97,11 @@ class CodecSourceTracingPipeline(Pipeline):
         return_windows (`bool`, *optional*, defaults to `False`): add per-window results.
         return_embedding (`bool`, *optional*, defaults to `False`): add `embedding`, the clip's unit-length embedding
             of the head that identifies enrolled generators (what `codectrace enroll` stores).
+        return_segments (`bool`, *optional*, defaults to `False`): add `segments`, the time ranges whose windows
+            call the audio spoof (`start_seconds`, `end_seconds`, `spoof_score`, and per head `label`, `probability`,
+            `known`), `contains_spoof_score` (the highest frame score) and `contains_spoof` (any segment): where
+            in a long recording the spoofed speech is (`codectrace.segments`); without `hop_seconds` the windows
+            then overlap by `segments.SEGMENT_HOP` of their length.
         threshold (`float`, *optional*, defaults to 0.5): spoof decision threshold on the spoof score.
         max_seconds, min_seconds (`float`, *optional*): refuse longer / shorter audio.
         sampling_rate (`int`, *optional*): with array inputs.
@@ -154,7 +160,7 @@ class CodecSourceTracingPipeline(Pipeline):
 
     def _sanitize_parameters(self, hop_seconds=None, window_batch_size=None, return_windows=None, threshold=None,
                              max_seconds=None, min_seconds=None, sampling_rate=None, return_embedding=None,
-                             **kwargs):
+                             return_segments=None, **kwargs):
         preprocess = {}
         for key, value in (("hop_seconds", hop_seconds), ("window_batch_size", window_batch_size),
                            ("max_seconds", max_seconds), ("min_seconds", min_seconds),
@@ -168,6 +174,10 @@ class CodecSourceTracingPipeline(Pipeline):
             postprocess["threshold"] = threshold
         if return_embedding is not None:
             postprocess["return_embedding"] = return_embedding
+        if return_segments is not None:
+            postprocess["return_segments"] = return_segments
+            if return_segments and hop_seconds is None:  # overlapping windows place the segments
+                preprocess["hop_seconds"] = SEGMENT_HOP * self.model.config.chunk_samples / SAMPLING_RATE
         return preprocess, {}, postprocess
 
     # -- the three stages ---------------------------------------------------------------------------------
@@ -236,7 +246,7 @@ class CodecSourceTracingPipeline(Pipeline):
         return logits, unknown_scores, embeddings
 
     def postprocess(self, model_outputs, return_windows: bool = False, threshold: float = 0.5,
-                    return_embedding: bool = False) -> dict:
+                    return_embedding: bool = False, return_segments: bool = False) -> dict:
         if isinstance(model_outputs, dict):
             model_outputs = [model_outputs]
         tasks = self.model.config.tasks
@@ -272,6 +282,10 @@ class CodecSourceTracingPipeline(Pipeline):
             result["warnings"].append(UNFAMILIAR_AUDIO)
         if return_embedding:
             result["embedding"] = None if embedding is None else embedding.tolist()
+        if return_segments:
+            result["segments"], result["contains_spoof_score"] = find_segments(
+                self._window_scores(model_outputs, starts, window_spoof, logits), threshold)
+            result["contains_spoof"] = bool(result["segments"])
         if return_windows:
             chunk = self.model.config.chunk_samples
             result["windows"] = [
@@ -282,6 +296,15 @@ class CodecSourceTracingPipeline(Pipeline):
                 for i, s in enumerate(starts)
             ]
         return result
+
+    def _window_scores(self, model_outputs: list[dict], starts: list[int], window_spoof: np.ndarray,
+                       logits: dict[str, np.ndarray]) -> WindowScores:
+        heads = self.unknown_source.heads if self.unknown_source is not None else {}
+        return WindowScores(
+            np.asarray(starts), self.model.config.chunk_samples, model_outputs[0]["num_samples"], window_spoof,
+            {t: softmax(values) for t, values in logits.items()},
+            {t: np.concatenate([o["unknown_scores"][t] for o in model_outputs]) for t in heads},
+            {t: head.threshold for t, head in heads.items()})
 
     def _clip_embedding(self, model_outputs: list[dict]) -> np.ndarray | None:
         """The clip's identity embedding: the mean of its windows' embeddings scaled to unit length, then mapped to

@@ -8,6 +8,7 @@ A file that fails (cannot be decoded, too long, too short) comes back as its one
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,10 +99,13 @@ def default_workers() -> int:
     return max(1, cores // 4)
 
 
-def result_columns(tasks) -> list[str]:
-    """The columns of a trace row, in order."""
+SEGMENT_COLUMNS = ["contains_spoof", "contains_spoof_score", "segments"]
+
+
+def result_columns(tasks, segments: bool = False) -> list[str]:
+    """The columns of a trace row, in order (with `segments`, where in the file spoofed speech was found)."""
     columns = ["path", "status", "error", "spoof_score", "decision", "num_windows", "duration_seconds", "warnings",
-               "generator", "generator_distance"]
+               "generator", "generator_distance", *(SEGMENT_COLUMNS if segments else [])]
     columns += [f"{task}_{kind}" for task in tasks for kind in ("label", "unknown_score")]
     return columns + [f"{task}_{label}" for task in tasks for label in TASK_LABELS[task]]
 
@@ -119,11 +123,31 @@ def result_row(path: str, result: dict, tasks) -> dict:
     generator = result.get("generator")
     row.update({"generator": generator["name"] if generator else "",
                 "generator_distance": generator["distance"] if generator else ""})
+    if "segments" in result:
+        row.update({"contains_spoof": result["contains_spoof"], "contains_spoof_score": result["contains_spoof_score"],
+                    "segments": json.dumps(segment_cells(result["segments"]))})
     for task in tasks:
         row.update({f"{task}_{label}": p for label, p in result[task].items()})
         row.update({f"{task}_label": head_label(result["heads"][task]),
                     f"{task}_unknown_score": result["heads"][task]["unknown_score"]})
     return row
+
+
+def segment_cells(segments: list[dict]) -> list[dict]:
+    """Segments as a trace row holds them: seconds, spoof score and each taxonomy head's answer for people."""
+    return [{"start_seconds": round(s["start_seconds"], 2), "end_seconds": round(s["end_seconds"], 2),
+             "spoof_score": round(s["spoof_score"], 4),
+             **{task: head_label(answer) for task, answer in s["heads"].items() if task != "bin"}}
+            for s in segments]
+
+
+def segments_line(segments: list[dict]) -> str:
+    """`spoofed speech at 12.0-16.0 s (sq/none/freq)`, or that none was found."""
+    if not segments:
+        return "no spoofed stretch found"
+    parts = [f"{s['start_seconds']:.1f}-{s['end_seconds']:.1f} s (" + "/".join(
+        head_label(a) for t, a in s["heads"].items() if t != "bin") + ")" for s in segments]
+    return "spoofed speech at " + ", ".join(parts)
 
 
 def error_row(path: str, error: str) -> dict:

@@ -1,7 +1,8 @@
 """CodecFake-mini: bona fide speech re-synthesised by the codec zoo, in exactly the CodecFake+ layout.
 
     python -m dataset_scripts.build_codecfake_mini OUT_DIR [--speakers 24] [--utterances 30] [--seed 0]
-        [--real-voices FOLDER | --no-real-voices] [--speech-dir FOLDER_OF_SPEAKER_FOLDERS] [--jobs 2]
+        [--real-corpora ktuberling asterisk gcin] [--real-voices FOLDER | --no-real-voices]
+        [--speech-dir FOLDER_OF_SPEAKER_FOLDERS] [--jobs 2]
 
 Writes, like the official release:
 - `all_data_16k/<spk>_<NNN>.wav` (bona fide) and `all_data_16k/<spk>_<NNN>_<codec>.wav` (training codecs, CoRS,
@@ -18,10 +19,10 @@ Writes, like the official release:
 - `codecfake_mini.json`: the codecs (taxonomy and split), speakers (synthetic or real) and splits.
 
 Bona fide speech: `mini_speech` (speech synthesizers; deterministic per seed) plus real recorded voices
-(`real_speech`: Debian's ktuberling-data, one speaker per language; `--no-real-voices` leaves them out), each
-kind speaker-disjointly split; or, with `--speech-dir`, only a folder of real recordings laid out as
-`<speaker>/<audio files>` (e.g. VCTK). Re-synthesis never trains anything: the codecs' weights ship in
-`codec_zoo/weights/`.
+(`real_speech`: by default Debian's ktuberling-data, one speaker per language; `--real-corpora` picks among the
+installed corpora, each split speaker-disjointly on its own; `--no-real-voices` leaves them out); or, with
+`--speech-dir`, only a folder of real recordings laid out as `<speaker>/<audio files>` (e.g. VCTK).
+Re-synthesis never trains anything: the codecs' weights ship in `codec_zoo/weights/`.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from codectrace.audio import load_audio
 from codectrace.dataset_folder import REPORT_NAME
 from codectrace.errors import ToolArgumentParser, run_tool
 from codectrace.files import staged_folder, write_audio, write_json, write_text
-from speech_sources.real_speech import KTUBERLING_SOUNDS
+from speech_sources.real_speech import KTUBERLING_SOUNDS, REAL_CORPORA
 
 from .protocols import CONFIG_FILES, COSG_SYSTEMS_FILE, LABEL_SPELLINGS, SAMPLING_SUFFIX, TRAINING_SPLITS
 
@@ -80,8 +81,18 @@ SpeechFiles = dict[str, list[Path]]  # speaker -> utterance files
 Splits = dict[str, list[str]]  # train / validation / test -> speakers
 
 
+RealVoices = Path | dict[str, Path | None] | None  # a ktuberling folder, or corpus name -> folder (None: installed)
+
+
+def real_corpora(real_voices: RealVoices) -> dict[str, Path | None]:
+    """Corpus name -> folder of the real voices asked for (a bare folder is laid out as ktuberling-data)."""
+    if real_voices is None:
+        return {}
+    return dict(real_voices) if isinstance(real_voices, dict) else {"ktuberling": Path(real_voices)}
+
+
 def bona_fide_speech(work: Path, speakers: int, utterances: int, seed: int, speech_dir: Path | None,
-                     real_voices: Path | None = None) -> tuple[SpeechFiles, Splits, dict[str, str]]:
+                     real_voices: RealVoices = None) -> tuple[SpeechFiles, Splits, dict[str, str]]:
     """Speaker -> utterance files (at most `utterances` each), the train/validation/test speaker split, and each
     speaker's kind (`synthetic` or `real`)."""
     from speech_sources import mini_speech, real_speech
@@ -90,8 +101,9 @@ def bona_fide_speech(work: Path, speakers: int, utterances: int, seed: int, spee
         files, splits = _speech_dir_corpus(speech_dir, utterances)
         return files, splits, {s: "real" for s in files}
     corpora = {"synthetic": mini_speech.write_corpus(work / "speech", speakers, utterances, seed)}
-    if real_voices is not None:
-        corpora["real"] = real_speech.write_real_corpus(work / "real_speech", utterances, seed, real_voices)
+    if real_corpora(real_voices):
+        corpora["real"] = real_speech.write_real_corpus(work / "real_speech", utterances, seed,
+                                                        corpora=real_corpora(real_voices))
     files: SpeechFiles = {}
     splits: Splits = {"train": [], "validation": [], "test": []}
     kinds = {}
@@ -133,10 +145,11 @@ def balanced_assignment(task: str, codecs: list[CodecSpec], count: int) -> list[
 def write_codecfake_mini(out: str | Path, speakers: int = 24, utterances: int = 30, seed: int = 0,
                          speech_dir: str | Path | None = None, jobs: int = 2,
                          weights_dir: str | Path = WEIGHTS_DIR,
-                         real_voices: str | Path | None = KTUBERLING_SOUNDS) -> Path:
-    """Writes CodecFake-mini into `out` (built in `out.partial`, renamed when complete). `real_voices`: a folder of
-    `<language>/<word recordings>` (default: Debian's ktuberling-data) whose speakers join the synthetic ones, or
-    None for synthetic speakers only."""
+                         real_voices: RealVoices = KTUBERLING_SOUNDS) -> Path:
+    """Writes CodecFake-mini into `out` (built in `out.partial`, renamed when complete). `real_voices`: the real
+    recorded speakers that join the synthetic ones: a folder of `<language>/<word recordings>` (default: Debian's
+    ktuberling-data), or corpus name (`speech_sources.real_speech.REAL_CORPORA`) -> folder (None: where Debian
+    installs it), each corpus split speaker-disjointly on its own; None for synthetic speakers only."""
     out = Path(out)
     weights_dir = Path(weights_dir)
     missing = sorted({s.name for s in ZOO} - set(shipped_codecs(weights_dir)))
@@ -144,8 +157,7 @@ def write_codecfake_mini(out: str | Path, speakers: int = 24, utterances: int = 
         raise FileNotFoundError(f"codec weights missing in {weights_dir}: {', '.join(missing)}. They ship with the "
                                 "project; retrain with `python -m codec_zoo.train_zoo`.")
     with staged_folder(out) as partial:
-        _write_release(partial, speakers, utterances, seed, speech_dir, jobs, weights_dir,
-                       Path(real_voices) if real_voices else None)
+        _write_release(partial, speakers, utterances, seed, speech_dir, jobs, weights_dir, real_voices)
     return out
 
 
@@ -154,10 +166,11 @@ Work = dict[str, dict[str, str]]  # codec -> {bona fide audio: where its re-synt
 
 
 def _write_release(partial: Path, speakers: int, utterances: int, seed: int, speech_dir: str | Path | None,
-                   jobs: int, weights_dir: Path, real_voices: Path | None) -> None:
+                   jobs: int, weights_dir: Path, real_voices: RealVoices) -> None:
     """The release in the official layout: bona fide audio, re-syntheses, protocol files, `codecfake_mini.json`."""
     files, splits, kinds = bona_fide_speech(partial / "_work", speakers, utterances, seed,
                                             Path(speech_dir) if speech_dir else None, real_voices)
+    corpora = real_corpora(real_voices)
     audio_dir = partial / "all_data_16k"
     rows = _copy_bona_fide(files, splits, audio_dir)
     work: Work = defaultdict(dict)
@@ -170,7 +183,8 @@ def _write_release(partial: Path, speakers: int, utterances: int, seed: int, spe
     for name, lines in protocol_lines.items():
         write_text(partial / "protocols" / name, "\n".join(lines) + "\n")
     speech = str(speech_dir) if speech_dir else "mini_speech (espeak-ng + festival)" + (
-        f" + real voices ({real_voices})" if real_voices else "")
+        " + real voices (" + ", ".join(f"{n}: {r or REAL_CORPORA[n].root}" for n, r in corpora.items()) + ")"
+        if corpora else "")
     meta = {
         "seed": seed, "speakers": speakers, "utterances_per_speaker": utterances, "speech": speech, "splits": splits,
         "speaker_kinds": kinds,
@@ -286,10 +300,12 @@ def _resynthesize_all(work: Work, weights_dir: Path, jobs: int) -> None:
         raise RuntimeError(f"{len(failures)} re-syntheses failed; first: {failures[0]}")
 
 
-def ensure_codecfake_mini(release_dir: str | Path, dataset_dir: str | Path, utterances: int = 30) -> Path:
-    """Builds CodecFake-mini once (synthetic and real speakers re-synthesised by the shipped codec zoo, then the
-    Hugging Face dataset) and returns the dataset folder; a finished build is reused unless it was made with
-    another zoo (other codecs or splits), which is rebuilt. Each step is complete or absent."""
+def ensure_codecfake_mini(release_dir: str | Path, dataset_dir: str | Path, utterances: int = 30,
+                          real_voices: RealVoices = KTUBERLING_SOUNDS) -> Path:
+    """Builds CodecFake-mini once (synthetic and real speakers, `real_voices` as `write_codecfake_mini` takes them,
+    re-synthesised by the shipped codec zoo, then the Hugging Face dataset) and returns the dataset folder; a
+    finished build is reused unless it was made with another zoo (other codecs or splits), which is rebuilt. Each
+    step is complete or absent."""
     from . import build_codecfake_plus as builder
 
     release_dir, dataset_dir = Path(release_dir), Path(dataset_dir)
@@ -300,7 +316,7 @@ def ensure_codecfake_mini(release_dir: str | Path, dataset_dir: str | Path, utte
     if not (dataset_dir / REPORT_NAME).exists():
         print(f"building CodecFake-mini in {dataset_dir} (first run only)", flush=True)
         if not (release_dir / "protocols").exists():
-            write_codecfake_mini(release_dir, utterances=utterances, seed=0)
+            write_codecfake_mini(release_dir, utterances=utterances, seed=0, real_voices=real_voices)
         builder.build(release_dir, release_dir / "protocols", dataset_dir, shard_rows=500, overwrite=True)
     return dataset_dir
 
@@ -332,16 +348,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--utterances", type=int, default=30, help="utterances per speaker (default 30)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--speech-dir", type=Path, help="real recordings as <speaker>/<audio files> instead")
+    parser.add_argument("--real-corpora", nargs="+", choices=list(REAL_CORPORA), default=["ktuberling"],
+                        help="real-speech corpora whose speakers join the synthetic ones (default: ktuberling)")
     parser.add_argument("--real-voices", type=Path, default=KTUBERLING_SOUNDS,
-                        help="real speakers to add, as <language>/<word recordings> (default: ktuberling-data)")
+                        help="where ktuberling's <language>/<word recordings> lie (default: Debian's ktuberling-data)")
     parser.add_argument("--no-real-voices", action="store_true", help="synthetic speakers only")
     parser.add_argument("--jobs", type=int, default=2, help="re-synthesis processes (default 2)")
     parser.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     def body() -> None:
+        voices = {name: args.real_voices if name == "ktuberling" else None for name in args.real_corpora}
         write_codecfake_mini(args.out_dir, args.speakers, args.utterances, args.seed, args.speech_dir, args.jobs,
-                             args.weights_dir, None if args.no_real_voices else args.real_voices)
+                             args.weights_dir, None if args.no_real_voices else voices)
         print(f"CodecFake-mini written to {args.out_dir}")
 
     return run_tool(body)

@@ -9,8 +9,10 @@ cd "$(dirname "$0")/.."
 extra=""
 [ "${1:-}" = "--test" ] && extra="[test]"
 
-# ktuberling-data: real recorded voices (benchmarks/real_voice_false_alarms.py reads them where installed)
-apt_packages=(ffmpeg espeak-ng festival festvox-kallpc16k sox ktuberling-data)
+# Real recorded voices (speech_sources.real_speech.REAL_CORPORA; read where installed): ktuberling-data (the demo
+# corpus's real speakers), Asterisk's voice prompts and gcin's syllables (set-ups the demo never trains on)
+real_voices=(ktuberling-data gcin-voice asterisk-core-sounds-{en,es,fr,it,ru}-wav)
+apt_packages=(ffmpeg espeak-ng festival festvox-kallpc16k sox "${real_voices[@]}")
 [ -n "$extra" ] && apt_packages+=(chromium)
 missing=()
 for pkg in "${apt_packages[@]}"; do

@@ -156,33 +156,58 @@ def utterances_of(files: list[Path], limit: int, min_seconds: float = MIN_UTTERA
     return utterances
 
 
-def write_real_corpus(out: str | Path, utterances: int = 30, seed: int = 0,
-                      sounds: str | Path = KTUBERLING_SOUNDS) -> Path:
-    """Writes OUT/<speaker>/<speaker>_<NNN>.wav and OUT/speakers.json (`splits`, and each speaker's source folder
-    and word count), the layout of `mini_speech.write_corpus`; built in a partial folder, renamed when complete."""
+def split_few_speakers(names: list[str], seed: int) -> dict[str, list[str]]:
+    """A corpus of 2-6 speakers: one test speaker, one validation speaker from 3 speakers on, the rest train."""
+    if len(names) < 2:
+        raise ValueError(f"a real corpus needs at least 2 speakers to hold one out for testing, got {names}.")
+    order = [sorted(names)[i] for i in np.random.default_rng(seed + 17).permutation(len(names))]
+    validation = order[1:2] if len(order) >= 3 else []
+    return {"train": sorted(order[1 + len(validation):]), "validation": validation, "test": order[:1]}
+
+
+def corpus_splits(speakers: dict[str, list[Path]], seed: int) -> dict[str, list[str]]:
+    """Speaker-disjoint splits of one corpus: by clip counts (`split_real_speakers`) from 7 speakers on, else
+    `split_few_speakers`."""
+    if len(speakers) >= 7:
+        return split_real_speakers({name: len(files) for name, files in speakers.items()}, seed)
+    return split_few_speakers(list(speakers), seed)
+
+
+def write_real_corpus(out: str | Path, utterances: int = 30, seed: int = 0, sounds: str | Path = KTUBERLING_SOUNDS,
+                      corpora: dict[str, str | Path | None] | None = None) -> Path:
+    """Writes OUT/<speaker>/<speaker>_<NNN>.wav and OUT/speakers.json (`splits`, and each speaker's corpus, source
+    and word count), the layout of `mini_speech.write_corpus`; built in a partial folder, renamed when complete.
+    `corpora`: corpus name -> its folder (None: where Debian installs it); default: ktuberling from `sounds`. Each
+    corpus is split speaker-disjointly on its own, so every corpus keeps test speakers."""
     from tqdm.auto import tqdm
 
-    folders = real_voice_files(sounds)
-    ids = {folder: speaker_id(folder) for folder in folders}
-    clashes = sorted(i for i in set(ids.values()) if list(ids.values()).count(i) > 1)
-    if clashes:
-        raise ValueError(f"language folders {clashes} give the same speaker id; rename one of them.")
-    splits = split_real_speakers({ids[f]: len(files) for f, files in folders.items()}, seed)
-    speakers = []
+    corpora = {"ktuberling": sounds} if corpora is None else corpora
+    found = {name: REAL_CORPORA[name].speakers(root) for name, root in corpora.items()}
+    splits: dict[str, list[str]] = {"train": [], "validation": [], "test": []}
+    for speakers in found.values():
+        for split, names in corpus_splits(speakers, seed).items():
+            splits[split] = sorted(splits[split] + names)
+    described = []
     with staged_folder(out) as partial:
-        for folder, files in tqdm(sorted(folders.items()), desc="real voices", unit="speaker"):
-            speaker = ids[folder]
-            (partial / speaker).mkdir(parents=True)
-            unreadable: list[str] = []
-            made = utterances_of(files, utterances, unreadable=unreadable)
-            for number, waveform in enumerate(made, start=1):
-                write_audio(partial / speaker / f"{speaker}_{number:03d}.wav",
-                            as_recorded(waveform, f"{speaker}_{number:03d}").astype(np.float32))
-            speakers.append({"speaker_id": speaker, "engine": "recording", "voice": f"ktuberling {folder}",
-                             "words": len(files), "utterances": len(made), "unreadable": unreadable})
-            if unreadable:
-                warnings.warn(f"{len(unreadable)} word(s) of {folder} could not be read and were left out; first: "
-                              f"{unreadable[0]}", stacklevel=2)
-        meta = {"source": str(sounds), "seed": seed, "speakers": speakers, "splits": splits}
+        for corpus, speakers in found.items():
+            for speaker, files in tqdm(sorted(speakers.items()), desc=f"real voices: {corpus}", unit="speaker"):
+                described.append(_write_speaker(partial, corpus, speaker, files, utterances))
+        meta = {"source": {name: str(root or REAL_CORPORA[name].root) for name, root in corpora.items()},
+                "seed": seed, "speakers": described, "splits": splits}
         (partial / "speakers.json").write_text(json.dumps(meta, indent=2))
     return Path(out)
+
+
+def _write_speaker(partial: Path, corpus: str, speaker: str, files: list[Path], utterances: int) -> dict:
+    """One speaker's utterances as recorded (peak-normalised, noise floor); what `speakers.json` says of them."""
+    (partial / speaker).mkdir(parents=True)
+    unreadable: list[str] = []
+    made = utterances_of(files, utterances, unreadable=unreadable)
+    for number, waveform in enumerate(made, start=1):
+        write_audio(partial / speaker / f"{speaker}_{number:03d}.wav",
+                    as_recorded(waveform, f"{speaker}_{number:03d}").astype(np.float32))
+    if unreadable:
+        warnings.warn(f"{len(unreadable)} word(s) of {speaker} ({corpus}) could not be read and were left out; "
+                      f"first: {unreadable[0]}", stacklevel=3)
+    return {"speaker_id": speaker, "engine": "recording", "corpus": corpus, "voice": f"{corpus} {speaker}",
+            "words": len(files), "utterances": len(made), "unreadable": unreadable}

@@ -97,8 +97,8 @@ def test_real_voice_false_alarms_runs(trained, codecfake_mini, tmp_path):
     if not Path(KTUBERLING_SOUNDS).is_dir():
         pytest.skip("ktuberling-data is not installed (scripts/setup.sh installs it)")
     run("real_voice_false_alarms", "--model", trained[0], "--dataset", codecfake_mini, "--release",
-        codecfake_mini.parent / "release", "--out", tmp_path / "t.md")
-    assert (tmp_path / "t.md").read_text()
+        codecfake_mini.parent / "release", "--per-speaker", 2, "--in-domain-spoof", 4, "--out", tmp_path / "t")
+    assert "| ktuberling" in (tmp_path / "t.md").read_text() and (tmp_path / "t.json").is_file()
 
 
 @pytest.mark.slow
@@ -112,3 +112,17 @@ def test_enrolment_curve_runs(trained, codecfake_mini, tmp_path):
 @pytest.mark.slow
 def test_bench_enrolment_runs(trained):
     assert "ratio" in run("bench_enrolment", "--model", trained[0], "--clips", 2, "--repeats", 1)
+
+
+@pytest.mark.slow
+@pytest.mark.needs_synthesizers
+def test_real_voices_loco_runs(tmp_path):
+    from codectrace.testing import TINY_PRESET_FLAGS
+    from speech_sources.real_speech import REAL_CORPORA
+
+    if not all(corpus.root.is_dir() for corpus in REAL_CORPORA.values()):
+        pytest.skip("the real-voice corpora are not installed (scripts/setup.sh installs them)")
+    out = run("real_voices_loco", "--leave-out", "gcin", "--seeds", 1, "--utterances", 1, "--per-speaker", 2,
+              "--runs", tmp_path, "--out", tmp_path / "loco", "--", *TINY_PRESET_FLAGS["demo"], "--chunk_samples",
+              16000, "--dataloader_num_workers", 0, "--num_train_epochs", 1, "--per_device_train_batch_size", 8)
+    assert "| gcin | 1 |" in out and (tmp_path / "loco.json").is_file()

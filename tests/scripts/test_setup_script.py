@@ -50,3 +50,15 @@ def test_setup_goes_on_to_pip_when_the_disk_has_room(bare_project, tmp_path):
     result = _run_setup(project, stubs, free_kib=50 * 1024 * 1024)
     assert "free disk" not in result.stderr
     assert (tmp_path / "pip-ran").exists()
+
+
+def test_setup_installs_the_debian_packages_of_every_real_voice_corpus(bare_project, tmp_path):
+    from speech_sources.real_speech import REAL_CORPORA
+
+    project, stubs = bare_project
+    _stub(stubs / "dpkg", "exit 1")  # nothing installed: setup asks apt for every package
+    _stub(stubs / "apt-get", f'echo "$@" >> {tmp_path}/apt-args')
+    _stub(stubs / "id", "echo 0")
+    _run_setup(project, stubs, free_kib=50 * 1024 * 1024)
+    asked = set((tmp_path / "apt-args").read_text().split())
+    assert {package for corpus in REAL_CORPORA.values() for package in corpus.packages} <= asked

@@ -67,6 +67,12 @@ def test_a_head_that_does_not_know_the_clip_says_so_instead_of_a_class(app_modul
     assert "most likely `mvq` (81%)" in app_module.explain("vq", answer | {"known": True})
 
 
+def test_a_verdict_on_unfamiliar_audio_is_given_with_a_caution_not_as_an_unknown_codec(app_module):
+    answer = {"label": "spoof", "probability": 0.95, "unknown_score": 9.0, "known": False}
+    line = app_module.explain("bin", answer)
+    assert line.startswith("**Bona fide or spoof**: `spoof` (95%)") and "read this verdict with care" in line
+
+
 def test_warnings_about_the_audio_stand_above_the_verdict(app_module, loaded, tmp_path):
     sf.write(tmp_path / "quiet.wav", np.zeros(16000 * 2, dtype=np.float32), 16000)
     summary = app_module.make_handler(loaded)(str(tmp_path / "quiet.wav"))[0]
@@ -225,3 +231,13 @@ def test_the_page_says_what_the_model_was_trained_on_from_its_card(app_module, l
     (tmp_path / "README.md").write_text(demo_card)
     with_card = app_module.LoadedModel(loaded.tracer, str(tmp_path), None, trained=True)
     assert with_card.trained_on.startswith("Demo model: trained from scratch on CodecFake-mini")
+
+
+def test_the_timeline_shades_each_spoofed_segment_and_labels_it_with_its_family(app_module):
+    windows = [{"start_seconds": s, "end_seconds": s + 2.0, "spoof_score": p}
+               for s, p in ((0, 0.1), (1, 0.9), (2, 0.2))]
+    heads = {"bin": {"label": "spoof", "known": None}, "vq": {"label": "sq", "known": None},
+             "aux": {"label": "none", "known": False}, "dec": {"label": "freq", "known": True}}
+    figure = app_module.window_plot(windows, [{"start_seconds": 1.0, "end_seconds": 2.0, "heads": heads}])
+    axis = figure.axes[0]
+    assert len(axis.patches) == 1 and [t.get_text() for t in axis.texts] == ["sq / unknown / freq"]

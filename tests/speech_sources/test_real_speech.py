@@ -8,8 +8,10 @@ import soundfile as sf
 
 from speech_sources.real_speech import (
     KTUBERLING_SOUNDS,
+    REAL_CORPORA,
     real_voice_files,
     speaker_id,
+    split_few_speakers,
     split_real_speakers,
     utterances_of,
     write_real_corpus,
@@ -90,8 +92,61 @@ def test_a_word_that_cannot_be_decoded_is_recorded_and_the_corpus_goes_on(tmp_pa
     for k, language in enumerate(("ca", "de", "fr")):
         _words(tmp_path / "sounds", language, 5, seed=k)
     (tmp_path / "sounds" / "de" / "w99.ogg").write_bytes(b"OggS, then nothing a decoder can read")
-    with pytest.warns(UserWarning, match="1 word.* of de could not be read"):
+    with pytest.warns(UserWarning, match="1 word.* of rde .ktuberling. could not be read"):
         out = write_real_corpus(tmp_path / "corpus", utterances=3, seed=0, sounds=tmp_path / "sounds")
     speakers = {s["speaker_id"]: s for s in json.loads((out / "speakers.json").read_text())["speakers"]}
     assert len(speakers["rde"]["unreadable"]) == 1 and "w99.ogg" in speakers["rde"]["unreadable"][0]
     assert speakers["rde"]["utterances"] == 1 and speakers["rca"]["unreadable"] == []
+
+
+def test_asterisk_prompts_are_grouped_by_voice_talent_without_the_language_links_or_silences(tmp_path):
+    _words(tmp_path, "en_US_f_Allison", 2)
+    _words(tmp_path, "es_MX_f_Allison", 2, seed=1)
+    _words(tmp_path, "it_IT_m_Carlo/digits", 2, seed=2)
+    _words(tmp_path, "it_IT_m_Carlo/silence", 2, seed=3)
+    _words(tmp_path, "en", 2, seed=4)  # what Debian's language links point at, seen from here as a folder
+    found = REAL_CORPORA["asterisk"].speakers(tmp_path)
+    assert {name: len(files) for name, files in found.items()} == {"aallison": 4, "acarlo": 2}
+
+
+def test_gcin_syllables_are_grouped_by_the_speaker_that_names_each_file(tmp_path):
+    for k, syllable in enumerate(("ba1", "ma3")):
+        (tmp_path / syllable).mkdir()
+        for j, speaker in enumerate(("3", "5")):
+            sf.write(tmp_path / syllable / f"{speaker}.wav", np.full(800, 0.1 * (1 + k + 2 * j)), 16000)
+    found = REAL_CORPORA["gcin"].speakers(tmp_path)
+    assert sorted(found) == ["g3", "g5"] and all(len(files) == 2 for files in found.values())
+
+
+@pytest.mark.parametrize("name", sorted(REAL_CORPORA))
+def test_a_corpus_that_is_not_installed_names_its_debian_packages(name, tmp_path):
+    with pytest.raises(FileNotFoundError, match=REAL_CORPORA[name].packages[0]):
+        REAL_CORPORA[name].speakers(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("name", sorted(REAL_CORPORA))
+def test_every_installed_corpus_gives_at_least_two_speakers(name):
+    if not REAL_CORPORA[name].root.is_dir():
+        pytest.skip(f"{name} is not installed (scripts/setup.sh installs it)")
+    assert len(REAL_CORPORA[name].speakers()) >= 2
+
+
+def test_a_small_corpus_keeps_a_test_speaker_and_from_three_speakers_a_validation_one():
+    two, four = split_few_speakers(["ga", "gb"], seed=0), split_few_speakers(["a", "b", "c", "d"], seed=0)
+    assert len(two["train"]) == len(two["test"]) == 1 and two["validation"] == []
+    assert (len(four["train"]), len(four["validation"]), len(four["test"])) == (2, 1, 1)
+    assert sorted(sum(four.values(), [])) == ["a", "b", "c", "d"]
+
+
+def test_several_corpora_are_split_each_on_its_own_and_their_speakers_say_which_corpus(tmp_path):
+    for k, language in enumerate(("ca", "de", "fr")):
+        _words(tmp_path / "ktuberling", language, 5, seed=k)
+    for k, voice in enumerate(("en_US_f_Allison", "fr_CA_f_June")):
+        _words(tmp_path / "asterisk", voice, 5, seconds=2.0, rate=8000, seed=10 + k)
+    out = write_real_corpus(tmp_path / "corpus", utterances=2, seed=0,
+                            corpora={"ktuberling": tmp_path / "ktuberling", "asterisk": tmp_path / "asterisk"})
+    meta = json.loads((out / "speakers.json").read_text())
+    corpus_of = {s["speaker_id"]: s["corpus"] for s in meta["speakers"]}
+    assert corpus_of == {"rca": "ktuberling", "rde": "ktuberling", "rfr": "ktuberling", "aallison": "asterisk",
+                         "ajune": "asterisk"}
+    assert {corpus_of[s] for s in meta["splits"]["test"]} == {"ktuberling", "asterisk"}

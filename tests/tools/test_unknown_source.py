@@ -13,13 +13,16 @@ import codectrace  # noqa: F401  (registers the pipeline task)
 import modeling_codectrace as mc
 from codectrace.cli import main as cli_main
 from codectrace.hub import load_tracer, save_model_folder
+from codectrace.input_checks import UNFAMILIAR_AUDIO
 from codectrace.testing import tiny_config
 from codectrace.unknown_source import (
     ACCEPT_QUANTILE,
     FILE_NAME,
     SCORES,
     NearestNeighbourHead,
+    ScoredSet,
     UnknownSourceScorer,
+    evaluate_unknown_source,
     find_scorer,
     fit_mahalanobis,
     fit_nearest_neighbours,
@@ -140,6 +143,23 @@ def test_separation_is_perfect_for_scores_that_do_not_overlap():
     assert separation(np.array([1.0, 2.0]), np.array([1.0, 2.0]))["auroc"] == 0.5
 
 
+def test_the_bin_head_is_fitted_too_when_its_embeddings_are_given():
+    rng = np.random.default_rng(1)
+    train, labels = _clusters(rng)
+    validation, _ = _clusters(rng, rows=500)
+    scorer = UnknownSourceScorer.fit({"bin": train, "vq": train}, {"bin": labels % 2, "vq": labels},
+                                     {"bin": validation, "vq": validation})
+    assert list(scorer.heads) == ["bin", "vq"] and scorer.known("bin", 0.0) and not scorer.known("bin", 9.0)
+
+
+def test_the_unseen_codec_measurement_reads_the_taxonomy_heads_only():
+    head = NearestNeighbourHead(unit_rows(np.eye(2)), neighbours=1, threshold=0.5)
+    scored = ScoredSet({"bin": np.array([0.1, 0.9]), "vq": np.array([0.1, 0.9])},
+                       {"bin": np.zeros((2, 2)), "vq": np.zeros((2, 4))},
+                       {"bin": np.array([0, 0]), "vq": np.array([1, 2])})
+    assert list(evaluate_unknown_source(UnknownSourceScorer({"bin": head, "vq": head}), scored, scored)) == ["vq"]
+
+
 @pytest.mark.parametrize("fit", [fit_mahalanobis, fit_nearest_neighbours])
 def test_one_class_is_not_enough_to_fit(fit):
     with pytest.raises(ValueError, match="at least two classes"):
@@ -172,6 +192,23 @@ def test_the_pipeline_says_per_head_whether_the_clip_is_known(model_dir, thresho
     for task in ("vq", "aux", "dec"):
         assert heads[task]["known"] is known and heads[task]["unknown_score"] > 0
         assert heads[task]["probability"] == max(tracer(clip, sampling_rate=RATE)[task].values())
+
+
+@pytest.mark.parametrize("threshold, warned", [(1e9, False), (0.0, True)])
+def test_a_clip_far_from_all_the_training_audio_gets_the_unfamiliar_audio_warning(model_dir, threshold, warned):
+    scorer = _scorer_with_threshold(model_dir, 1e9)
+    scorer.heads["bin"] = NearestNeighbourHead(scorer.heads["vq"].reference, neighbours=5, threshold=threshold)
+    tracer = pipeline("codec-source-tracing", model=str(model_dir), precision="fp32", unknown_source=scorer)
+    clip = (0.1 * np.random.default_rng(0).standard_normal(2 * RATE)).astype(np.float32)
+    result = tracer(clip, sampling_rate=RATE)
+    assert (UNFAMILIAR_AUDIO in result["warnings"]) is warned and result["heads"]["bin"]["known"] is not warned
+    assert result["heads"]["vq"]["known"] is True  # the codec heads answer for themselves
+
+
+def test_a_scorer_without_a_bin_head_never_warns_of_unfamiliar_audio(model_dir):
+    tracer = pipeline("codec-source-tracing", model=str(model_dir), precision="fp32",
+                      unknown_source=_scorer_with_threshold(model_dir, 0.0))
+    assert UNFAMILIAR_AUDIO not in tracer(np.full(2 * RATE, 0.05, np.float32), sampling_rate=RATE)["warnings"]
 
 
 def test_a_clip_called_unknown_gets_the_unknown_temperature_and_its_spoof_score_stays(model_dir):

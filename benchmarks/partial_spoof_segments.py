@@ -1,0 +1,157 @@
+"""Where in a recording: segments on partly spoofed recordings, per window hop and frame rule, chosen on validation.
+
+    python benchmarks/partial_spoof_segments.py [--model outputs/demo-M1] [--hops 2 1 0.5] [--out docs/segments]
+
+Builds CodecFake-mini's partly spoofed sets once (`dataset_scripts.partial_spoof`: 20-60 s recordings of one
+speaker with 1-3 stretches of 0.5-5 s replaced by a codec's re-synthesis, and as many bona fide recordings; training
+codecs and test codecs on the test speakers, validation codecs on the validation speakers) and traces every
+recording at each `--hops` (seconds) with `return_windows`, then per frame rule (`codectrace.segments`):
+
+- clip level: EER of `contains_spoof_score` (the highest frame score), partly spoofed against bona fide recordings;
+- segments: precision, recall and F1 of the ranges found against the true ones at IoU >= 0.5 (a range found in a
+  bona fide recording is a false one), and the median boundary error of the matched ranges;
+- family: per task, the share of matched segments whose head label (as the head gives it, without the unknown flag)
+  is the codec's class, beside the same heads on whole re-synthesised utterances of the same codecs and speakers;
+- cost: windows traced per minute of audio as a multiple of non-overlapping windows (what the model computes; the
+  wall time, also given, moves with whatever else the machine runs).
+
+The setting (hop, rule) is chosen on the validation set only: the highest segment F1 among those tracing at most 2x
+the windows of non-overlapping ones. The training- and test-codec sets are then read once, at that setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from codectrace.files import write_json, write_text
+from codectrace.hub import load_tracer
+from codectrace.machine import cpu_summary
+from codectrace.metrics import compute_eer, match_segments, segment_metrics
+from codectrace.presets import DEMO_RELEASE_DIR
+from codectrace.segments import FRAME_RULES, WindowScores, find_segments
+from dataset_scripts.partial_spoof import ensure_partial_spoof, resynthesis_path, speaker_utterances
+from modeling_codectrace.configuration_codectrace import SAMPLING_RATE, TASK_LABELS
+
+TASKS = ("vq", "aux", "dec")
+SPLITS = {"validation": "validation", "training": "train", "test": "test"}  # set -> AudioFolder split
+MAX_COST = 2.0
+
+
+def windows_of(result: dict, chunk: int) -> WindowScores:
+    """A traced recording's windows (`return_windows`) as `find_segments` takes them (no unknown-source scores)."""
+    windows = result["windows"]
+    starts = np.array([round(w["start_seconds"] * SAMPLING_RATE) for w in windows])
+    return WindowScores(starts, chunk, round(result["duration_seconds"] * SAMPLING_RATE),
+                        np.array([w["spoof_score"] for w in windows]),
+                        {t: np.array([[w[t][c] for c in TASK_LABELS[t]] for w in windows]) for t in TASKS}, {}, {})
+
+
+def trace_set(tracer, rows, hop: float) -> tuple[list[dict], dict[str, float]]:
+    """Per recording its windows; and the cost: seconds spent tracing and windows per minute of audio."""
+    traced, spent, audio = [], 0.0, 0.0
+    for row in tqdm(rows, desc=f"hop {hop} s", unit="recording", leave=False):
+        start = time.perf_counter()
+        result = tracer(row["audio"]["path"], hop_seconds=hop, return_windows=True)
+        spent += time.perf_counter() - start
+        audio += result["duration_seconds"]
+        traced.append(result)
+    windows = sum(r["num_windows"] for r in traced)
+    return traced, {"seconds": 60.0 * spent / audio, "windows": 60.0 * windows / audio}
+
+
+def measure(traced: list[dict], rows, chunk: int, rule: str) -> dict:
+    """Clip-level EER, segment F1 and boundary error, and family accuracy of one traced set under one rule."""
+    recordings, scores, right = [], {"bonafide": [], "partly_spoofed": []}, {t: [] for t in TASKS}
+    for result, row in zip(traced, rows):
+        segments, contains = find_segments(windows_of(result, chunk), rule=rule)
+        predicted = [(s["start_seconds"], s["end_seconds"]) for s in segments]
+        truth = [tuple(r) for r in row["spoof_ranges"]]
+        recordings.append((predicted, truth))
+        scores[row["label"]].append(contains)
+        for i, _ in match_segments(predicted, truth):
+            for task in TASKS:
+                right[task].append(segments[i]["heads"][task]["label"] == row[task])
+    eer, _ = compute_eer(1.0 - np.array(scores["bonafide"]), 1.0 - np.array(scores["partly_spoofed"]))
+    return {"clip_eer": 100 * eer, **segment_metrics(recordings),
+            "family": {t: float(np.mean(v)) if v else float("nan") for t, v in right.items()}}
+
+
+def whole_clip_family(tracer, release: Path, rows) -> dict[str, float]:
+    """The heads' accuracy on whole re-synthesised utterances of the set's codecs and speakers (2 per codec)."""
+    meta = json.loads((release / "codecfake_mini.json").read_text())
+    codecs = {c["name"]: c for c in meta["codecs"]}
+    right = {t: [] for t in TASKS}
+    pairs = sorted({(r["codec"], r["speaker"]) for r in rows if r["label"] == "partly_spoofed"})
+    for codec, speaker in tqdm(pairs, desc="whole clips", unit="codec", leave=False):
+        for utterance in speaker_utterances(release, speaker)[:2]:
+            result = tracer(str(resynthesis_path(release, codecs[codec], utterance)))
+            for task in TASKS:
+                right[task].append(result["heads"][task]["label"] == codecs[codec][task])
+    return {t: float(np.mean(v)) for t, v in right.items()}
+
+
+def row_line(name: str, m: dict, cost: dict, base: dict, whole: dict | None = None) -> str:
+    family = " / ".join(f"{m['family'][t]:.2f}" for t in TASKS)
+    whole_cells = " / ".join(f"{whole[t]:.2f}" for t in TASKS) if whole else "-"
+    return (f"| {name} | {m['clip_eer']:.2f} | {m['f1']:.3f} ({m['precision']:.2f} / {m['recall']:.2f}) | "
+            f"{m['median_boundary_error']:.2f} | {family} | {whole_cells} | {cost['windows'] / base['windows']:.2f}x | "
+            f"{cost['seconds']:.1f} |")
+
+
+HEADER = ["| set / setting | clip EER % | segment F1 (precision / recall) | median boundary error s | family on "
+          "segments VQ / AUX / DEC | whole clips VQ / AUX / DEC | windows (x no overlap) | s per audio minute |",
+          "|---|---|---|---|---|---|---|---|"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="outputs/demo-M1")
+    parser.add_argument("--release", type=Path, default=DEMO_RELEASE_DIR)
+    parser.add_argument("--sets", type=Path, help="the partly spoofed sets (default: beside the release)")
+    parser.add_argument("--recordings", type=int, default=20, help="partly spoofed ones per set, when built here")
+    parser.add_argument("--hops", type=float, nargs="+", help="seconds (default: a window, half, a quarter)")
+    parser.add_argument("--out", type=Path, help="write OUT.md and OUT.json")
+    args = parser.parse_args()
+    from datasets import Audio, load_dataset
+
+    sets = ensure_partial_spoof(args.release, args.sets or args.release.parent / "partial_spoof", args.recordings)
+    data = load_dataset("audiofolder", data_dir=str(sets)).cast_column("audio", Audio(decode=False))
+    tracer = load_tracer(args.model)
+    chunk = tracer.model.config.chunk_samples
+    hops = args.hops or [chunk / SAMPLING_RATE, chunk / SAMPLING_RATE / 2, chunk / SAMPLING_RATE / 4]
+    traced = {hop: trace_set(tracer, data["validation"], hop) for hop in hops}
+    base = traced[max(hops)][1]
+    results = {(hop, rule): measure(traced[hop][0], data["validation"], chunk, rule) for hop in hops
+               for rule in FRAME_RULES}
+    lines = [f"{cpu_summary()}; model {args.model}, precision {tracer.resolved_precision}, window "
+             f"{chunk / SAMPLING_RATE:g} s", "", "Validation codecs (every setting; the choice reads only these):",
+             "", *HEADER]
+    lines += [row_line(f"hop {hop:g} s, {rule}", m, traced[hop][1], base) for (hop, rule), m in results.items()]
+    affordable = {key: m for key, m in results.items() if traced[key[0]][1]["windows"] / base["windows"] <= MAX_COST}
+    hop, rule = max(affordable, key=lambda key: (affordable[key]["f1"], key[0]))
+    lines += ["", f"Chosen on validation: hop {hop:g} s, frame rule `{rule}`. Read once at that setting:", "",
+              *HEADER]
+    report = {"cpu": cpu_summary(), "chosen": {"hop": hop, "rule": rule},
+              "validation": {f"{h:g}/{r}": {**m, "cost": traced[h][1]} for (h, r), m in results.items()}}
+    for name in ("training", "test"):
+        rows = data[SPLITS[name]]
+        found, cost = trace_set(tracer, rows, hop)
+        report[name] = measure(found, rows, chunk, rule)
+        report[name]["whole_clips"] = whole_clip_family(tracer, args.release, rows)
+        report[name]["cost"] = cost
+        lines.append(row_line(f"{name} codecs", report[name], cost, base, report[name]["whole_clips"]))
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        write_text(args.out.with_suffix(".md"), text)
+        write_json(args.out.with_suffix(".json"), report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Where in a recording: frames scored from the windows over them, touching spoof frames joined into segments, each
+segment answered by the windows inside it, and the pipeline and CLI giving them."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from transformers import pipeline
+
+import codectrace  # noqa: F401  (registers the pipeline task)
+import modeling_codectrace as mc
+from codectrace.cli import main as cli_main
+from codectrace.hub import save_model_folder
+from codectrace.metrics import match_segments, segment_metrics
+from codectrace.segments import WindowScores, find_segments, frame_scores, spoof_ranges
+from codectrace.testing import tiny_config
+
+RATE = 16000
+
+
+def _windows(spoof, hop_seconds=1.0, window_seconds=2.0, vq=None):
+    """Windows of 2 s every `hop_seconds` over a recording they exactly cover, with the given P(spoof)."""
+    starts = np.arange(len(spoof)) * int(hop_seconds * RATE)
+    vq = np.tile([0.1, 0.7, 0.1, 0.1], (len(spoof), 1)) if vq is None else vq
+    return WindowScores(starts, int(window_seconds * RATE), int(starts[-1] + window_seconds * RATE),
+                        np.asarray(spoof, dtype=float), {"vq": vq}, {}, {})
+
+
+def test_a_frame_takes_the_rule_over_the_windows_that_cover_it():
+    windows = _windows([0.0, 1.0, 0.0])  # windows over 0-2, 1-3 and 2-4 s
+    low = frame_scores(windows, "min", frame_seconds=0.5)
+    mean = frame_scores(windows, "mean", frame_seconds=0.5)
+    assert list(low) == [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]  # every frame has a bona fide window over it
+    assert list(mean) == [0.0, 0.0, 0.5, 0.5, 0.5, 0.5, 0.0, 0.0]
+
+
+def test_an_unknown_frame_rule_is_refused_with_the_accepted_ones():
+    with pytest.raises(ValueError, match=r"frame rule must be one of \['min', 'mean'\]"):
+        frame_scores(_windows([0.5]), "max")
+
+
+def test_touching_frames_at_or_above_the_threshold_make_one_range():
+    assert spoof_ranges(np.array([0.1, 0.6, 0.5, 0.2, 0.9]), 0.5, 1.0) == [(1.0, 3.0), (4.0, 5.0)]
+    assert spoof_ranges(np.array([0.1, 0.2]), 0.5, 1.0) == []
+
+
+def test_a_spoofed_stretch_is_found_where_it_is_with_the_answer_of_the_windows_inside_it():
+    vq = np.tile([0.7, 0.1, 0.1, 0.1], (9, 1))
+    vq[4:6] = [0.1, 0.1, 0.1, 0.7]  # the spoofed windows say `sq`
+    segments, contains = find_segments(_windows([0, 0, 0, 0, 1, 1, 0, 0, 0], 1.0, 1.0, vq), rule="min")
+    assert [(s["start_seconds"], s["end_seconds"]) for s in segments] == [(4.0, 6.0)]
+    assert segments[0]["heads"]["vq"] == {"label": "sq", "probability": pytest.approx(0.7), "known": None}
+    assert contains == 1.0
+
+
+def test_a_recording_scored_bona_fide_everywhere_has_no_segment_and_says_how_close_it_came():
+    segments, contains = find_segments(_windows([0.1, 0.3, 0.2]), rule="mean")
+    assert segments == [] and contains == pytest.approx(0.25)
+
+
+def test_segments_match_at_the_highest_iou_once_each():
+    assert match_segments([(0, 2), (10, 12)], [(1, 2), (0.2, 2.2), (30, 31)]) == [(0, 1)]
+
+
+def test_segment_f1_counts_ranges_found_in_bona_fide_recordings_as_false():
+    metrics = segment_metrics([([(0.0, 2.0)], [(0.0, 2.0)]), ([(5.0, 6.0)], [])])
+    assert (metrics["precision"], metrics["recall"], metrics["median_boundary_error"]) == (0.5, 1.0, 0.0)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("model")
+    save_model_folder(mc.CodecTraceForSourceTracing(tiny_config("M1", chunk_samples=16000)).eval(),
+                      mc.CodecTraceFeatureExtractor(chunk_samples=16000), folder)
+    return folder
+
+
+def test_the_pipeline_gives_segments_and_a_contains_spoof_verdict_only_when_asked(model_dir):
+    tracer = pipeline("codec-source-tracing", model=str(model_dir), precision="fp32")
+    clip = (0.1 * np.random.default_rng(0).standard_normal(5 * RATE)).astype(np.float32)
+    plain = tracer(clip, sampling_rate=RATE)
+    result = tracer(clip, sampling_rate=RATE, return_segments=True, threshold=0.0, hop_seconds=0.5)
+    assert "segments" not in plain and result["contains_spoof"] is True
+    (whole,) = result["segments"]  # threshold 0: every frame is spoof
+    assert (whole["start_seconds"], whole["end_seconds"]) == (0.0, 5.0) and set(whole["heads"]) == {"bin", "vq",
+                                                                                                       "aux", "dec"}
+
+
+def test_the_cli_writes_the_segments_beside_each_files_row(model_dir, tmp_path):
+    sf.write(tmp_path / "long.wav", 0.1 * np.random.default_rng(0).standard_normal(4 * RATE), RATE)
+    assert cli_main(["trace", str(tmp_path / "long.wav"), "--model", str(model_dir), "--precision", "fp32",
+                     "--segments", "--hop-seconds", "0.5", "--output", str(tmp_path / "rows.csv"), "--quiet"]) == 0
+    row = next(csv.DictReader(open(tmp_path / "rows.csv")))
+    segments = json.loads(row["segments"])
+    assert row["contains_spoof"] in ("True", "False") and (row["contains_spoof"] == "True") == bool(segments)
+    assert all({"start_seconds", "end_seconds", "spoof_score", "vq", "aux", "dec"} == set(s) for s in segments)
