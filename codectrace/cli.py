@@ -291,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--segments", action="store_true",
                        help="also say where in each file spoofed speech is: columns contains_spoof, "
                             "contains_spoof_score and segments (JSON: start, end, spoof score, taxonomy per range); "
-                            "without --hop-seconds the windows then overlap by half their length")
+                            "--hop-seconds below the window gives overlapping windows (docs/segments.md)")
     trace.add_argument("--max-seconds", type=float, default=None, help="refuse longer files")
     trace.add_argument("--device", default=None,
                        help="cpu, cuda or cuda:N (default: the process's GPU where there are GPUs, else cpu)")

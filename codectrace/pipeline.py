@@ -30,7 +30,7 @@ from .enrolment import RAW_SPACE, Attribution, EnrolmentStore, corrected_heads, 
 from .input_checks import UNFAMILIAR_AUDIO, AudioStats, input_warnings, refuse_too_short
 from .metrics import softmax
 from .precision import autocast, default_window_batch_size, input_dtype, model_for_inference, resolve_precision
-from .segments import SEGMENT_HOP, WindowScores, find_segments
+from .segments import WindowScores, find_segments
 from .unknown_source import UnknownSourceScorer, find_scorer, unit_rows
 
 
@@ -100,8 +100,8 @@ class CodecSourceTracingPipeline(Pipeline):
         return_segments (`bool`, *optional*, defaults to `False`): add `segments`, the time ranges whose windows
             call the audio spoof (`start_seconds`, `end_seconds`, `spoof_score`, and per head `label`, `probability`,
             `known`), `contains_spoof_score` (the highest frame score) and `contains_spoof` (any segment): where
-            in a long recording the spoofed speech is (`codectrace.segments`); without `hop_seconds` the windows
-            then overlap by `segments.SEGMENT_HOP` of their length.
+            in a long recording the spoofed speech is (`codectrace.segments`; docs/segments.md says which
+            `hop_seconds` was chosen).
         threshold (`float`, *optional*, defaults to 0.5): spoof decision threshold on the spoof score.
         max_seconds, min_seconds (`float`, *optional*): refuse longer / shorter audio.
         sampling_rate (`int`, *optional*): with array inputs.
@@ -176,8 +176,6 @@ class CodecSourceTracingPipeline(Pipeline):
             postprocess["return_embedding"] = return_embedding
         if return_segments is not None:
             postprocess["return_segments"] = return_segments
-            if return_segments and hop_seconds is None:  # overlapping windows place the segments
-                preprocess["hop_seconds"] = SEGMENT_HOP * self.model.config.chunk_samples / SAMPLING_RATE
         return preprocess, {}, postprocess
 
     # -- the three stages ---------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import soundfile as sf  # noqa: E402
 
 from codectrace.audio import short_message  # noqa: E402
 from codectrace.enrolment import enrollable_labels  # noqa: E402
-from codectrace.tracing import head_label  # noqa: E402
+from codectrace.timeline import segment_family, timeline_figure  # noqa: E402
 from modeling_codectrace.configuration_codectrace import (  # noqa: E402
     LABEL_DESCRIPTIONS,
     TASK_DESCRIPTIONS,
@@ -143,34 +143,6 @@ def probe_seconds(path: str) -> float | None:
         raise gr.Error("This file is not audio that can be decoded (tried soundfile and FFmpeg).") from None
 
 
-def window_plot(windows: list[dict], segments: list[dict] = ()):
-    """The timeline: each window's spoof score at its centre, and the spoofed segments shaded and labelled."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(7, 2.6))
-    for segment in segments:
-        axis.axvspan(segment["start_seconds"], segment["end_seconds"], color="tab:red", alpha=0.2)
-        axis.text((segment["start_seconds"] + segment["end_seconds"]) / 2, 0.97, segment_family(segment),
-                  ha="center", va="top", fontsize=8)
-    centres = [(w["start_seconds"] + w["end_seconds"]) / 2 for w in windows]
-    axis.plot(centres, [w["spoof_score"] for w in windows], marker="o", markersize=3)
-    axis.axhline(0.5, color="grey", linestyle="--", linewidth=1)
-    axis.set_ylim(0, 1)
-    axis.set_xlabel("time (s)")
-    axis.set_ylabel("spoof score")
-    axis.set_title("Spoof score per window; shaded: spoofed segments")
-    figure.tight_layout()
-    return figure
-
-
-def segment_family(segment: dict) -> str:
-    """`sq / none / freq`: a segment's taxonomy answers (or `unknown`), as the timeline labels it."""
-    return " / ".join(head_label(answer) for task, answer in segment["heads"].items() if task != "bin")
-
-
 UNKNOWN = "not one of the codec families it knows"
 
 
@@ -219,7 +191,7 @@ def make_handler(loaded: LoadedModel):
         if result["segments"] and result["decision"] != "spoof":
             summary += "\n\n**Contains spoofed speech** (the average is bona fide): " + ", ".join(
                 f"{s['start_seconds']:.1f}-{s['end_seconds']:.1f} s ({segment_family(s)})" for s in result["segments"])
-        plot = window_plot(result["windows"], result["segments"]) if result["num_windows"] > 1 else None
+        plot = timeline_figure(result["windows"], result["segments"]) if result["num_windows"] > 1 else None
         return summary, *labels, explanations, plot
 
     return analyse

@@ -126,3 +126,11 @@ def test_real_voices_loco_runs(tmp_path):
               "--runs", tmp_path, "--out", tmp_path / "loco", "--", *TINY_PRESET_FLAGS["demo"], "--chunk_samples",
               16000, "--dataloader_num_workers", 0, "--num_train_epochs", 1, "--per_device_train_batch_size", 8)
     assert "| gcin | 1 |" in out and (tmp_path / "loco.json").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.needs_synthesizers
+def test_partial_spoof_segments_runs(trained, codecfake_mini, tmp_path):
+    out = run("partial_spoof_segments", "--model", trained[0], "--release", codecfake_mini.parent / "release",
+              "--sets", tmp_path / "sets", "--recordings", 2, "--hops", 1, 0.5, "--out", tmp_path / "segments")
+    assert "Chosen on validation" in out and (tmp_path / "segments.png").is_file()

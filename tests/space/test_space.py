@@ -232,12 +232,3 @@ def test_the_page_says_what_the_model_was_trained_on_from_its_card(app_module, l
     with_card = app_module.LoadedModel(loaded.tracer, str(tmp_path), None, trained=True)
     assert with_card.trained_on.startswith("Demo model: trained from scratch on CodecFake-mini")
 
-
-def test_the_timeline_shades_each_spoofed_segment_and_labels_it_with_its_family(app_module):
-    windows = [{"start_seconds": s, "end_seconds": s + 2.0, "spoof_score": p}
-               for s, p in ((0, 0.1), (1, 0.9), (2, 0.2))]
-    heads = {"bin": {"label": "spoof", "known": None}, "vq": {"label": "sq", "known": None},
-             "aux": {"label": "none", "known": False}, "dec": {"label": "freq", "known": True}}
-    figure = app_module.window_plot(windows, [{"start_seconds": 1.0, "end_seconds": 2.0, "heads": heads}])
-    axis = figure.axes[0]
-    assert len(axis.patches) == 1 and [t.get_text() for t in axis.texts] == ["sq / unknown / freq"]

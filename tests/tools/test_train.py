@@ -146,9 +146,10 @@ def test_the_demo_run_saves_an_unknown_source_scorer_and_measures_it_on_unseen_c
     from codectrace.unknown_source import UnknownSourceScorer
 
     output_dir, result = trained
-    scorer = UnknownSourceScorer.load(output_dir)
-    assert list(scorer.heads) == ["vq", "aux", "dec"] and all(h.threshold > 0 for h in scorer.heads.values())
+    scorer = UnknownSourceScorer.load(output_dir)  # the BIN head's too: the unfamiliar-audio warning reads it
+    assert list(scorer.heads) == ["bin", "vq", "aux", "dec"] and all(h.threshold > 0 for h in scorer.heads.values())
     unknown = json.loads((output_dir / "all_results.json").read_text())["unknown_source"]
+    assert sorted(unknown) == ["aux", "dec", "vq"]  # measured on unseen codecs: the taxonomy heads
     for task in ("vq", "aux", "dec"):
         assert unknown[task]["score"] == "knn" and 0.0 <= unknown[task]["knn"]["auroc"] <= 1.0
         assert {"max_softmax_probability", "energy", "correct_turned_unknown"} <= set(unknown[task])
