@@ -21,26 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from timing_clips import example_clips, per_clip_seconds
 
 from codectrace.enrolment import EnrolmentStore
 from codectrace.hub import load_tracer
 from codectrace.machine import cpu_summary
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def pieces(count: int, seconds: float = 3.0) -> list[np.ndarray]:
-    """`count` clips of `seconds`, cut with half overlap from the Space's example clips, repeated as needed."""
-    audio = [sf.read(path, dtype="float32")[0] for path in sorted((ROOT / "space" / "examples").glob("*.wav"))]
-    cut = [a[i : i + int(seconds * 16000)] for a in audio for i in range(0, len(a) - 16000, 8000)]
-    return [cut[i % len(cut)] for i in range(count)]
-
-
-def per_clip_seconds(tracer, inputs: list[np.ndarray]) -> float:
-    start = time.perf_counter()
-    for clip in inputs:
-        tracer(clip, sampling_rate=16000)
-    return (time.perf_counter() - start) / len(inputs)
 
 
 def command_seconds(command: list[str], repeats: int = 3) -> float:
@@ -59,7 +46,7 @@ def enroll_seconds(model: str, work: Path) -> tuple[float, float]:
     folder, clips = work / "model", work / "clips"
     shutil.copytree(model, folder, ignore=shutil.ignore_patterns("checkpoint-*", "eval"))
     clips.mkdir()
-    for index, clip in enumerate(pieces(10)):
+    for index, clip in enumerate(example_clips(10)):
         sf.write(clips / f"clip{index}.wav", clip, 16000)
     start_up = command_seconds(["-c", "import codectrace.cli, codectrace.hub, codectrace.tracing"])
     command = command_seconds(["-m", "codectrace.cli", "enroll", str(clips), "--model", str(folder), "--name",
@@ -82,11 +69,11 @@ def main() -> None:
     store = EnrolmentStore()
     store.adopt_space(enrolled.identity_space)
     rng = np.random.default_rng(0)
-    dimension = len(bare(pieces(1)[0], sampling_rate=16000, return_embedding=True)["embedding"])
+    dimension = len(bare(example_clips(1)[0], sampling_rate=16000, return_embedding=True)["embedding"])
     for name in ("A", "B", "C", "D"):
         store.add(name, rng.standard_normal((10, dimension)))
     enrolled.enrolment = store
-    inputs = pieces(args.clips)
+    inputs = example_clips(args.clips)
     per_clip_seconds(bare, inputs[:4]), per_clip_seconds(enrolled, inputs[:4])  # warm-up
     times = {"with": [], "without": []}
     for _ in range(args.repeats):

@@ -12,28 +12,14 @@ from __future__ import annotations
 
 import argparse
 import copy
-import time
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
+from timing_clips import example_clips, per_clip_seconds
 
 from codectrace.hub import load_tracer
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def clips(count: int, seconds: float = 3.0) -> list[np.ndarray]:
-    audio = [sf.read(path, dtype="float32")[0] for path in sorted((ROOT / "space" / "examples").glob("*.wav"))]
-    pieces = [a[i : i + int(seconds * 16000)] for a in audio for i in range(0, len(a) - 16000, 8000)]
-    return [pieces[i % len(pieces)] for i in range(count)]
-
-
-def per_clip_seconds(tracer, inputs: list[np.ndarray]) -> float:
-    start = time.perf_counter()
-    for clip in inputs:
-        tracer(clip, sampling_rate=16000)
-    return (time.perf_counter() - start) / len(inputs)
 
 
 def main() -> None:
@@ -50,7 +36,7 @@ def main() -> None:
     bare.unknown_source = None
     bare.model = copy.deepcopy(bare.model)
     bare.model.config.calibration_temperatures = None
-    inputs = clips(args.clips)
+    inputs = example_clips(args.clips)
     per_clip_seconds(full, inputs[:4]), per_clip_seconds(bare, inputs[:4])  # warm-up
     times = {"with": [], "without": []}
     for _ in range(args.repeats):

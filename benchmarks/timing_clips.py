@@ -1,0 +1,27 @@
+"""What the tracing-cost benchmarks share (imported by them as a sibling module; not a benchmark itself): clips cut
+from the Space's examples, and the time per clip of tracing them."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def example_clips(count: int, seconds: float = 3.0) -> list[np.ndarray]:
+    """`count` clips of `seconds`, cut with half overlap from the Space's example clips, repeated as needed."""
+    audio = [sf.read(path, dtype="float32")[0] for path in sorted((ROOT / "space" / "examples").glob("*.wav"))]
+    pieces = [a[i : i + int(seconds * 16000)] for a in audio for i in range(0, len(a) - 16000, 8000)]
+    return [pieces[i % len(pieces)] for i in range(count)]
+
+
+def per_clip_seconds(tracer, inputs: list[np.ndarray]) -> float:
+    """Mean wall time of tracing each input once."""
+    start = time.perf_counter()
+    for clip in inputs:
+        tracer(clip, sampling_rate=16000)
+    return (time.perf_counter() - start) / len(inputs)
