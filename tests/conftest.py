@@ -82,6 +82,22 @@ def codecfake_mini(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_m1_folder(tmp_path_factory):
+    """A saved M1 model at the tiny shape with 1-s windows, random weights (seed 0); tests only read it."""
+    import torch
+
+    import modeling_codectrace as mc
+    from codectrace.hub import save_model_folder
+    from codectrace.testing import tiny_config
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny_m1")
+    save_model_folder(mc.CodecTraceForSourceTracing(tiny_config("M1", chunk_samples=16000)).eval(),
+                      mc.CodecTraceFeatureExtractor(chunk_samples=16000), folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def trained(built, tmp_path_factory):
     """A demo-preset run at the tiny shape, two epochs on the fixture: its output folder and `run`'s result."""
     from codectrace import training

@@ -5,31 +5,18 @@ import csv
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 from transformers import pipeline
 
 import codectrace  # noqa: F401  (registers the pipeline task)
-import modeling_codectrace as mc
 from codectrace.cli import main as cli_main
-from codectrace.hub import save_model_folder
 from codectrace.input_checks import AudioStats
-from codectrace.testing import tiny_config
 
 RATE = 16000
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("model")
-    save_model_folder(mc.CodecTraceForSourceTracing(tiny_config("M1", chunk_samples=16000)).eval(),
-                      mc.CodecTraceFeatureExtractor(chunk_samples=16000), folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def tracer(model_dir):
-    return pipeline("codec-source-tracing", model=str(model_dir), precision="fp32")
+def tracer(tiny_m1_folder):
+    return pipeline("codec-source-tracing", model=str(tiny_m1_folder), precision="fp32")
 
 
 def _speechlike(seconds: float) -> np.ndarray:
@@ -90,9 +77,9 @@ def test_overlapping_windows_count_each_sample_once():
     assert stats.samples == 100 and stats.clipped == 100
 
 
-def test_the_cli_writes_the_warnings_in_a_column(model_dir, tmp_path):
+def test_the_cli_writes_the_warnings_in_a_column(tiny_m1_folder, tmp_path):
     _write(tmp_path / "silence.wav", np.zeros(2 * RATE, np.float32))
-    assert cli_main(["trace", str(tmp_path / "silence.wav"), "--model", str(model_dir), "--output",
+    assert cli_main(["trace", str(tmp_path / "silence.wav"), "--model", str(tiny_m1_folder), "--output",
                      str(tmp_path / "rows.csv"), "--quiet"]) == 0
     row = next(csv.DictReader(open(tmp_path / "rows.csv")))
     assert row["status"] == "ok" and row["warnings"].startswith("(near-)silence")

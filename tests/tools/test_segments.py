@@ -7,16 +7,12 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 from transformers import pipeline
 
 import codectrace  # noqa: F401  (registers the pipeline task)
-import modeling_codectrace as mc
 from codectrace.cli import main as cli_main
-from codectrace.hub import save_model_folder
 from codectrace.metrics import match_segments, segment_metrics
 from codectrace.segments import WindowScores, find_segments, frame_scores, spoof_ranges
-from codectrace.testing import tiny_config
 
 RATE = 16000
 
@@ -70,17 +66,8 @@ def test_segment_f1_counts_ranges_found_in_bona_fide_recordings_as_false():
     assert (metrics["precision"], metrics["recall"], metrics["median_boundary_error"]) == (0.5, 1.0, 0.0)
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("model")
-    save_model_folder(mc.CodecTraceForSourceTracing(tiny_config("M1", chunk_samples=16000)).eval(),
-                      mc.CodecTraceFeatureExtractor(chunk_samples=16000), folder)
-    return folder
-
-
-def test_the_pipeline_gives_segments_and_a_contains_spoof_verdict_only_when_asked(model_dir):
-    tracer = pipeline("codec-source-tracing", model=str(model_dir), precision="fp32")
+def test_the_pipeline_gives_segments_and_a_contains_spoof_verdict_only_when_asked(tiny_m1_folder):
+    tracer = pipeline("codec-source-tracing", model=str(tiny_m1_folder), precision="fp32")
     clip = (0.1 * np.random.default_rng(0).standard_normal(5 * RATE)).astype(np.float32)
     plain = tracer(clip, sampling_rate=RATE)
     result = tracer(clip, sampling_rate=RATE, return_segments=True, threshold=0.0, hop_seconds=0.5)
@@ -90,9 +77,9 @@ def test_the_pipeline_gives_segments_and_a_contains_spoof_verdict_only_when_aske
                                                                                                        "aux", "dec"}
 
 
-def test_the_cli_writes_the_segments_beside_each_files_row(model_dir, tmp_path):
+def test_the_cli_writes_the_segments_beside_each_files_row(tiny_m1_folder, tmp_path):
     sf.write(tmp_path / "long.wav", 0.1 * np.random.default_rng(0).standard_normal(4 * RATE), RATE)
-    assert cli_main(["trace", str(tmp_path / "long.wav"), "--model", str(model_dir), "--precision", "fp32",
+    assert cli_main(["trace", str(tmp_path / "long.wav"), "--model", str(tiny_m1_folder), "--precision", "fp32",
                      "--segments", "--hop-seconds", "0.5", "--output", str(tmp_path / "rows.csv"), "--quiet"]) == 0
     row = next(csv.DictReader(open(tmp_path / "rows.csv")))
     segments = json.loads(row["segments"])

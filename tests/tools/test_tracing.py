@@ -7,25 +7,13 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 import codectrace.cli as cli
-import modeling_codectrace as mc
 from codectrace.errors import ToolError
-from codectrace.hub import save_model_folder
-from codectrace.testing import tiny_config, torchrun_command
+from codectrace.testing import torchrun_command
 from codectrace.tracing import AudioFiles
 
 RATES = (16000, 44100, 8000)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("model")
-    save_model_folder(mc.CodecTraceForSourceTracing(tiny_config("M1", chunk_samples=16000)).eval(),
-                      mc.CodecTraceFeatureExtractor(chunk_samples=16000), folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -40,21 +28,21 @@ def folder(tmp_path_factory):
     return folder
 
 
-def trace(model_dir, folder, output, *extra) -> int:
-    return cli.main(["trace", str(folder), "--model", str(model_dir), "--output", str(output), "--precision", "fp32",
-                     "--quiet", "--batch-size", "2", *extra])
+def trace(tiny_m1_folder, folder, output, *extra) -> int:
+    return cli.main(["trace", str(folder), "--model", str(tiny_m1_folder), "--output", str(output),
+                     "--precision", "fp32", "--quiet", "--batch-size", "2", *extra])
 
 
 @pytest.fixture(scope="module")
-def reference(model_dir, folder, tmp_path_factory):
+def reference(tiny_m1_folder, folder, tmp_path_factory):
     """One process, decoding in it."""
     output = tmp_path_factory.mktemp("reference") / "rows.jsonl"
-    assert trace(model_dir, folder, output, "--workers", "0") == 1  # the broken file fails
+    assert trace(tiny_m1_folder, folder, output, "--workers", "0") == 1  # the broken file fails
     return output.read_text()
 
 
-def test_decoding_workers_give_the_same_rows(model_dir, folder, reference, tmp_path):
-    assert trace(model_dir, folder, tmp_path / "rows.jsonl", "--workers", "2") == 1
+def test_decoding_workers_give_the_same_rows(tiny_m1_folder, folder, reference, tmp_path):
+    assert trace(tiny_m1_folder, folder, tmp_path / "rows.jsonl", "--workers", "2") == 1
     assert (tmp_path / "rows.jsonl").read_text() == reference
 
 
@@ -69,7 +57,7 @@ def test_a_worker_hands_over_long_16k_files_to_be_streamed(tmp_path, monkeypatch
     assert isinstance(files[1][1], np.ndarray) and files[1][1].shape == (32000,)
 
 
-def test_a_killed_run_resumes_where_it_stopped(model_dir, folder, reference, tmp_path, monkeypatch, capsys):
+def test_a_killed_run_resumes_where_it_stopped(tiny_m1_folder, folder, reference, tmp_path, monkeypatch, capsys):
     original = cli.trace_files
 
     def killed_after_four(*args, **kwargs):
@@ -81,34 +69,35 @@ def test_a_killed_run_resumes_where_it_stopped(model_dir, folder, reference, tmp
     monkeypatch.setattr(cli, "trace_files", killed_after_four)
     output = tmp_path / "rows.jsonl"
     with pytest.raises(KeyboardInterrupt):
-        trace(model_dir, folder, output, "--workers", "0")
+        trace(tiny_m1_folder, folder, output, "--workers", "0")
     assert not output.exists() and (tmp_path / "rows.jsonl.work").is_dir()
     monkeypatch.setattr(cli, "trace_files", original)
     capsys.readouterr()
-    assert trace(model_dir, folder, output, "--workers", "0") == 1
+    assert trace(tiny_m1_folder, folder, output, "--workers", "0") == 1
     assert "(4 done before, resumed)" in capsys.readouterr().err
     assert output.read_text() == reference and not (tmp_path / "rows.jsonl.work").exists()
 
 
-def test_resuming_with_other_settings_is_refused(model_dir, folder, tmp_path):
+def test_resuming_with_other_settings_is_refused(tiny_m1_folder, folder, tmp_path):
     (tmp_path / "rows.csv.work").mkdir()
     (tmp_path / "rows.csv.work" / "manifest.json").write_text('{"inputs": []}')
     with pytest.raises(ToolError, match="interrupted run with other"):
         cli.run_trace(cli.build_parser().parse_args(
-            ["trace", str(folder), "--model", str(model_dir), "--output", str(tmp_path / "rows.csv")]))
+            ["trace", str(folder), "--model", str(tiny_m1_folder), "--output", str(tmp_path / "rows.csv")]))
 
 
-def test_several_processes_need_an_output_to_merge_into(model_dir, folder, monkeypatch):
+def test_several_processes_need_an_output_to_merge_into(tiny_m1_folder, folder, monkeypatch):
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ToolError, match="2 processes need --output or --scores-dir"):
-        cli.run_trace(cli.build_parser().parse_args(["trace", str(folder), "--model", str(model_dir)]))
+        cli.run_trace(cli.build_parser().parse_args(["trace", str(folder), "--model", str(tiny_m1_folder)]))
 
 
-def test_two_processes_merge_into_the_single_process_result(model_dir, folder, tmp_path):
+def test_two_processes_merge_into_the_single_process_result(tiny_m1_folder, folder, tmp_path):
     # Both runs with one thread per process: results then agree to the last bit (thread counts change float sums).
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    arguments = ["trace", str(folder), "--model", str(model_dir), "--precision", "fp32", "--quiet", "--workers", "1",
+    arguments = ["trace", str(folder), "--model", str(tiny_m1_folder), "--precision", "fp32", "--quiet",
+                 "--workers", "1",
                  "--batch-size", "2"]
     single = subprocess.run([sys.executable, "-m", "codectrace.cli", *arguments, "--output", str(tmp_path / "one.csv")],
                             capture_output=True, text=True, env=env, timeout=300)
@@ -119,11 +108,12 @@ def test_two_processes_merge_into_the_single_process_result(model_dir, folder, t
     assert (tmp_path / "two.csv").read_text() == (tmp_path / "one.csv").read_text()
 
 
-def test_accelerate_launch_splits_the_run_as_torchrun_does(model_dir, folder, tmp_path):
+def test_accelerate_launch_splits_the_run_as_torchrun_does(tiny_m1_folder, folder, tmp_path):
     from codectrace.testing import free_port
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    arguments = ["trace", str(folder), "--model", str(model_dir), "--precision", "fp32", "--quiet", "--workers", "0",
+    arguments = ["trace", str(folder), "--model", str(tiny_m1_folder), "--precision", "fp32", "--quiet",
+                 "--workers", "0",
                  "--batch-size", "2"]
     single = subprocess.run([sys.executable, "-m", "codectrace.cli", *arguments, "--output", str(tmp_path / "one.csv")],
                             capture_output=True, text=True, env=env, timeout=300)
@@ -136,10 +126,10 @@ def test_accelerate_launch_splits_the_run_as_torchrun_does(model_dir, folder, tm
     assert (tmp_path / "two.csv").read_text() == (tmp_path / "one.csv").read_text()
 
 
-def test_a_process_with_nothing_to_do_stays_out_of_the_work_folder(model_dir, tmp_path, monkeypatch):
+def test_a_process_with_nothing_to_do_stays_out_of_the_work_folder(tiny_m1_folder, tmp_path, monkeypatch):
     sf.write(tmp_path / "only.wav", np.zeros(16000), 16000)
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
-    assert cli.main(["trace", str(tmp_path / "only.wav"), "--model", str(model_dir), "--output",
+    assert cli.main(["trace", str(tmp_path / "only.wav"), "--model", str(tiny_m1_folder), "--output",
                      str(tmp_path / "rows.csv"), "--quiet"]) == 0
     assert not (tmp_path / "rows.csv.work").exists() and not (tmp_path / "rows.csv").exists()
