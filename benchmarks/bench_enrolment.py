@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from timing_clips import example_clips, per_clip_seconds
+from timing_clips import example_clips, paired_per_clip_seconds
 
 from codectrace.enrolment import EnrolmentStore
 from codectrace.hub import load_tracer
@@ -74,12 +74,7 @@ def main() -> None:
         store.add(name, rng.standard_normal((10, dimension)))
     enrolled.enrolment = store
     inputs = example_clips(args.clips)
-    per_clip_seconds(bare, inputs[:4]), per_clip_seconds(enrolled, inputs[:4])  # warm-up
-    times = {"with": [], "without": []}
-    for _ in range(args.repeats):
-        times["without"].append(per_clip_seconds(bare, inputs))
-        times["with"].append(per_clip_seconds(enrolled, inputs))
-    with_, without = np.median(times["with"]), np.median(times["without"])
+    with_, without = paired_per_clip_seconds(enrolled, bare, inputs, args.repeats)
     print(f"{cpu_summary()}; precision {bare.resolved_precision}; {args.clips} clips of 3 s, median of "
           f"{args.repeats} runs")
     print(f"codectrace enroll, 10 clips of 3 s, median of 3: {command:.2f} s in all; {start_up:.2f} s of it is "

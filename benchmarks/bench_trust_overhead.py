@@ -14,8 +14,7 @@ import argparse
 import copy
 from pathlib import Path
 
-import numpy as np
-from timing_clips import example_clips, per_clip_seconds
+from timing_clips import example_clips, paired_per_clip_seconds
 
 from codectrace.hub import load_tracer
 
@@ -37,12 +36,7 @@ def main() -> None:
     bare.model = copy.deepcopy(bare.model)
     bare.model.config.calibration_temperatures = None
     inputs = example_clips(args.clips)
-    per_clip_seconds(full, inputs[:4]), per_clip_seconds(bare, inputs[:4])  # warm-up
-    times = {"with": [], "without": []}
-    for _ in range(args.repeats):
-        times["without"].append(per_clip_seconds(bare, inputs))
-        times["with"].append(per_clip_seconds(full, inputs))
-    with_, without = np.median(times["with"]), np.median(times["without"])
+    with_, without = paired_per_clip_seconds(full, bare, inputs, args.repeats)
     print(f"precision {full.resolved_precision}, {args.clips} clips of 3 s, median of {args.repeats} runs")
     print(f"without calibration and unknown-source scoring: {1000 * without:.2f} ms per clip")
     print(f"with both:                                      {1000 * with_:.2f} ms per clip")

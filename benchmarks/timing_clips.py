@@ -25,3 +25,15 @@ def per_clip_seconds(tracer, inputs: list[np.ndarray]) -> float:
     for clip in inputs:
         tracer(clip, sampling_rate=16000)
     return (time.perf_counter() - start) / len(inputs)
+
+
+def paired_per_clip_seconds(with_tracer, without_tracer, inputs: list[np.ndarray],
+                            repeats: int) -> tuple[float, float]:
+    """Median time per clip with and without a feature, after a warm-up, the two alternating in each repeat (so
+    that drift in the machine's speed falls on both)."""
+    per_clip_seconds(with_tracer, inputs[:4]), per_clip_seconds(without_tracer, inputs[:4])  # warm-up
+    times = {"with": [], "without": []}
+    for _ in range(repeats):
+        times["without"].append(per_clip_seconds(without_tracer, inputs))
+        times["with"].append(per_clip_seconds(with_tracer, inputs))
+    return float(np.median(times["with"])), float(np.median(times["without"]))
