@@ -61,12 +61,6 @@ def _distinct_files(root: Path, group_of: Callable[[Path], str | None], package:
     return dict(groups)
 
 
-def real_voice_files(sounds: str | Path = KTUBERLING_SOUNDS) -> dict[str, list[Path]]:
-    """ktuberling: language folder -> its audio files, each distinct file once (the first folder, in name order,
-    keeps it)."""
-    return _distinct_files(Path(sounds), lambda relative: relative.parts[0], "ktuberling-data")
-
-
 def speaker_id(folder: str) -> str:
     """`sr@latin` -> `rsrlatin`: ids start with `r` (real) and hold only letters and digits (ids are `<spk>_<NNN>`)."""
     return "r" + re.sub(r"[^0-9a-z]", "", folder.lower())

@@ -9,13 +9,14 @@ import soundfile as sf
 from speech_sources.real_speech import (
     KTUBERLING_SOUNDS,
     REAL_CORPORA,
-    real_voice_files,
     speaker_id,
     split_few_speakers,
     split_real_speakers,
     utterances_of,
     write_real_corpus,
 )
+
+KTUBERLING = REAL_CORPORA["ktuberling"]
 
 
 def _words(folder, language, count, seconds=0.8, rate=44100, seed=0):
@@ -29,13 +30,13 @@ def test_identical_files_in_two_folders_count_once(tmp_path):
     _words(tmp_path, "sr", 2)
     _words(tmp_path, "sr@latin", 2)  # the same bytes (same seed): a script variant of the same recordings
     _words(tmp_path, "de", 2, seed=1)
-    found = real_voice_files(tmp_path)
-    assert sorted(found) == ["de", "sr"] and len(found["sr"]) == 2
+    found = KTUBERLING.speakers(tmp_path)
+    assert sorted(found) == ["rde", "rsr"] and len(found["rsr"]) == 2
 
 
 def test_a_missing_folder_names_the_package_to_install(tmp_path):
     with pytest.raises(FileNotFoundError, match="ktuberling-data"):
-        real_voice_files(tmp_path / "nowhere")
+        KTUBERLING.speakers(tmp_path / "nowhere")
 
 
 def test_speaker_ids_hold_only_letters_and_digits_after_an_r():
@@ -60,14 +61,14 @@ def test_three_speakers_are_the_fewest_that_fill_every_split():
 
 def test_words_are_joined_into_utterances_of_at_least_three_seconds(tmp_path):
     _words(tmp_path, "ca", 9, seconds=0.8)
-    utterances = utterances_of(real_voice_files(tmp_path)["ca"], limit=5)
+    utterances = utterances_of(KTUBERLING.speakers(tmp_path)["rca"], limit=5)
     assert len(utterances) == 2 and all(len(u) >= 3 * 16000 for u in utterances)  # 4 + 4 words; 1 left over
-    assert len(utterances_of(real_voice_files(tmp_path)["ca"], limit=1)) == 1
+    assert len(utterances_of(KTUBERLING.speakers(tmp_path)["rca"], limit=1)) == 1
 
 
 def test_a_speaker_with_too_few_words_still_gives_one_utterance(tmp_path):
     _words(tmp_path, "ga", 2, seconds=0.8)
-    (only,) = utterances_of(real_voice_files(tmp_path)["ga"], limit=5)
+    (only,) = utterances_of(KTUBERLING.speakers(tmp_path)["rga"], limit=5)
     assert len(only) == int(1.6 * 16000)
 
 
@@ -84,7 +85,7 @@ def test_the_corpus_is_peak_normalised_with_a_noise_floor_and_lists_its_splits(t
 
 @pytest.mark.skipif(not KTUBERLING_SOUNDS.is_dir(), reason="ktuberling-data not installed")
 def test_ktuberling_data_gives_over_twenty_speakers_with_thirteen_large_ones():
-    counts = {speaker_id(k): len(v) for k, v in real_voice_files().items()}
+    counts = {name: len(files) for name, files in KTUBERLING.speakers().items()}
     assert len(counts) >= 20 and sum(n >= 50 for n in counts.values()) >= 10
 
 
