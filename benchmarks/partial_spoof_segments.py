@@ -16,7 +16,9 @@ recording at each `--hops` (seconds) with `return_windows`, then per frame rule 
   wall time, also given, moves with whatever else the machine runs).
 
 The setting (hop, rule) is chosen on the validation set only: the highest segment F1 among those tracing at most 2x
-the windows of non-overlapping ones. The training- and test-codec sets are then read once, at that setting.
+the windows of non-overlapping ones. The training- and test-codec sets are then read once, at that setting
+(`--validation-only` stops before them: for comparing training recipes; `--product-setting` reads them at the
+pipeline's setting, chosen on validation over seeds, instead of this model's own choice).
 `--out OUT` writes OUT.md, OUT.json and OUT.png (the Space's timeline of the first recording of the training-codec
 set with at least 2 s of spoofed speech, with its true ranges).
 """
@@ -36,7 +38,7 @@ from codectrace.hub import load_tracer
 from codectrace.machine import cpu_summary
 from codectrace.metrics import compute_eer, match_segments, segment_metrics
 from codectrace.presets import DEMO_RELEASE_DIR
-from codectrace.segments import FRAME_RULE, FRAME_RULES, WindowScores, find_segments
+from codectrace.segments import FRAME_RULE, FRAME_RULES, SEGMENT_HOP, WindowScores, find_segments
 from dataset_scripts.partial_spoof import ensure_partial_spoof, resynthesis_path, speaker_utterances
 from modeling_codectrace.configuration_codectrace import SAMPLING_RATE, TASK_LABELS
 
@@ -119,6 +121,11 @@ def main() -> None:
     parser.add_argument("--recordings", type=int, default=20, help="partly spoofed ones per set, when built here")
     parser.add_argument("--hops", type=float, nargs="+", help="seconds (default: a window, half, a quarter)")
     parser.add_argument("--out", type=Path, help="write OUT.md and OUT.json")
+    parser.add_argument("--product-setting", action="store_true",
+                        help="read the training and test sets at the pipeline's setting (segments.SEGMENT_HOP and "
+                             "FRAME_RULE, chosen over seeds) instead of this model's own validation choice")
+    parser.add_argument("--validation-only", action="store_true",
+                        help="stop after the validation set (for choosing a training recipe; no other set is read)")
     args = parser.parse_args()
     from datasets import Audio, load_dataset
 
@@ -138,12 +145,16 @@ def main() -> None:
     affordable = {key: m for key, m in results.items() if traced[key[0]][1]["windows"] / base["windows"] <= MAX_COST}
     # ties go to the larger hop (cheaper), then to the product's default rule
     hop, rule = max(affordable, key=lambda key: (affordable[key]["f1"], key[0], key[1] == FRAME_RULE))
-    lines += ["", f"Chosen on validation: hop {hop:g} s, frame rule `{rule}`. Read once at that setting:", "",
-              *HEADER]
+    lines += ["", f"Chosen on validation: hop {hop:g} s, frame rule `{rule}`."]
+    if args.product_setting:
+        hop, rule = SEGMENT_HOP * chunk / SAMPLING_RATE, FRAME_RULE
+        lines += [f"The pipeline's setting (chosen over seeds): hop {hop:g} s, frame rule `{rule}`."]
     pictured = None
-    report = {"cpu": cpu_summary(), "chosen": {"hop": hop, "rule": rule},
+    report = {"cpu": cpu_summary(), "chosen": {"hop": hop, "rule": rule, "pipeline_setting": args.product_setting},
               "validation": {f"{h:g}/{r}": {**m, "cost": traced[h][1]} for (h, r), m in results.items()}}
-    for name in ("training", "test"):
+    if not args.validation_only:
+        lines += ["Read once at that setting:", "", *HEADER]
+    for name in () if args.validation_only else ("training", "test"):
         rows = data[SPLITS[name]]
         found, cost = trace_set(tracer, rows, hop)
         report[name] = measure(found, rows, chunk, rule)
@@ -156,7 +167,8 @@ def main() -> None:
     if args.out:
         write_text(args.out.with_suffix(".md"), text)
         write_json(args.out.with_suffix(".json"), report)
-        save_picture(args.out.with_suffix(".png"), *pictured, chunk, rule)
+        if pictured:
+            save_picture(args.out.with_suffix(".png"), *pictured, chunk, rule)
 
 
 def picture_of(found: list[dict], rows) -> tuple[dict, dict]:

@@ -70,6 +70,13 @@ class DataArguments:
                                     metadata={"help": "evaluation configs run after training"})
     crop: str = field(default="first", metadata={"help": f"training window: {CROP_MODES} (official: first)"})
     augment: str = field(default="rawboost5", metadata={"help": f"training augmentation: {AUGMENTATIONS}"})
+    partial_spoof_rate: float = field(
+        default=0.0, metadata={"help": "share of training windows spliced: a spoof window becomes its bona fide "
+                                       "original with one 0.2-1.5 s stretch of the codec's re-synthesis (BIN label "
+                                       "spoof: it contains spoofed speech; the taxonomy heads skip it), a bona fide "
+                                       "window gets a stretch of another bona fide utterance; for finding spoofed "
+                                       "segments in long recordings (codectrace.splicing, docs/segments.md). 0 = off "
+                                       "(the paper)"})
     selection_set: str = field(
         default="validation",
         metadata={"help": "what model selection and early stopping read (calibration: see --calibrate): validation "

@@ -287,11 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("--workers", type=int, default=default_workers(),
                        help="processes that decode and resample files while the model runs (default: one per four "
                             "cores, at least one; 0 decodes in the model's process)")
-    trace.add_argument("--hop-seconds", type=float, help="hop between windows of long audio (default: one window)")
+    trace.add_argument("--hop-seconds", type=float,
+                       help="hop between windows of long audio (default: one window; with --segments half a window)")
     trace.add_argument("--segments", action="store_true",
                        help="also say where in each file spoofed speech is: columns contains_spoof, "
-                            "contains_spoof_score and segments (JSON: start, end, spoof score, taxonomy per range); "
-                            "--hop-seconds below the window gives overlapping windows (docs/segments.md)")
+                            "contains_spoof_score and segments (JSON: start, end, spoof score, taxonomy per range), "
+                            "from windows overlapping by half (docs/segments.md)")
     trace.add_argument("--max-seconds", type=float, default=None, help="refuse longer files")
     trace.add_argument("--device", default=None,
                        help="cpu, cuda or cuda:N (default: the process's GPU where there are GPUs, else cpu)")

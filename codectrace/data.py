@@ -19,6 +19,7 @@ from .audio import load_audio
 from .channel_augment import ChannelConfig, channel_augment
 from .codec_adversary import SOURCE_LABELS, CodecVocabulary
 from .rawboost import RawBoostConfig, rawboost_algo5
+from .splicing import BONAFIDE, PartialSpoofing, spliced_window
 
 CROP_MODES = ("first", "random")
 # rawboost5: the paper's (on the whole utterance); channel: lossy codecs, narrowband, noise and level on the window,
@@ -59,6 +60,8 @@ class WaveformTransform:
         seed: base seed; each worker process derives its own generator from it and its PyTorch seed.
         codecs: with the codec adversary, the training codecs (`CodecVocabulary`): rows also get `source_labels`,
             their codec's index (-100 for bona fide rows).
+        partial: with `--partial_spoof_rate`, where each row's splice partner is (`codectrace.splicing`): a drawn
+            share of windows are partly spoofed (spoof rows) or spliced from two bona fide utterances.
     """
 
     tasks: tuple[str, ...]
@@ -69,6 +72,7 @@ class WaveformTransform:
     rawboost: RawBoostConfig = field(default_factory=RawBoostConfig)
     channel: ChannelConfig = field(default_factory=ChannelConfig)
     codecs: CodecVocabulary | None = None
+    partial: PartialSpoofing | None = None
 
     def __post_init__(self):
         if self.crop not in CROP_MODES:
@@ -88,24 +92,45 @@ class WaveformTransform:
             self._torch_seed = torch_seed
         return self._rng
 
-    def window(self, audio_value) -> np.ndarray:
+    def window(self, audio_value, partner=None, label: int = BONAFIDE) -> np.ndarray:
+        """One training (or evaluation) window; with a splice `partner` (`PartialSpoofing.partner`) a spliced one, at
+        a random place whatever `crop` says, RawBoost then acting on the window."""
         rng = self._generator()
         waveform = load_audio(audio_value)
-        if self.augment == "rawboost5":  # on the whole utterance, before the window is cut (as the official code)
-            waveform = rawboost_algo5(waveform, rng, self.rawboost)
-        window = crop_window(waveform, self.chunk_samples, self.crop, rng)
+        if partner is not None:
+            other = load_audio(partner)
+            base, insert = (waveform, other) if label == BONAFIDE else (other, waveform)
+            window = spliced_window(base, insert, self.chunk_samples, rng)
+            if self.augment == "rawboost5":
+                window = rawboost_algo5(window, rng, self.rawboost)
+        else:
+            if self.augment == "rawboost5":  # on the whole utterance, before the window is cut (as the official code)
+                waveform = rawboost_algo5(waveform, rng, self.rawboost)
+            window = crop_window(waveform, self.chunk_samples, self.crop, rng)
         if self.augment == "channel":  # on the window: a channel acts on every part of a clip alike
             window = channel_augment(window, rng, self.channel)
         return window.astype(np.float32, copy=False)
 
     def __call__(self, batch: dict) -> dict:
-        out = {"input_values": [self.window(value) for value in batch["audio"]]}
+        partners = [self._partner(batch, row) for row in range(len(batch["audio"]))]
+        out = {"input_values": [self.window(value, *partner) for value, partner in zip(batch["audio"], partners)]}
+        # a partly spoofed window trains the BIN head only: with every head learning from it the VQ head lost on
+        # validation data (docs/research/partial_spoof_training.md)
+        unlabelled = [partner is not None and label != BONAFIDE for partner, label in partners]
         for task in self.tasks:
             if task in batch:
-                out[f"{task}_labels"] = list(batch[task])
+                out[f"{task}_labels"] = [-100 if skip and task != "bin" else value
+                                         for skip, value in zip(unlabelled, batch[task])]
         if self.codecs is not None:
-            out[SOURCE_LABELS] = self.codecs.source_labels(batch["source"], batch["bin"])
+            sources = self.codecs.source_labels(batch["source"], batch["bin"])
+            out[SOURCE_LABELS] = [-100 if skip else value for skip, value in zip(unlabelled, sources)]
         return out
+
+    def _partner(self, batch: dict, row: int) -> tuple:
+        if self.partial is None:
+            return None, BONAFIDE
+        fields = {key: batch[key][row] for key in ("utt_id", "source", "speaker", "bin")}
+        return self.partial.partner(fields, self._generator()), fields["bin"]
 
 
 def collate(features: list[dict]) -> dict[str, torch.Tensor]:
@@ -122,7 +147,10 @@ def label_columns(tasks) -> list[str]:
 
 
 def with_windows(ds, tasks, chunk_samples: int, crop: str = "first", augment: str = "none", seed: int = 1234,
-                 codecs=None):
+                 codecs=None, partial_spoof_rate: float = 0.0):
     """Decodes and windows rows on access (in DataLoader workers); augmentation only where asked; with `codecs` (a
-    `CodecVocabulary`), each row's codec index for the codec adversary."""
-    return ds.with_transform(WaveformTransform(tuple(tasks), chunk_samples, crop, augment, seed, codecs=codecs))
+    `CodecVocabulary`), each row's codec index for the codec adversary; with `partial_spoof_rate`, that share of
+    windows spliced (`codectrace.splicing`)."""
+    partial = PartialSpoofing.from_split(ds, partial_spoof_rate) if partial_spoof_rate else None
+    return ds.with_transform(WaveformTransform(tuple(tasks), chunk_samples, crop, augment, seed, codecs=codecs,
+                                               partial=partial))

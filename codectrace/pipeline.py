@@ -30,7 +30,7 @@ from .enrolment import RAW_SPACE, Attribution, EnrolmentStore, corrected_heads, 
 from .input_checks import UNFAMILIAR_AUDIO, AudioStats, input_warnings, refuse_too_short
 from .metrics import softmax
 from .precision import autocast, default_window_batch_size, input_dtype, model_for_inference, resolve_precision
-from .segments import WindowScores, find_segments
+from .segments import SEGMENT_HOP, WindowScores, find_segments
 from .unknown_source import UnknownSourceScorer, find_scorer, unit_rows
 
 
@@ -91,7 +91,8 @@ class CodecSourceTracingPipeline(Pipeline):
     Source tracing of codec-based deepfakes with a CodecTrace model.
 
     Call arguments (also accepted at construction):
-        hop_seconds (`float`, *optional*): hop between windows; default one window (no overlap).
+        hop_seconds (`float`, *optional*): hop between windows; default one window (no overlap), or with
+            `return_segments` half a window (`segments.SEGMENT_HOP`, chosen on validation data).
         window_batch_size (`int`, *optional*): windows per forward pass; default 8 on CPU, sized to the memory of a
             GPU (`precision.default_window_batch_size`).
         return_windows (`bool`, *optional*, defaults to `False`): add per-window results.
@@ -176,6 +177,9 @@ class CodecSourceTracingPipeline(Pipeline):
             postprocess["return_embedding"] = return_embedding
         if return_segments is not None:
             postprocess["return_segments"] = return_segments
+        if return_segments and hop_seconds is None and "hop_seconds" not in getattr(self, "_preprocess_params", {}):
+            # segments are as fine as the hop: overlapping windows by default (docs/segments.md)
+            preprocess["hop_seconds"] = SEGMENT_HOP * self.model.config.chunk_samples / SAMPLING_RATE
         return preprocess, {}, postprocess
 
     # -- the three stages ---------------------------------------------------------------------------------

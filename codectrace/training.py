@@ -73,7 +73,7 @@ def build_trainer(model, data: RunData, data_args: DataArguments, training_args:
         codec_adversary=adversary,
         args=training_args,
         train_dataset=with_windows(data.train, tasks, chunk, data_args.crop, data_args.augment, training_args.seed,
-                                   adversary.vocabulary if adversary else None),
+                                   adversary.vocabulary if adversary else None, data_args.partial_spoof_rate),
         eval_dataset=with_windows(data.selection, tasks, chunk),
         data_collator=collate,
         processing_class=feature_extractor,

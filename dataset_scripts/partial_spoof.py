@@ -26,13 +26,13 @@ import numpy as np
 from codectrace.audio import load_audio
 from codectrace.errors import ToolArgumentParser, run_tool
 from codectrace.files import staged_folder, write_audio
+from codectrace.splicing import FADE, splice
 from modeling_codectrace.configuration_codectrace import SAMPLING_RATE
 
 SETS = {"training": ("train", "test"), "validation": ("validation", "validation"), "test": ("test", "test")}
 SECONDS = (20.0, 60.0)  # length of a recording
 STRETCH_SECONDS = (0.5, 5.0)
 STRETCHES = (1, 3)
-FADE = int(0.005 * SAMPLING_RATE)
 FRAME = int(0.02 * SAMPLING_RATE)  # for finding the quietest point (a pause) in an utterance
 
 
@@ -54,17 +54,6 @@ def pause_point(audio: np.ndarray, low: int, high: int) -> int:
         return low
     frames = audio[low:high - (high - low) % FRAME].reshape(-1, FRAME)
     return low + int(np.argmin(np.square(frames).mean(axis=1))) * FRAME
-
-
-def splice(target: np.ndarray, source: np.ndarray, start: int, end: int) -> None:
-    """target[start:end] = source[start:end] in place, with linear cross-fades inside both ends."""
-    ramp = np.linspace(0.0, 1.0, FADE, dtype=np.float32)
-    piece = source[start:end].copy()
-    fade = min(FADE, (end - start) // 2)
-    piece[:fade] = target[start:start + fade] * (1 - ramp[:fade]) + piece[:fade] * ramp[:fade]
-    piece[end - start - fade:] = (piece[end - start - fade:] * ramp[:fade][::-1]
-                                  + target[end - fade:end] * (1 - ramp[:fade][::-1]))
-    target[start:end] = piece
 
 
 def stretch_in(audio: np.ndarray, rng, mid_word: bool) -> tuple[int, int]:

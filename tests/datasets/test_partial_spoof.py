@@ -7,16 +7,9 @@ import numpy as np
 import pytest
 
 from codectrace.audio import load_audio
-from dataset_scripts.partial_spoof import FADE, pause_point, splice, write_partial_spoof
+from dataset_scripts.partial_spoof import pause_point, write_partial_spoof
 
 RATE = 16000
-
-
-def test_a_splice_takes_the_source_inside_the_range_and_leaves_the_rest():
-    target, source = np.zeros(2000, np.float32), np.ones(2000, np.float32)
-    splice(target, source, 500, 1500)
-    assert target[:500].sum() == 0 and target[1500:].sum() == 0
-    assert np.all(target[500 + FADE:1500 - FADE] == 1.0) and 0 < target[500 + FADE // 2] < 1  # cross-faded ends
 
 
 def test_the_cut_at_a_pause_is_the_quietest_frame():

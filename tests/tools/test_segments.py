@@ -33,8 +33,24 @@ def test_a_frame_takes_the_rule_over_the_windows_that_cover_it():
     assert list(mean) == [0.0, 0.0, 0.5, 0.5, 0.5, 0.5, 0.0, 0.0]
 
 
+def test_centred_edges_move_to_the_middle_of_where_a_contains_spoof_window_puts_them():
+    # a stretch at 3.5-6.5 s: every window reaching it (starts 2-6 s) says spoof, those at 1 s and 7 s do not
+    windows = _windows([0, 0, 1, 1, 1, 1, 1, 0, 0])
+    (plain,), _ = find_segments(windows, rule="min")
+    (centred,), _ = find_segments(windows, rule="min_centred")
+    assert (plain["start_seconds"], plain["end_seconds"]) == pytest.approx((3.0, 7.0))
+    assert (centred["start_seconds"], centred["end_seconds"]) == pytest.approx((3.5, 6.5))
+
+
+def test_centred_edges_stay_at_the_recordings_ends_and_on_a_range_too_short_to_move():
+    (at_start,), _ = find_segments(_windows([1, 1, 0, 0]), rule="min_centred")
+    assert at_start["start_seconds"] == 0.0 and at_start["end_seconds"] == pytest.approx(1.5)
+    (short,), _ = find_segments(_windows([0, 0, 0, 1, 1, 0, 0, 0]), rule="min_centred")
+    assert (short["start_seconds"], short["end_seconds"]) == pytest.approx((4.0, 5.0))
+
+
 def test_an_unknown_frame_rule_is_refused_with_the_accepted_ones():
-    with pytest.raises(ValueError, match=r"frame rule must be one of \['min', 'mean'\]"):
+    with pytest.raises(ValueError, match=r"frame rule must be one of \['min', 'mean', 'min_centred'\]"):
         frame_scores(_windows([0.5]), "max")
 
 
@@ -75,6 +91,15 @@ def test_the_pipeline_gives_segments_and_a_contains_spoof_verdict_only_when_aske
     (whole,) = result["segments"]  # threshold 0: every frame is spoof
     assert (whole["start_seconds"], whole["end_seconds"]) == (0.0, 5.0) and set(whole["heads"]) == {"bin", "vq",
                                                                                                        "aux", "dec"}
+
+
+def test_segments_come_from_windows_overlapping_by_half_unless_a_hop_is_given(tiny_m1_folder):
+    tracer = pipeline("codec-source-tracing", model=str(tiny_m1_folder), precision="fp32")
+    window = tracer.model.config.chunk_samples / RATE
+    clip = (0.1 * np.random.default_rng(0).standard_normal(int(8 * window * RATE))).astype(np.float32)
+    assert tracer(clip, sampling_rate=RATE)["num_windows"] == 8
+    assert tracer(clip, sampling_rate=RATE, return_segments=True)["num_windows"] == 15
+    assert tracer(clip, sampling_rate=RATE, return_segments=True, hop_seconds=window)["num_windows"] == 8
 
 
 def test_the_cli_writes_the_segments_beside_each_files_row(tiny_m1_folder, tmp_path):

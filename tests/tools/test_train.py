@@ -360,6 +360,12 @@ def test_the_official_preset_neither_clips_gradients_nor_keeps_an_incomplete_bat
     assert demo.max_grad_norm == 1.0 and not demo.train_drop_last
 
 
+def test_only_the_demo_trains_on_partly_spoofed_windows():
+    _, official, _ = arguments.parse_arguments(["--preset", "official", "--dataset", "x"])
+    _, demo, _ = arguments.parse_arguments([])
+    assert (official.partial_spoof_rate, demo.partial_spoof_rate) == (0.0, 0.5)  # demo: chosen on validation
+
+
 @pytest.mark.parametrize("variant, sampling", [("S_VQ", "vq"), ("D_VQ", "vq"), ("S_DEC", "dec"), ("D_DEC", "dec"),
                                                ("S_AUX", "aux"), ("D_AUX", "aux"), ("S_BIN", "aux"), ("M1", "aux"),
                                                ("M2", "aux")])
