@@ -201,6 +201,9 @@ def _validate(model_args: ModelArguments, data_args: DataArguments, parser) -> N
         parser.error(f"--crop must be one of {CROP_MODES} and --augment one of {AUGMENTATIONS}")
     if data_args.selection_set not in SELECTION_SETS:
         parser.error(f"--selection_set must be one of {list(SELECTION_SETS)}, got {data_args.selection_set!r}")
+    if not 0.0 <= data_args.partial_spoof_rate <= 1.0:
+        parser.error(f"--partial_spoof_rate is a share of training windows, 0 to 1 (0 = off), got "
+                     f"{data_args.partial_spoof_rate}")
     if data_args.dataset_config is None:
         data_args.dataset_config = training_sampling(model_args.variant)
     if data_args.dataset_config not in TRAINING_SAMPLINGS:

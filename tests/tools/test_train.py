@@ -366,6 +366,12 @@ def test_only_the_demo_trains_on_partly_spoofed_windows():
     assert (official.partial_spoof_rate, demo.partial_spoof_rate) == (0.0, 0.5)  # demo: chosen on validation
 
 
+def test_a_partial_spoof_rate_outside_0_1_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit):
+        arguments.parse_arguments(["--partial_spoof_rate", "1.5"])
+    assert "--partial_spoof_rate is a share of training windows, 0 to 1 (0 = off), got 1.5" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("variant, sampling", [("S_VQ", "vq"), ("D_VQ", "vq"), ("S_DEC", "dec"), ("D_DEC", "dec"),
                                                ("S_AUX", "aux"), ("D_AUX", "aux"), ("S_BIN", "aux"), ("M1", "aux"),
                                                ("M2", "aux")])
