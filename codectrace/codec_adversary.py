@@ -26,9 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from modeling_codectrace.configuration_codectrace import TASK_LABELS, TAXONOMY_TASKS
+from modeling_codectrace.configuration_codectrace import BONAFIDE_INDEX, TAXONOMY_TASKS
 
-_BONA_FIDE = TASK_LABELS["bin"].index("bonafide")
 SOURCE_LABELS = "source_labels"  # the batch column holding each row's codec index (-100: bona fide)
 
 
@@ -47,7 +46,7 @@ class CodecVocabulary:
         seen: dict[str, tuple[int, ...]] = {}
         columns = {name: rows[name] for name in ("source", "bin", *tasks)}
         for index, source in enumerate(columns["source"]):
-            if columns["bin"][index] == _BONA_FIDE:
+            if columns["bin"][index] == BONAFIDE_INDEX:
                 continue
             classes = tuple(columns[task][index] for task in tasks)
             if seen.setdefault(source, classes) != classes:
@@ -61,7 +60,7 @@ class CodecVocabulary:
     def source_labels(self, sources, bin_labels) -> list[int]:
         """Per row, its codec's position in `codecs`, or -100 (ignored) for bona fide rows and unknown codecs."""
         position = {codec: index for index, codec in enumerate(self.codecs)}
-        return [-100 if label == _BONA_FIDE else position.get(source, -100)
+        return [-100 if label == BONAFIDE_INDEX else position.get(source, -100)
                 for source, label in zip(sources, bin_labels)]
 
 

@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from modeling_codectrace.configuration_codectrace import OFFICIAL_WINDOW, TASK_LABELS
+from modeling_codectrace.configuration_codectrace import BONAFIDE_INDEX, OFFICIAL_WINDOW, TASK_LABELS
 from modeling_codectrace.feature_extraction_codectrace import fit_to_length
 
 from .audio import load_audio
 from .channel_augment import ChannelConfig, channel_augment
 from .codec_adversary import SOURCE_LABELS, CodecVocabulary
 from .rawboost import RawBoostConfig, rawboost_algo5
-from .splicing import BONAFIDE, PartialSpoofing, spliced_window
+from .splicing import PartialSpoofing, spliced_window
 
 CROP_MODES = ("first", "random")
 # rawboost5: the paper's (on the whole utterance); channel: lossy codecs, narrowband, noise and level on the window,
@@ -92,14 +92,14 @@ class WaveformTransform:
             self._torch_seed = torch_seed
         return self._rng
 
-    def window(self, audio_value, partner=None, label: int = BONAFIDE) -> np.ndarray:
+    def window(self, audio_value, partner=None, label: int = BONAFIDE_INDEX) -> np.ndarray:
         """One training (or evaluation) window; with a splice `partner` (`PartialSpoofing.partner`) a spliced one, at
         a random place whatever `crop` says, RawBoost then acting on the window."""
         rng = self._generator()
         waveform = load_audio(audio_value)
         if partner is not None:
             other = load_audio(partner)
-            base, insert = (waveform, other) if label == BONAFIDE else (other, waveform)
+            base, insert = (waveform, other) if label == BONAFIDE_INDEX else (other, waveform)
             window = spliced_window(base, insert, self.chunk_samples, rng)
             if self.augment == "rawboost5":
                 window = rawboost_algo5(window, rng, self.rawboost)
@@ -116,7 +116,7 @@ class WaveformTransform:
         out = {"input_values": [self.window(value, *partner) for value, partner in zip(batch["audio"], partners)]}
         # a partly spoofed window trains the BIN head only: with every head learning from it the VQ head lost on
         # validation data (docs/research/partial_spoof_training.md)
-        unlabelled = [partner is not None and label != BONAFIDE for partner, label in partners]
+        unlabelled = [partner is not None and label != BONAFIDE_INDEX for partner, label in partners]
         for task in self.tasks:
             if task in batch:
                 out[f"{task}_labels"] = [-100 if skip and task != "bin" else value
@@ -128,7 +128,7 @@ class WaveformTransform:
 
     def _partner(self, batch: dict, row: int) -> tuple:
         if self.partial is None:
-            return None, BONAFIDE
+            return None, BONAFIDE_INDEX
         fields = {key: batch[key][row] for key in ("utt_id", "source", "speaker", "bin")}
         return self.partial.partner(fields, self._generator()), fields["bin"]
 

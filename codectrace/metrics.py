@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from modeling_codectrace.configuration_codectrace import TASK_LABELS
+from modeling_codectrace.configuration_codectrace import BONAFIDE_INDEX, TASK_LABELS
 
 
 def compute_det_curve(
@@ -96,7 +96,7 @@ def task_metrics(task: str, logits, labels) -> dict:
     """Metrics of one task from its logits (batch, classes) and label indices (-100 = ignore)."""
     logits = np.asarray(logits)
     if task == "bin":
-        probability = softmax(logits)[:, TASK_LABELS["bin"].index("bonafide")]
+        probability = softmax(logits)[:, BONAFIDE_INDEX]
         result = binary_metrics(probability, labels)
         result.update(multiclass_metrics(logits.argmax(-1), labels, 2) | {"accuracy": result["accuracy"]})
         return result

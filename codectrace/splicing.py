@@ -21,12 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from modeling_codectrace.configuration_codectrace import SAMPLING_RATE, TASK_LABELS
+from modeling_codectrace.configuration_codectrace import BONAFIDE_INDEX, SAMPLING_RATE
 from modeling_codectrace.feature_extraction_codectrace import fit_to_length
 
 FADE = int(0.005 * SAMPLING_RATE)  # 5-ms linear cross-fades at both ends of a spliced stretch
 STRETCH_SECONDS = (0.2, 1.5)  # a spliced stretch inside a training window (at most the window)
-BONAFIDE = TASK_LABELS["bin"].index("bonafide")
 
 
 def splice(target: np.ndarray, source: np.ndarray, start: int, end: int) -> None:
@@ -82,7 +81,7 @@ class PartialSpoofing:
                              "CodecFake-mini split has them.")
         originals, by_speaker = {}, defaultdict(list)
         for row, (utt, speaker, label) in enumerate(zip(split["utt_id"], split["speaker"], split["bin"])):
-            if label == BONAFIDE:
+            if label == BONAFIDE_INDEX:
                 originals[utt] = row
                 by_speaker[speaker].append(row)
         if not originals:
@@ -95,7 +94,7 @@ class PartialSpoofing:
         original in the split, a speaker with one bona fide utterance)."""
         if rng.random() >= self.rate:
             return None
-        if row["bin"] != BONAFIDE:
+        if row["bin"] != BONAFIDE_INDEX:
             row = self.originals.get(original_id(row["utt_id"], row["source"]))
         else:
             others = [r for r in self.by_speaker.get(row["speaker"], []) if r != self.originals.get(row["utt_id"])]

@@ -18,6 +18,7 @@ TASK_LABELS: dict[str, tuple[str, ...]] = {
     "dec": ("real", "time", "freq"),
 }
 TASKS: tuple[str, ...] = tuple(TASK_LABELS)
+BONAFIDE_INDEX = TASK_LABELS["bin"].index("bonafide")  # the BIN label of bona fide speech
 # The codec-taxonomy tasks (every task but bona fide vs spoof).
 TAXONOMY_TASKS: tuple[str, ...] = tuple(task for task in TASKS if task != "bin")
 
