@@ -2,6 +2,7 @@
 
     python benchmarks/enrolment_curve.py --model outputs/demo-M1 --hide-test        # validation codecs: choosing
     python benchmarks/enrolment_curve.py --model outputs/demo-M1 --out docs/enrolment_curve   # test codecs, once
+    python benchmarks/enrolment_curve.py --model outputs/seeds/seed-*                # several models pooled
 
 For the validation codecs (`val_codecs`, validation speakers) and the test codecs (`cosg_eval`, test speakers), each
 codec is enrolled from k clips (k = 1, 5, 10, 20) of half of its speakers, every codec of the set at once under its
@@ -9,13 +10,15 @@ name and its true taxonomy, and the clips of its other speakers are traced as th
 fp32; `codectrace.enrolment`): generator identification (attributed to its own codec), taxonomy accuracy per task
 (the answer a person reads, "unknown" counting as wrong; before enrolment beside it), and the clips of training codecs
 and bona fide speech of the same speakers (`aux` validation, `cors_eval` test) attributed to an enrolled generator.
-Each figure is the mean [min-max] over `--draws` random choices of the enrolment speakers and clips.
+Each figure is the mean [min-max] over the models given (e.g. three seeds) and `--draws` random choices of the
+enrolment speakers and clips for each.
 
-The settings (the space clips are compared in: the head's embedding or a linear discriminant map of the training
-sources, `codectrace.enrolment.CodecIdentity`, fitted on the training split; the maximum distance; whether a clip
-must also lie nearer to the generator than to the training data) are chosen on the validation codecs at k = 10: the
-highest identification with at most 1% of known clips attributed. `--hide-test` stops there; otherwise the test
-codecs are read once with them.
+The settings (the space clips are compared in: the identity head's embedding, or the clip's log-spectrum statistics
+`codectrace.codec_identity`, each as it is or through a linear discriminant map of the training split's sources;
+the maximum distance; whether a clip must also lie nearer to the generator than to the training data; whether the
+enrolled classes answer for every head or only for those calling the clip unknown) are chosen on the validation
+codecs at k = 10: the highest identification with at most 1% of known clips attributed, then the highest mean
+taxonomy accuracy. `--hide-test` stops there; otherwise the test codecs are read once with them.
 """
 
 from __future__ import annotations
@@ -28,14 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from codectrace.enrolment import (
-    FIT_CLIPS_PER_SOURCE,
-    CodecIdentity,
-    EnrolmentStore,
-    corrected_heads,
-    head_embeddings,
-    per_source_sample,
-)
+from codectrace.codec_identity import FIT_CLIPS_PER_SOURCE, CodecIdentity, dataset_features, per_source_sample
+from codectrace.enrolment import EnrolmentStore, corrected_heads, head_embeddings, score_features
 from codectrace.files import atomic_path, print_report, write_json
 from codectrace.hub import load_tracer
 from codectrace.machine import cpu_summary
@@ -54,19 +51,22 @@ KS = (1, 5, 10, 20)
 CHOOSING_K = 10
 MAX_KNOWN_ATTRIBUTED = 0.01
 DISTANCES = (0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7, 1.0)
-# Spaces to compare clips in: the head's own embedding (nearer than the training data by the unknown-source score,
-# or by the training sources' centroids), or linear discriminant analysis of the training sources.
-SPACES = {"head": None, "head + training centroids": dict(discriminant=False),
-          "LDA, 8 dimensions": dict(dimensions=8), "LDA, 16 dimensions": dict(dimensions=16),
-          "LDA, all (sources - 1)": dict(dimensions=None)}
+# Spaces to compare clips in: (features, codec identity fitted on them). The head's own embedding is nearer than the
+# training data by its unknown-source score (what the pipeline does without a codec identity); the others by the
+# training sources' centroids. `codectrace.codec_identity` is "spectrum, LDA".
+SPACES = {"head": ("head", None), "head + training centroids": ("head", dict(discriminant=False)),
+          "head, LDA": ("head", dict()), "spectrum": ("spectrum", dict(discriminant=False)),
+          "spectrum, LDA": ("spectrum", dict()), "spectrum, LDA, 16 dimensions": ("spectrum", dict(dimensions=16))}
 
 
 @dataclass
 class Traced:
-    """Rows as the pipeline answers them: their identity head's unit embeddings in the head's own space, per row its
-    source, speaker, taxonomy labels and the pipeline's answer (head answers and distributions)."""
+    """Rows as the pipeline answers them: their identity head's unit embeddings in the head's own space, their
+    log-spectrum statistics, per row its source, speaker, taxonomy labels and the pipeline's answer (head answers and
+    distributions)."""
 
     embeddings: np.ndarray
+    spectra: np.ndarray
     sources: np.ndarray
     speakers: np.ndarray
     labels: dict[str, np.ndarray]
@@ -79,7 +79,8 @@ def trace_rows(tracer, dataset, limit_per_source: int) -> Traced:
     labels = {t: np.array([TASK_LABELS[t][v] for v in dataset[t]]) for t in TAXONOMY_TASKS}
     answers = [{"heads": r["heads"], **{t: r[t] for t in TAXONOMY_TASKS}} for r in results]
     speakers = [speaker_of(*row) for row in zip(dataset["utt_id"], dataset["source"], dataset["speaker"])]
-    return Traced(embeddings, np.asarray(dataset["source"]), np.asarray(speakers), labels, answers)
+    return Traced(embeddings, dataset_features(dataset), np.asarray(dataset["source"]), np.asarray(speakers), labels,
+                  answers)
 
 
 def speaker_of(utt_id: str, source: str, speaker: str) -> str:
@@ -102,21 +103,23 @@ class Setting:
     space: str
     max_distance: float
     nearer_than_training: bool
+    every_head: bool
 
 
 class Spaces:
     """Each space's codec identity (None: the head's own) and the mapped embeddings of each traced set."""
 
     def __init__(self, training: Traced, names):
-        self.identities = {name: None if SPACES[name] is None else
-                           CodecIdentity.fit(training.embeddings, training.sources, **SPACES[name]) for name in names}
+        self.identities = {name: None if SPACES[name][1] is None else
+                           CodecIdentity.fit(features(training, SPACES[name][0]), training.sources, **SPACES[name][1])
+                           for name in names}
         self._mapped: dict = {}
 
     def mapped(self, space: str, traced: Traced) -> np.ndarray:
         key = (space, id(traced))
         if key not in self._mapped:
-            identity = self.identities[space]
-            self._mapped[key] = traced.embeddings if identity is None else identity(traced.embeddings)
+            identity, rows = self.identities[space], features(traced, SPACES[space][0])
+            self._mapped[key] = rows if identity is None else identity(rows)
         return self._mapped[key]
 
     def training_distances(self, space: str, traced: Traced, rows: np.ndarray) -> np.ndarray:
@@ -127,6 +130,10 @@ class Spaces:
 
 
 TASK = EnrolmentStore().task
+
+
+def features(traced: Traced, kind: str) -> np.ndarray:
+    return traced.embeddings if kind == "head" else traced.spectra
 
 
 def enrolment_draw(unseen: Traced, k: int, rng) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -143,10 +150,17 @@ def enrolment_draw(unseen: Traced, k: int, rng) -> tuple[dict[str, np.ndarray], 
     return enrolled, evaluated
 
 
-def attribute(store: EnrolmentStore, spaces: Spaces, traced: Traced, rows: np.ndarray, setting: Setting) -> list:
+def attribute(store: EnrolmentStore, spaces: Spaces, traced: Traced, rows: np.ndarray, setting: Setting,
+              scored: list | None = None, truth=None) -> list:
+    """Each row's attribution; with `scored`, appends (score features, whether right) of each attributed row, right
+    meaning attributed to its own source (`truth`; None: every attribution is wrong)."""
     distances = store.distances(spaces.mapped(setting.space, traced)[rows])
     training = spaces.training_distances(setting.space, traced, rows)
-    return [store.attribute(d, t) for d, t in zip(distances, training)]
+    attributions = [store.attribute(d, t) for d, t in zip(distances, training)]
+    if scored is not None:
+        scored += [(score_features(d, t), truth is not None and a.name == truth[r])
+                   for d, t, a, r in zip(distances, training, attributions, rows) if a.name is not None]
+    return attributions
 
 
 def read_answer(answer: dict, attribution, task: str) -> str:
@@ -155,56 +169,129 @@ def read_answer(answer: dict, attribution, task: str) -> str:
     return head_label(corrected_heads(answer["heads"], distributions, attribution)[task])
 
 
-def one_draw(spaces: Spaces, unseen: Traced, known: Traced, setting: Setting, k: int, seed: int) -> dict[str, float]:
+def one_draw(spaces: Spaces, unseen: Traced, known: Traced, setting: Setting, k: int, seed: int,
+             scored: list | None = None) -> dict[str, float]:
+    """The figures of one draw of enrolled clips; with `scored`, the attributed rows' score features and truth."""
     enrolled, evaluated = enrolment_draw(unseen, k, np.random.default_rng(seed))
-    store = EnrolmentStore(max_distance=setting.max_distance, nearer_than_training=setting.nearer_than_training)
+    store = EnrolmentStore(max_distance=setting.max_distance, nearer_than_training=setting.nearer_than_training,
+                           every_head=setting.every_head)
     for source, rows in enrolled.items():
         store.add(source, spaces.mapped(setting.space, unseen)[rows],
                   {t: unseen.labels[t][rows[0]] for t in TAXONOMY_TASKS})
     rows = np.flatnonzero(evaluated)
-    attributions = attribute(store, spaces, unseen, rows, setting)
+    attributions = attribute(store, spaces, unseen, rows, setting, scored, unseen.sources)
     figures = {"identification": float(np.mean([a.name == unseen.sources[r] for a, r in zip(attributions, rows)]))}
     for task in TAXONOMY_TASKS:
         figures[f"{task}_after"] = float(np.mean([read_answer(unseen.answers[r], a, task) == unseen.labels[task][r]
                                                   for a, r in zip(attributions, rows)]))
         figures[f"{task}_before"] = float(np.mean([head_label(unseen.answers[r]["heads"][task]) ==
                                                    unseen.labels[task][r] for r in rows]))
-    known_attributions = attribute(store, spaces, known, np.arange(len(known.sources)), setting)
+    known_attributions = attribute(store, spaces, known, np.arange(len(known.sources)), setting, scored)
     figures["known_attributed"] = float(np.mean([a.name is not None for a in known_attributions]))
     return figures
 
 
-def curve(spaces: Spaces, unseen: Traced, known: Traced, setting: Setting, ks, draws: int) -> dict:
-    """k -> figure -> its values over the draws."""
+@dataclass
+class Run:
+    """One trained model's spaces and traced sets (set name -> (unseen codecs' rows, known rows))."""
+
+    spaces: Spaces
+    sets: dict[str, tuple[Traced, Traced]]
+
+
+def curve(runs: list[Run], set_name: str, setting: Setting, ks, draws: int) -> dict:
+    """k -> figure -> its values over the models and the draws."""
     result = {}
     for k in ks:
-        values = [one_draw(spaces, unseen, known, setting, k, seed) for seed in range(draws)]
+        values = [one_draw(run.spaces, *run.sets[set_name], setting, k, seed) for run in runs for seed in range(draws)]
         result[k] = {name: [v[name] for v in values] for name in values[0]}
     return result
 
 
-def choose(spaces: Spaces, unseen: Traced, known: Traced, draws: int) -> tuple[Setting, list[tuple[Setting, dict]]]:
-    """The setting with the highest mean identification at k = CHOOSING_K among those attributing at most 1% of
-    known clips (on average over the draws); every setting tried, with its figures."""
+def choose(runs: list[Run], draws: int) -> tuple[Setting, list[tuple[Setting, dict]]]:
+    """The setting with the highest mean identification at k = CHOOSING_K on the validation codecs among those
+    attributing at most 1% of known clips (on average over the models and draws), then the highest mean taxonomy
+    accuracy; every setting tried, with its figures."""
     tried = []
-    for space, distance, nearer in itertools.product(spaces.identities, DISTANCES, (True, False)):
-        setting = Setting(space, distance, nearer)
-        figures = curve(spaces, unseen, known, setting, [CHOOSING_K], draws)[CHOOSING_K]
+    for space, distance, nearer, every in itertools.product(SPACES, DISTANCES, (True, False), (False, True)):
+        setting = Setting(space, distance, nearer, every)
+        figures = curve(runs, "validation codecs", setting, [CHOOSING_K], draws)[CHOOSING_K]
         tried.append((setting, {name: float(np.mean(v)) for name, v in figures.items()}))
+    return best(tried), tried
+
+
+def scored_attributions(runs: list[Run], set_name: str, setting: Setting, ks, draws: int):
+    """(rows, features) score features and (rows,) whether right, of every attributed clip (unseen and known) over
+    the models, the k and the draws."""
+    scored = []
+    for run in runs:
+        for k in ks:
+            for seed in range(draws):
+                one_draw(run.spaces, *run.sets[set_name], setting, k, seed, scored)
+    return np.array([f for f, _ in scored]), np.array([r for _, r in scored], dtype=bool)
+
+
+def fit_score(features: np.ndarray, right: np.ndarray) -> tuple[float, np.ndarray]:
+    """A logistic regression of whether an attribution is right on its score features (nearly unregularised); a
+    constant where the attributions are all right or all wrong (tiny runs)."""
+    from sklearn.linear_model import LogisticRegression
+
+    if len(np.unique(right)) < 2:
+        share = np.clip(right.mean() if len(right) else 0.5, 0.01, 0.99)
+        return float(np.log(share / (1 - share))), np.zeros(3)
+    model = LogisticRegression(C=1e4, max_iter=1000).fit(features, right)
+    return float(model.intercept_[0]), model.coef_[0]
+
+
+def reliability(probabilities: np.ndarray, right: np.ndarray, bins: int = 10) -> dict[str, float]:
+    """How far the scores are from the share of right attributions: expected calibration error (equal-width bins)
+    and Brier score, beside the mean score and the share right."""
+    if len(right) == 0:
+        return {"attributed": 0, "right": float("nan"), "mean_score": float("nan"), "ece": float("nan"),
+                "brier": float("nan")}
+    which = np.minimum((probabilities * bins).astype(int), bins - 1)
+    error = sum(abs(probabilities[which == b].mean() - right[which == b].mean()) * (which == b).mean()
+                for b in range(bins) if (which == b).any())
+    return {"attributed": int(len(right)), "right": float(right.mean()), "mean_score": float(probabilities.mean()),
+            "ece": float(error), "brier": float(np.mean(np.square(probabilities - right)))}
+
+
+def score_section(runs: list[Run], sets, setting: Setting, ks, draws: int) -> tuple[str, dict]:
+    """The attribution score fitted on the validation codecs' attributions and its reliability on every set."""
+    bias, weights = fit_score(*scored_attributions(runs, "validation codecs", setting, ks, draws))
+    lines = [f"Attribution score, fitted on the validation codecs' attributions (every k): bias {bias:.4g}, weights "
+             f"{', '.join(f'{w:.4g}' for w in weights)} (`SCORE_BIAS`, `SCORE_WEIGHTS`).", "",
+             "| set | attributed clips | right | mean score | expected calibration error | Brier |",
+             "|---|---|---|---|---|---|"]
+    figures = {}
+    for name in sets:
+        features, right = scored_attributions(runs, name, setting, ks, draws)
+        logits = bias + (features @ weights if len(features) else np.zeros(0))
+        figures[name] = reliability(1.0 / (1.0 + np.exp(-logits)), right)
+        f = figures[name]
+        lines.append(f"| {name} | {f['attributed']} | {f['right']:.3f} | {f['mean_score']:.3f} | {f['ece']:.3f} | "
+                     f"{f['brier']:.4f} |")
+    return "\n".join(lines), {"bias": bias, "weights": weights.tolist(), **figures}
+
+
+def best(tried: list[tuple[Setting, dict]]) -> Setting:
     allowed = [t for t in tried if t[1]["known_attributed"] <= MAX_KNOWN_ATTRIBUTED] or tried
-    return max(allowed, key=lambda t: t[1]["identification"])[0], tried
+    return max(allowed, key=lambda t: (t[1]["identification"],
+                                       np.mean([t[1][f"{task}_after"] for task in TAXONOMY_TASKS])))[0]
 
 
 def best_per_space(tried: list[tuple[Setting, dict]]) -> str:
     """Per space, its best allowed setting's validation figures at k = CHOOSING_K (what the choice compared)."""
-    lines = ["| space | max distance | nearer than training | identification | known attributed |",
-             "|---|---|---|---|---|"]
+    lines = ["| space | max distance | nearer than training | every head | identification | "
+             + " | ".join(f"{t.upper()} after" for t in TAXONOMY_TASKS) + " | known attributed |",
+             "|---|---|---|---|---|---|" + "---|" * len(TAXONOMY_TASKS)]
     for space in dict.fromkeys(s.space for s, _ in tried):
         mine = [t for t in tried if t[0].space == space]
-        allowed = [t for t in mine if t[1]["known_attributed"] <= MAX_KNOWN_ATTRIBUTED] or mine
-        setting, figures = max(allowed, key=lambda t: t[1]["identification"])
-        lines.append(f"| {space} | {setting.max_distance} | {setting.nearer_than_training} | "
-                     f"{figures['identification']:.3f} | {100 * figures['known_attributed']:.2f}% |")
+        setting = best(mine)
+        figures = dict(mine)[setting]
+        tasks = " | ".join(f"{figures[f'{t}_after']:.3f}" for t in TAXONOMY_TASKS)
+        lines.append(f"| {space} | {setting.max_distance} | {setting.nearer_than_training} | {setting.every_head} | "
+                     f"{figures['identification']:.3f} | {tasks} | {100 * figures['known_attributed']:.2f}% |")
     return "\n".join(lines)
 
 
@@ -248,46 +335,48 @@ def plot_curves(curves: dict[str, dict], out: Path) -> Path:
     return path
 
 
+def trace_run(model: str, dataset: str, sets, per_source: int) -> Run:
+    tracer = load_tracer(model, precision="fp32")
+    tracer.enrolment = None
+    spaces = Spaces(trace_rows(tracer, load_split(dataset, *TRAINING), FIT_CLIPS_PER_SOURCE), SPACES)
+    return Run(spaces, {name: (trace_rows(tracer, only_spoof(load_split(dataset, *SETS[name][0])), per_source),
+                               trace_rows(tracer, load_split(dataset, *SETS[name][1]), per_source)) for name in sets})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=str(ROOT / "outputs/demo-M1"))
+    parser.add_argument("--model", nargs="+", default=[str(ROOT / "outputs/demo-M1")],
+                        help="one model folder, or several (e.g. the seeds of a recipe): every figure pools them")
     parser.add_argument("--dataset", default=str(DEMO_DATASET_DIR))
     parser.add_argument("--ks", type=int, nargs="+", default=list(KS))
     parser.add_argument("--draws", type=int, default=3, help="random choices of enrolment speakers and clips")
     parser.add_argument("--per-source", type=int, default=50, help="clips traced per codec (and bona fide source)")
     parser.add_argument("--hide-test", action="store_true", help="validation codecs only")
-    parser.add_argument("--save-identity", action="store_true",
-                        help="write the chosen space's codec identity beside the model (codec_identity.safetensors)")
     parser.add_argument("--out", type=Path, help="write <out>.md, <out>.json and <out>.png")
     args = parser.parse_args()
 
     started = time.perf_counter()
-    tracer = load_tracer(args.model, precision="fp32")
-    tracer.enrolment = None
-    training = trace_rows(tracer, load_split(args.dataset, *TRAINING), FIT_CLIPS_PER_SOURCE)
-    spaces = Spaces(training, SPACES)
-    traced = {name: [trace_rows(tracer, only_spoof(load_split(args.dataset, *unseen)), args.per_source),
-                     trace_rows(tracer, load_split(args.dataset, *known), args.per_source)]
-              for name, (unseen, known) in SETS.items() if not (args.hide_test and name == "test codecs")}
-    setting, tried = choose(spaces, *traced["validation codecs"], args.draws)
-    curves = {name: curve(spaces, unseen, known, setting, args.ks, args.draws)
-              for name, (unseen, known) in traced.items()}
-    report = [f"Enrolment curve of {args.model}: {cpu_summary()}; mean [min-max] over {args.draws} draws of the "
-              f"enrolment speakers and clips; {time.perf_counter() - started:.0f} s.", "",
+    sets = [name for name in SETS if not (args.hide_test and name == "test codecs")]
+    runs = [trace_run(model, args.dataset, sets, args.per_source) for model in args.model]
+    setting, tried = choose(runs, args.draws)
+    curves = {name: curve(runs, name, setting, args.ks, args.draws) for name in sets}
+    report = [f"Enrolment curve of {', '.join(args.model)}: {cpu_summary()}; mean [min-max] over the models and "
+              f"{args.draws} draws of the enrolment speakers and clips each; {time.perf_counter() - started:.0f} s.",
+              "",
               f"Chosen on the validation codecs at k = {CHOOSING_K} (the highest identification with at most "
               f"{100 * MAX_KNOWN_ATTRIBUTED:g}% of known clips attributed): space *{setting.space}*, maximum distance "
-              f"{setting.max_distance}, nearer than the training data: {setting.nearer_than_training}. The best "
+              f"{setting.max_distance}, nearer than the training data: {setting.nearer_than_training}, enrolled "
+              f"classes answer for every head: {setting.every_head}. The best "
               "setting of each space, validation codecs:", "", best_per_space(tried), ""]
     report += [curve_table(name, result) + "\n" for name, result in curves.items()]
+    score_text, score = score_section(runs, sets, setting, args.ks, args.draws)
+    report.append(score_text)
     print_report("\n".join(report), args.out.with_suffix(".md") if args.out else None)
     if args.out:
         write_json(args.out.with_suffix(".json"), {
-            "setting": setting.__dict__, "curves": curves,
+            "setting": setting.__dict__, "curves": curves, "score": score,
             "tried_on_validation": [{**s.__dict__, **f} for s, f in tried]})
         print(f"plot: {plot_curves(curves, args.out)}")
-    identity = spaces.identities[setting.space]
-    if args.save_identity and identity is not None:
-        print(f"codec identity written to {identity.save(args.model)}")
 
 
 if __name__ == "__main__":

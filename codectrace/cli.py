@@ -34,6 +34,7 @@ from .precision import PRECISIONS, default_window_batch_size
 from .sharded import Shard, WorkFolder, work_folder_for
 from .tracing import (
     default_workers,
+    describe_generator,
     error_row,
     file_groups,
     head_label,
@@ -228,7 +229,7 @@ def _trace_todo(args, plan: TracePlan, tracer) -> int:
         if plan.work is None:
             heads = "  ".join(f"{t}={head_label(result['heads'][t])}" for t in tasks if t != "bin")
             notes = "".join(f"\n  warning: {w}" for w in result["warnings"])
-            made_by = f"  made by {result['generator']['name']}" if result.get("generator") else ""
+            made_by = describe_generator(result.get("generator"))
             where = f"\n  {segments_line(result['segments'])}" if args.segments else ""
             # a long recording with one spoofed stretch: its average says bona fide, its segments do not
             verdict = "contains spoofed speech" if args.segments and result["contains_spoof"] else result["decision"]

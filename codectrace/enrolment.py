@@ -2,13 +2,14 @@
 (and the generator's codec taxonomy where it is published), so that a traced clip can be answered "made by <name>".
 The model's weights never change; `codectrace enroll` writes the store, the pipeline reads it.
 
-A clip is attributed to the enrolled generator whose centroid (the normalised mean of its clips' unit-length
-embeddings) is nearest by cosine distance, when that distance is at most the store's `max_distance` and smaller than
-the clip's distance to the training data (the unknown-source score of the same head, where the model has a
-scorer): a clip that looks like a training codec stays with the training codecs. Where a clip is attributed and its
-taxonomy head calls it unknown (far from the training codecs), the generator's enrolled class replaces that head's
-answer. The settings were chosen on the validation codecs (docs/enrolment.md); the store keeps the ones it was
-written with.
+Clips are compared in the model's codec identity (`codectrace.codec_identity`; without one, by the identity head's
+embedding). A clip is attributed to the enrolled generator whose centroid (the normalised mean of its clips'
+unit-length embeddings) is nearest by cosine distance, when that distance is at most the store's `max_distance` and
+smaller than the clip's distance to the training data (to the nearest training source's centroid; without a codec
+identity, the unknown-source score of the identity head): a clip that looks like a training codec stays with the
+training codecs. Where a clip is attributed, the generator's enrolled classes replace the taxonomy heads' answers
+(`EVERY_HEAD`; else only those of heads calling the clip unknown). The settings were chosen on the validation codecs
+(docs/enrolment.md); the store keeps the ones it was written with.
 """
 
 from __future__ import annotations
@@ -31,105 +32,22 @@ FILE_NAME = "enrolled_generators.safetensors"
 FORMAT = "codectrace-enrolled-generators"
 FORMAT_VERSION = 1
 EMBEDDING_TASK = "vq"  # whose head embedding identifies a generator (docs/enrolment.md)
-MAX_DISTANCE = 0.15  # cosine distance to a centroid, at most; chosen on the validation codecs (docs/enrolment.md)
+RAW_SPACE = "raw"  # no codec identity beside the model: clips are compared by the identity head's embedding
+# Cosine distance to a centroid, at most, per kind of space (a codec identity's, or the head's own); chosen on the
+# validation codecs (docs/enrolment.md).
+MAX_DISTANCE = {"identity": 0.5, RAW_SPACE: 0.05}
 NEARER_THAN_TRAINING = True  # and nearer to it than to the training data; chosen likewise
+EVERY_HEAD = True  # an attributed clip's enrolled classes answer for every head, not only those calling it unknown
+# The attribution score: the probability that an attributed clip was made by the generator named, a logistic function
+# of `score_features`, fitted on the validation codecs' attributions (benchmarks/enrolment_curve.py) for codec
+# identities; a store compared by the head's own embedding gives no score.
+SCORE_BIAS = 3.839
+SCORE_WEIGHTS = (-10.45, -3.619, 13.6)
 NAME_PATTERN = re.compile(r"^[\w][\w .+-]{0,63}$")
 
 
-IDENTITY_FILE_NAME = "codec_identity.safetensors"
-RAW_SPACE = "raw"
-
-
-@dataclass
-class CodecIdentity:
-    """Where enrolled and traced clips are compared: a linear map of a head's (unit-length) embedding onto the
-    directions that tell the training sources (codecs and bona fide speech) apart, linear discriminant analysis as
-    speaker-verification back-ends use it for x-vectors (or no map, `discriminant=False`), and each training
-    source's centroid there, so that a clip is attributed to an enrolled generator only when it is nearer to it than
-    to every training source."""
-
-    mean: np.ndarray  # (dim,)
-    projection: np.ndarray  # (dim, out)
-    centroids: np.ndarray  # (sources, out), unit length
-    sources: list[str]
-
-    @classmethod
-    def fit(cls, embeddings: np.ndarray, sources, dimensions: int | None = None, discriminant: bool = True,
-            ridge: float = 1e-3) -> CodecIdentity:
-        """From rows (n, dim) and their source names: the generalised eigenvectors of the between- and
-        within-source scatter (the latter with a relative ridge), the `dimensions` strongest (default: sources - 1),
-        and the sources' centroids in that space."""
-        from scipy.linalg import eigh
-
-        embeddings, sources = unit_rows(embeddings).astype(np.float64), np.asarray(sources)
-        names = np.unique(sources)
-        if len(names) < 2:
-            raise ValueError(f"a codec identity needs rows of at least two sources, got {list(names)}.")
-        mean = embeddings.mean(axis=0)
-        projection = np.eye(embeddings.shape[1])
-        if discriminant:
-            means = np.stack([embeddings[sources == n].mean(axis=0) for n in names])
-            centred = embeddings - means[np.searchsorted(names, sources)]
-            within = centred.T @ centred / len(embeddings)
-            within += ridge * np.trace(within) / len(within) * np.eye(len(within))
-            counts = np.array([(sources == n).sum() for n in names], dtype=np.float64)
-            between = ((means - mean).T * counts) @ (means - mean) / len(embeddings)
-            values, vectors = eigh(between, within)
-            keep = min(dimensions or len(names) - 1, len(names) - 1, embeddings.shape[1])
-            projection = vectors[:, np.argsort(values)[::-1][:keep]]
-        else:
-            mean = np.zeros_like(mean)
-        identity = cls(mean.astype(np.float32), projection.astype(np.float32), np.zeros((0, 0), np.float32), [])
-        mapped = identity(embeddings)
-        identity.centroids = unit_rows(np.stack([mapped[sources == n].mean(axis=0) for n in names]))
-        identity.sources = names.tolist()
-        return identity
-
-    def __call__(self, embeddings: np.ndarray) -> np.ndarray:
-        """(rows, dim) head embeddings -> (rows, out) unit-length rows of this space."""
-        return unit_rows((unit_rows(embeddings) - self.mean) @ self.projection)
-
-    def training_distances(self, mapped: np.ndarray) -> np.ndarray:
-        """(rows, out) mapped rows -> (rows,): cosine distance to the nearest training source's centroid."""
-        return (1.0 - unit_rows(mapped) @ self.centroids.T).min(axis=1)
-
-    @cached_property  # hashed once: the pipeline asks for every clip
-    def space(self) -> str:
-        """A name of this space, kept in a store of enrolled generators so that it is never read in another."""
-        import hashlib
-
-        digest = hashlib.sha1(self.projection.tobytes() + self.mean.tobytes()).hexdigest()[:12]
-        return f"identity-{digest}"
-
-    def save(self, folder: str | Path) -> Path:
-        from safetensors.torch import save_file
-
-        tensors = {name: torch.from_numpy(np.ascontiguousarray(getattr(self, name)))
-                   for name in ("mean", "projection", "centroids")}
-        path = Path(folder) / IDENTITY_FILE_NAME
-        with atomic_path(path) as partial:
-            save_file(tensors, str(partial), {"format": "codectrace-codec-identity", "version": "1",
-                                              "sources": json.dumps(self.sources)})
-        return path
-
-    @classmethod
-    def load(cls, folder: str | Path) -> CodecIdentity | None:
-        from safetensors import safe_open
-
-        path = Path(folder) / IDENTITY_FILE_NAME
-        if not path.is_file():
-            return None
-        with safe_open(str(path), framework="pt") as handle:
-            tensors = {name: handle.get_tensor(name).numpy() for name in ("mean", "projection", "centroids")}
-            sources = json.loads((handle.metadata() or {})["sources"])
-        return cls(**tensors, sources=sources)
-
-
-FIT_CLIPS_PER_SOURCE = 100  # training clips per source that a codec identity is fitted on
-
-
 def head_embeddings(tracer, audios) -> tuple[np.ndarray, list[dict]]:
-    """Clips traced whole by the pipeline: their identity head's unit-length embeddings in the head's own space
+    """Clips traced whole by the pipeline with no codec identity: their identity head's unit-length embeddings
     (rows, dim) and the pipeline's results. A clip that cannot be traced stops it (these are a dataset's rows)."""
     identity, tracer.codec_identity = tracer.codec_identity, None
     try:
@@ -140,30 +58,6 @@ def head_embeddings(tracer, audios) -> tuple[np.ndarray, list[dict]]:
     if failed:
         raise ValueError(f"{len(failed)} clips could not be traced, e.g. {failed[0]}")
     return np.array([r["embedding"] for r in results], dtype=np.float32), results
-
-
-def per_source_sample(sources, limit: int, seed: int = 0) -> list[int]:
-    """Row indices of at most `limit` rows of each source (a seeded sample), in order."""
-    rng, sources = np.random.default_rng(seed), np.asarray(sources)
-    return sorted(int(row) for source in np.unique(sources)
-                  for row in rng.permutation(np.flatnonzero(sources == source))[:limit])
-
-
-def fit_codec_identity(tracer, train_split, dimensions: int | None = None, discriminant: bool = True,
-                       per_source: int = FIT_CLIPS_PER_SOURCE) -> CodecIdentity:
-    """A `CodecIdentity` from a training split's clips (at most `per_source` of each source), traced whole."""
-    rows = train_split.select(per_source_sample(train_split["source"], per_source))
-    embeddings, _ = head_embeddings(tracer, (row["audio"] for row in rows.select_columns(["audio"])))
-    return CodecIdentity.fit(embeddings, rows["source"], dimensions, discriminant)
-
-
-def find_identity(model_name_or_path: str | None, revision: str | None = None) -> CodecIdentity | None:
-    """The codec identity saved beside a model; None when there is none (clips are compared as the head embeds
-    them)."""
-    from .resolve import folder_holding
-
-    folder = folder_holding(model_name_or_path, IDENTITY_FILE_NAME, revision)
-    return None if folder is None else CodecIdentity.load(folder)
 
 
 def enrollable_labels(task: str) -> tuple[str, ...]:
@@ -201,11 +95,13 @@ class Attribution:
     name: str | None
     distance: float | None
     taxonomy: dict[str, str] = field(default_factory=dict)
+    every_head: bool = EVERY_HEAD  # the enrolled classes answer for every head (else only for those calling it unknown)
+    score: float | None = None  # the probability that the clip was made by the generator named (see SCORE_WEIGHTS)
 
     def as_answer(self) -> dict | None:
         if self.name is None:
             return None
-        return {"name": self.name, "distance": self.distance, "taxonomy": dict(self.taxonomy)}
+        return {"name": self.name, "distance": self.distance, "score": self.score, "taxonomy": dict(self.taxonomy)}
 
 
 @dataclass
@@ -214,8 +110,9 @@ class EnrolmentStore:
 
     generators: dict[str, EnrolledGenerator] = field(default_factory=dict)
     task: str = EMBEDDING_TASK
-    max_distance: float = MAX_DISTANCE
+    max_distance: float | None = None  # None: MAX_DISTANCE of the store's kind of space
     nearer_than_training: bool = NEARER_THAN_TRAINING
+    every_head: bool = EVERY_HEAD
     space: str = RAW_SPACE  # where the embeddings live: the head's own (`raw`) or a `CodecIdentity`'s
 
     def adopt_space(self, space: str) -> None:
@@ -250,6 +147,13 @@ class EnrolmentStore:
         self.generators[name] = EnrolledGenerator(name, unit_rows(embeddings), taxonomy)
         return self.generators[name]
 
+    @property
+    def distance_limit(self) -> float:
+        """The largest distance at which a clip is attributed to a generator."""
+        if self.max_distance is not None:
+            return self.max_distance
+        return MAX_DISTANCE[RAW_SPACE if self.space == RAW_SPACE else "identity"]
+
     def remove(self, name: str) -> None:
         if name not in self.generators:
             raise ValueError(f"no generator {name!r} is enrolled; enrolled: {sorted(self.generators) or 'none'}.")
@@ -274,10 +178,14 @@ class EnrolmentStore:
         nearest = int(np.argmin(distances))
         distance = float(distances[nearest])
         nearer_training = self.nearer_than_training and training_distance is not None and distance >= training_distance
-        if distance > self.max_distance or nearer_training:
+        if distance > self.distance_limit or nearer_training:
             return Attribution(None, distance)
         generator = list(self.generators.values())[nearest]
-        return Attribution(generator.name, distance, generator.taxonomy)
+        score = None
+        if self.space != RAW_SPACE and training_distance is not None:
+            logit = SCORE_BIAS + float(np.dot(SCORE_WEIGHTS, score_features(distances, training_distance)))
+            score = float(1.0 / (1.0 + np.exp(-logit)))
+        return Attribution(generator.name, distance, generator.taxonomy, self.every_head, score)
 
     def save(self, folder: str | Path) -> Path:
         """Writes `enrolled_generators.safetensors` into `folder` (complete or not at all)."""
@@ -288,7 +196,8 @@ class EnrolmentStore:
         embeddings = (np.concatenate([g.embeddings for g in generators]) if generators
                       else np.zeros((0, dimension), np.float32))
         metadata = {"format": FORMAT, "version": str(FORMAT_VERSION), "task": self.task, "space": self.space,
-                    "max_distance": repr(self.max_distance), "nearer_than_training": str(self.nearer_than_training),
+                    "max_distance": "" if self.max_distance is None else repr(self.max_distance),
+                    "nearer_than_training": str(self.nearer_than_training), "every_head": str(self.every_head),
                     "generators": json.dumps([{"name": g.name, "clips": len(g.embeddings), "taxonomy": g.taxonomy}
                                               for g in generators])}
         path = Path(folder) / FILE_NAME
@@ -312,8 +221,10 @@ class EnrolmentStore:
         if int(metadata["version"]) > FORMAT_VERSION:
             raise ValueError(f"{path}: written by a newer codectrace (store version {metadata['version']}; this one "
                              f"reads up to {FORMAT_VERSION}); upgrade codectrace.")
-        store = cls(task=metadata["task"], max_distance=float(metadata["max_distance"]),
+        store = cls(task=metadata["task"], max_distance=float(metadata["max_distance"]) if metadata["max_distance"]
+                    else None,
                     nearer_than_training=metadata.get("nearer_than_training", "True") == "True",
+                    every_head=metadata.get("every_head", "False") == "True",
                     space=metadata.get("space", RAW_SPACE))
         first = 0
         for entry in json.loads(metadata["generators"]):
@@ -321,6 +232,15 @@ class EnrolmentStore:
             first += entry["clips"]
             store.generators[entry["name"]] = EnrolledGenerator(entry["name"], rows, entry["taxonomy"])
         return store
+
+
+def score_features(distances: np.ndarray, training_distance: float) -> np.ndarray:
+    """What the attribution score reads of a clip: its cosine distance to the nearest enrolled generator, how much
+    nearer it is to it than to the training data, and than to the second-nearest generator (2, the largest cosine
+    distance, where only one is enrolled)."""
+    ordered = np.sort(np.asarray(distances, dtype=np.float64))
+    second = ordered[1] if len(ordered) > 1 else 2.0
+    return np.array([ordered[0], training_distance - ordered[0], second - ordered[0]])
 
 
 def find_store(model_name_or_path: str | None, revision: str | None = None) -> EnrolmentStore | None:
@@ -334,12 +254,14 @@ def find_store(model_name_or_path: str | None, revision: str | None = None) -> E
 def corrected_heads(heads: dict[str, dict], distributions: dict[str, dict[str, float]],
                     attribution: Attribution) -> dict[str, dict]:
     """The pipeline's head answers with the enrolled taxonomy in place of a head's answer where the clip is
-    attributed to a generator and that head calls the clip unknown (far from the training codecs); such a head's
-    answer names the generator in `enrolled` and gives the head's own probability of the enrolled class."""
+    attributed to a generator and (unless the attribution answers for every head) that head calls the clip unknown
+    (far from the training codecs); such a head's answer names the generator in `enrolled` and gives the head's own
+    probability of the enrolled class."""
     corrected = {}
     for task, answer in heads.items():
         label = attribution.taxonomy.get(task)
-        if attribution.name is not None and label is not None and answer.get("known") is False:
+        if attribution.name is not None and label is not None and (attribution.every_head
+                                                                     or answer.get("known") is False):
             answer = {**answer, "label": label, "probability": distributions[task][label],
                       "enrolled": attribution.name}
         corrected[task] = answer

@@ -3,6 +3,7 @@
     codectrace enroll clips/ --model FOLDER --name NAME [--vq mvq --aux none --dec time]
     codectrace enroll --model FOLDER --remove NAME
     codectrace enroll --model FOLDER --list
+    codectrace enroll --model FOLDER --fit-identity DATASET
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from modeling_codectrace.configuration_codectrace import TAXONOMY_TASKS
 from .enrolment import FILE_NAME, EnrolmentStore, enrollable_labels
 from .errors import ToolError
 from .precision import PRECISIONS
+
+IDENTITY_SPLIT = ("aux", "train")  # (config, split) of a built dataset whose sources a codec identity tells apart
 
 
 def add_enroll_parser(sub) -> None:
@@ -31,6 +34,9 @@ def add_enroll_parser(sub) -> None:
                             help=f"its {task.upper()} class, where published")
     parser.add_argument("--remove", metavar="NAME", help="take an enrolled generator out of the store")
     parser.add_argument("--list", action="store_true", help="print the enrolled generators")
+    parser.add_argument("--fit-identity", metavar="DATASET",
+                        help="fit the codec identity clips are compared in on a built dataset's training split (what "
+                             "train.py writes; for a model folder without one, or with one of an older codectrace)")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cpu)")
     parser.add_argument("--precision", default="auto", choices=list(PRECISIONS))
     parser.add_argument("--workers", type=int, default=0, help="processes decoding the clips (default 0)")
@@ -44,9 +50,12 @@ def run_enroll(args) -> int:
         raise ToolError(f"--model {args.model}: enrolment writes beside the model, so it needs a local model folder "
                         "(download a Hub model with `huggingface-cli download` first).")
     folder = check_model_folder(args.model)
-    actions = [bool(args.paths or args.name), bool(args.remove), bool(args.list)]
+    actions = [bool(args.paths or args.name), bool(args.remove), bool(args.list), bool(args.fit_identity)]
     if sum(actions) != 1:
-        raise ToolError("give clips with --name to enrol, or --remove NAME, or --list (one of them).")
+        raise ToolError("give clips with --name to enrol, or --remove NAME, or --list, or --fit-identity DATASET "
+                        "(one of them).")
+    if args.fit_identity:
+        return _fit_identity(args.fit_identity, folder)
     store = EnrolmentStore.load(folder) or EnrolmentStore()
     if args.list:
         print(describe(store))
@@ -95,6 +104,17 @@ def _enrol(args, folder: Path, store: EnrolmentStore) -> int:
               "as those codecs, not as this generator.", file=sys.stderr)
     failures = len(problems) + len(files) - len(embeddings)
     return 1 if failures else 0
+
+
+def _fit_identity(dataset: str, folder: Path) -> int:
+    from .codec_identity import fit_codec_identity
+    from .resolve import load_split
+
+    identity = fit_codec_identity(load_split(dataset, *IDENTITY_SPLIT))
+    path = identity.save(folder)
+    print(f"codec identity of {len(identity.sources)} training sources written to {path}; generators enrolled "
+          "before must be enrolled again.", file=sys.stderr)
+    return 0
 
 
 def describe(store: EnrolmentStore) -> str:

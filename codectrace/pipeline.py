@@ -26,7 +26,8 @@ from modeling_codectrace.modeling_codectrace import spoof_probability
 
 from .audio import load_audio
 from .calibration import unknown_rescaling
-from .enrolment import RAW_SPACE, Attribution, EnrolmentStore, corrected_heads, find_identity, find_store
+from .codec_identity import SpectrumStatistics, find_identity
+from .enrolment import RAW_SPACE, Attribution, EnrolmentStore, corrected_heads, find_store
 from .input_checks import UNFAMILIAR_AUDIO, AudioStats, input_warnings, refuse_too_short
 from .metrics import softmax
 from .precision import autocast, default_window_batch_size, input_dtype, model_for_inference, resolve_precision
@@ -45,6 +46,8 @@ def window_starts(num_samples: int, chunk: int, hop: int) -> list[int]:
 
 
 CLIP_FAILURES = (ValueError, RuntimeError, OSError)  # what one clip's audio can raise; other clips go on
+# what each batch of a clip's windows carries from preprocess to postprocess beside the model's outputs
+CLIP_KEYS = ("starts", "num_samples", "audio_stats", "spectrum", "is_last")
 
 
 class _StreamingSource:
@@ -97,7 +100,8 @@ class CodecSourceTracingPipeline(Pipeline):
             GPU (`precision.default_window_batch_size`).
         return_windows (`bool`, *optional*, defaults to `False`): add per-window results.
         return_embedding (`bool`, *optional*, defaults to `False`): add `embedding`, the clip's unit-length embedding
-            of the head that identifies enrolled generators (what `codectrace enroll` stores).
+            where enrolled generators are compared (what `codectrace enroll` stores): its codec identity
+            (`codectrace.codec_identity`), or the identity head's embedding for a model without one.
         return_segments (`bool`, *optional*, defaults to `False`): add `segments`, the time ranges whose windows
             call the audio spoof (`start_seconds`, `end_seconds`, `spoof_score`, and per head `label`, `probability`,
             `known`), `contains_spoof_score` (the highest frame score) and `contains_spoof` (any segment): where
@@ -153,7 +157,7 @@ class CodecSourceTracingPipeline(Pipeline):
         elif enrolment is not None and enrolment is not False and not isinstance(enrolment, EnrolmentStore):
             raise ValueError(f"enrolment must be 'auto', None, False or an EnrolmentStore; got {enrolment!r}.")
         self.enrolment = enrolment or None
-        self.codec_identity = find_identity(self.model.name_or_path, revision)  # None: the head's own embedding
+        self.codec_identity = find_identity(self.model.name_or_path, revision)  # None: the head's embedding
         self.precision = precision
         self.resolved_precision = resolve_precision(precision, self.device)
         # A copy where the precision needs one: the caller's model object stays as it was.
@@ -174,7 +178,7 @@ class CodecSourceTracingPipeline(Pipeline):
         if threshold is not None:
             postprocess["threshold"] = threshold
         if return_embedding is not None:
-            postprocess["return_embedding"] = return_embedding
+            postprocess["return_embedding"] = preprocess["return_embedding"] = return_embedding
         if return_segments is not None:
             postprocess["return_segments"] = return_segments
         if return_segments and hop_seconds is None and "hop_seconds" not in getattr(self, "_preprocess_params", {}):
@@ -186,7 +190,7 @@ class CodecSourceTracingPipeline(Pipeline):
 
     def preprocess(self, inputs, hop_seconds: float | None = None, window_batch_size: int | None = None,
                    max_seconds: float | None = None, min_seconds: float | None = None,
-                   sampling_rate: int | None = None) -> Iterator[dict]:
+                   sampling_rate: int | None = None, return_embedding: bool = False) -> Iterator[dict]:
         chunk = self.model.config.chunk_samples
         hop = chunk if hop_seconds is None else int(round(hop_seconds * SAMPLING_RATE))
         if hop <= 0:
@@ -202,25 +206,35 @@ class CodecSourceTracingPipeline(Pipeline):
             refuse_too_short(source.num_samples)
             starts = window_starts(source.num_samples, chunk, hop)
             stats = AudioStats()
+            spectrum = SpectrumStatistics() if self._needs_identity_features(return_embedding) else None
             for first in range(0, len(starts), window_batch_size):
                 batch_starts = starts[first : first + window_batch_size]
                 raw = [source.read(s, chunk) for s in batch_starts]
                 for start, window in zip(batch_starts, raw):
                     stats.add(start, window)
+                    if spectrum is not None:
+                        spectrum.add(start, window)
                 yield {
                     "input_values": torch.from_numpy(np.stack([fit_to_length(w, chunk) for w in raw])),
                     "starts": batch_starts,
                     "num_samples": source.num_samples,
                     "audio_stats": stats,  # complete once the last batch is read
+                    "spectrum": spectrum,  # likewise; None without a codec identity
                     "is_last": first + window_batch_size >= len(starts),
                 }
         finally:
             source.close()
 
+    def _needs_identity_features(self, return_embedding: bool) -> bool:
+        """Whether a clip's codec-identity features are computed: with a codec identity, where the clip is compared
+        with enrolled generators or its embedding is asked for (they cost about a tenth of a small model's pass)."""
+        wanted = return_embedding or (self.enrolment is not None and bool(self.enrolment.generators))
+        return self.codec_identity is not None and wanted
+
     def _forward(self, model_inputs: dict) -> dict:
         logits, unknown_scores, embeddings = self._model_step(model_inputs["input_values"])
         return {"logits": logits, "unknown_scores": unknown_scores, "embeddings": embeddings,
-                **{key: model_inputs[key] for key in ("starts", "num_samples", "audio_stats", "is_last")}}
+                **{key: model_inputs[key] for key in CLIP_KEYS}}
 
     @property
     def identity_task(self) -> str:
@@ -309,12 +323,16 @@ class CodecSourceTracingPipeline(Pipeline):
             {t: head.threshold for t, head in heads.items()})
 
     def _clip_embedding(self, model_outputs: list[dict]) -> np.ndarray | None:
-        """The clip's identity embedding: the mean of its windows' embeddings scaled to unit length, then mapped to
-        the codec identity's space where the model has one (and scaled to unit length again)."""
+        """The clip's embedding where enrolled generators are compared: its identity features mapped by the model's
+        codec identity; without one, the mean of its windows' identity-head embeddings scaled to unit length. None
+        where there is neither (or the clip is shorter than one spectrum frame)."""
+        if self.codec_identity is not None:
+            spectrum = model_outputs[-1]["spectrum"]
+            features = None if spectrum is None else spectrum.features()
+            return None if features is None else self.codec_identity(features[None])[0]
         if model_outputs[0]["embeddings"] is None:
             return None
-        embedding = unit_rows(np.concatenate([o["embeddings"] for o in model_outputs]).mean(axis=0, keepdims=True))
-        return self.codec_identity(embedding)[0] if self.codec_identity is not None else embedding[0]
+        return unit_rows(np.concatenate([o["embeddings"] for o in model_outputs]).mean(axis=0, keepdims=True))[0]
 
     def _attribution(self, embedding: np.ndarray | None, unknown_scores: dict[str, float]) -> Attribution:
         if self.enrolment is None or embedding is None:
@@ -364,7 +382,7 @@ class CodecSourceTracingPipeline(Pipeline):
                 gathered[clip].append({"logits": {t: v[rows] for t, v in logits.items()},
                                        "unknown_scores": {t: v[rows] for t, v in scores.items()},
                                        "embeddings": None if embeddings is None else embeddings[rows],
-                                       **{k: item[k] for k in ("starts", "num_samples", "audio_stats", "is_last")}})
+                                       **{k: item[k] for k in CLIP_KEYS}})
                 if item["is_last"]:
                     finished[clip] = self.postprocess(gathered.pop(clip), **postprocess_params)
             queue.clear()

@@ -76,7 +76,7 @@ def write_outputs(trainer, model, feature_extractor, model_args, data_args, trai
     save_model_folder(model, feature_extractor, output_dir)  # weights, config, extractor, code files
     if scorer is not None:
         scorer.save(output_dir)
-    if identity is not None:  # where enrolled generators are compared (codectrace.enrolment.CodecIdentity)
+    if identity is not None:  # where enrolled generators are compared (codectrace.codec_identity.CodecIdentity)
         identity.save(output_dir)
     variant = model.config.variant or "custom"
     table = results_table(variant, model.config.tasks, results) if results else None

@@ -105,7 +105,7 @@ SEGMENT_COLUMNS = ["contains_spoof", "contains_spoof_score", "segments"]
 def result_columns(tasks, segments: bool = False) -> list[str]:
     """The columns of a trace row, in order (with `segments`, where in the file spoofed speech was found)."""
     columns = ["path", "status", "error", "spoof_score", "decision", "num_windows", "duration_seconds", "warnings",
-               "generator", "generator_distance", *(SEGMENT_COLUMNS if segments else [])]
+               "generator", "generator_distance", "generator_score", *(SEGMENT_COLUMNS if segments else [])]
     columns += [f"{task}_{kind}" for task in tasks for kind in ("label", "unknown_score")]
     return columns + [f"{task}_{label}" for task in tasks for label in TASK_LABELS[task]]
 
@@ -116,13 +116,22 @@ def head_label(answer: dict) -> str:
     return "unknown" if answer["known"] is False and not answer.get("enrolled") else answer["label"]
 
 
+def describe_generator(generator: dict | None) -> str:
+    """The enrolled generator a clip is attributed to, for a line of text (empty where there is none)."""
+    if not generator:
+        return ""
+    score = "" if generator.get("score") is None else f" (probability {generator['score']:.2f})"
+    return f"  made by {generator['name']}{score}"
+
+
 def result_row(path: str, result: dict, tasks) -> dict:
     """One file's pipeline result as a row of `result_columns`."""
     row = {"path": path, "status": "ok", "error": "", "warnings": "; ".join(result["warnings"]),
            **{k: result[k] for k in ("spoof_score", "decision", "num_windows", "duration_seconds")}}
     generator = result.get("generator")
     row.update({"generator": generator["name"] if generator else "",
-                "generator_distance": generator["distance"] if generator else ""})
+                "generator_distance": generator["distance"] if generator else "",
+                "generator_score": generator["score"] if generator and generator["score"] is not None else ""})
     if "segments" in result:
         row.update({"contains_spoof": result["contains_spoof"], "contains_spoof_score": result["contains_spoof_score"],
                     "segments": json.dumps(segment_cells(result["segments"]))})

@@ -93,7 +93,7 @@ def evaluate_and_write(trainer, model_args, data_args, training_args, data: RunD
     scorer, unknown, rows = (fit_and_measure_unknown_source(trainer.model, data.train, data.validation, sets,
                                                             training_args.unknown_source_score)
                              if training_args.unknown_source else (None, {}, None))
-    identity = codec_identity(trainer, data.train) if training_args.unknown_source else None
+    identity = codec_identity(data.train) if training_args.unknown_source else None
     results = save_evaluations(Path(training_args.output_dir), config, sets, predictions, rows)
     table = write_outputs(trainer, trainer.model, trainer.processing_class, model_args, data_args, training_args,
                           train_metrics, results, scorer, unknown, identity)
@@ -102,19 +102,14 @@ def evaluate_and_write(trainer, model_args, data_args, training_args, data: RunD
     return results, table
 
 
-def codec_identity(trainer, train_split):
+def codec_identity(train_split):
     """The space enrolled generators are compared in (docs/enrolment.md), fitted on the training split's sources; None
     where the split has a single source."""
-    from transformers import pipeline
-
-    from .enrolment import fit_codec_identity
+    from .codec_identity import fit_codec_identity
 
     if len(set(train_split["source"])) < 2:
         return None
-    tracer = pipeline("codec-source-tracing", model=trainer.model, feature_extractor=trainer.processing_class,
-                      device=trainer.model.device, precision="fp32", unknown_source=None, enrolment=None)
-    tracer.codec_identity = None
-    return fit_codec_identity(tracer, train_split)
+    return fit_codec_identity(train_split)
 
 
 def train(model_args: ModelArguments, data_args: DataArguments, training_args: CodecTraceTrainingArguments,

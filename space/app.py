@@ -186,8 +186,11 @@ def make_handler(loaded: LoadedModel):
         labels = [result[t] if t in tasks else None for t in TASKS]
         explanations = "\n\n".join(explain(t, result["heads"][t]) for t in tasks)
         if result["generator"]:
-            summary += (f"\n\n**Made by `{result['generator']['name']}`**, an enrolled generator (cosine distance "
-                        f"{result['generator']['distance']:.3f} to its enrolled clips).")
+            generator = result["generator"]
+            score = ("" if generator["score"] is None
+                     else f"probability {generator['score']:.2f} that it made this clip, ")
+            summary += (f"\n\n**Made by `{generator['name']}`**, an enrolled generator ({score}cosine distance "
+                        f"{generator['distance']:.3f} to its enrolled clips).")
         if result["segments"] and result["decision"] != "spoof":
             summary += "\n\n**Contains spoofed speech** (the average is bona fide): " + ", ".join(
                 f"{s['start_seconds']:.1f}-{s['end_seconds']:.1f} s ({segment_family(s)})" for s in result["segments"])

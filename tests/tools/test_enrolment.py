@@ -1,6 +1,6 @@
-"""Enrolled generators: a store of a few clips' embeddings per generator beside a model, the attribution of a clip
-to the nearest one (or none), the enrolled taxonomy answering for heads that call a clip unknown, and the
-`codectrace enroll` command."""
+"""Enrolled generators: a store of a few clips' embeddings per generator beside a model, the codec identity the clips
+are compared in, the attribution of a clip to the nearest generator (or none), the enrolled taxonomy answering for the
+heads, and the `codectrace enroll` command."""
 
 import csv
 import shutil
@@ -14,11 +14,20 @@ from transformers import pipeline
 import codectrace  # noqa: F401  (registers the pipeline task)
 import modeling_codectrace as mc
 from codectrace.cli import main as cli_main
+from codectrace.codec_identity import (
+    FRAME,
+    IDENTITY_FILE_NAME,
+    CodecIdentity,
+    SpectrumStatistics,
+    find_identity,
+    spectrum_features,
+)
 from codectrace.enrolment import (
     FILE_NAME,
     FORMAT_VERSION,
+    MAX_DISTANCE,
+    RAW_SPACE,
     Attribution,
-    CodecIdentity,
     EnrolmentStore,
     corrected_heads,
     find_store,
@@ -58,6 +67,21 @@ def test_a_clip_nearer_to_the_training_data_than_to_a_generator_stays_with_the_t
     distances = store.distances(np.array([[0.0, 1.0, 0.05]]))[0]
     assert store.attribute(distances, training_distance=1.0).name == "beta"
     assert store.attribute(distances, training_distance=0.0005).name is None
+
+
+def test_an_attribution_in_a_codec_identity_has_a_score_between_zero_and_one_and_in_the_heads_space_none():
+    store = _store()
+    assert store.attribute(store.distances(np.array([[0.0, 1.0, 0.0]]))[0], training_distance=0.5).score is None
+    store.space = "identity-0123456789ab"
+    attribution = store.attribute(store.distances(np.array([[0.0, 1.0, 0.0]]))[0], training_distance=0.5)
+    assert 0.0 < attribution.score < 1.0 and attribution.as_answer()["score"] == attribution.score
+
+
+def test_the_attribution_score_reads_the_distance_and_how_much_nearer_than_the_training_data_and_other_generators():
+    from codectrace.enrolment import score_features
+
+    np.testing.assert_allclose(score_features(np.array([0.5, 0.1, 0.3]), 0.4), [0.1, 0.3, 0.2])
+    np.testing.assert_allclose(score_features(np.array([0.1]), 0.4), [0.1, 0.3, 1.9])
 
 
 def test_enrolling_a_name_again_adds_its_clips():
@@ -122,11 +146,49 @@ def test_a_store_from_a_newer_codectrace_is_refused_with_what_to_do(tmp_path):
         EnrolmentStore.load(tmp_path)
 
 
+def test_a_store_without_its_own_maximum_distance_uses_the_one_chosen_for_its_kind_of_space(tmp_path):
+    store = EnrolmentStore()
+    assert store.distance_limit == MAX_DISTANCE[RAW_SPACE]
+    store.adopt_space("identity-0123456789ab")
+    assert store.distance_limit == MAX_DISTANCE["identity"]
+    store.save(tmp_path)
+    assert EnrolmentStore.load(tmp_path).max_distance is None
+
+
 def test_a_folder_without_a_store_has_no_enrolled_generators(tmp_path):
     assert EnrolmentStore.load(tmp_path) is None and find_store(str(tmp_path)) is None and find_store("") is None
 
 
 # -- the codec identity ---------------------------------------------------------------------------------------------
+
+def _noise(seed: int, seconds: float = 2.0, tilt: float = 0.0) -> np.ndarray:
+    """White noise, or noise whose spectrum falls (tilt > 0) like a low-passed codec's output."""
+    white = np.random.default_rng(seed).standard_normal(int(seconds * RATE))
+    return (0.1 * (white + tilt * np.concatenate([[0.0], white[:-1]]))).astype(np.float32)
+
+
+def test_the_identity_features_of_a_clip_fed_window_by_window_are_those_of_the_whole_clip():
+    clip, window, hop = _noise(0, 23.3), 32000, 15000  # overlapping windows, the last one short; several batches
+    statistics = SpectrumStatistics()
+    for start in range(0, len(clip), hop):
+        statistics.add(start, clip[start : start + window])
+    np.testing.assert_allclose(statistics.features(), spectrum_features(clip), atol=1e-4)
+
+
+def test_the_identity_features_do_not_depend_on_the_clips_level():
+    clip = _noise(1)
+    np.testing.assert_allclose(spectrum_features(0.05 * clip), spectrum_features(clip), atol=1e-3)
+
+
+def test_the_identity_features_tell_a_spectral_tilt_apart():
+    flat, tilted = spectrum_features(_noise(2)), spectrum_features(_noise(3, tilt=0.9))
+    bins = len(flat) // 2
+    assert tilted[bins // 8] - tilted[bins - 10] > flat[bins // 8] - flat[bins - 10] + 2.0
+
+
+def test_a_clip_shorter_than_one_spectrum_frame_has_no_identity_features():
+    assert spectrum_features(_noise(0)[: FRAME - 1]) is None and spectrum_features(_noise(0)[:FRAME]) is not None
+
 
 def _sources(rng, per_source=60, dim=12):
     """Three sources told apart along the first two dimensions only; the others carry large shared noise."""
@@ -168,6 +230,17 @@ def test_a_codec_identity_saves_and_loads_unchanged(rng, tmp_path):
     assert CodecIdentity.load(tmp_path / "nothing") is None
 
 
+def test_a_codec_identity_of_an_older_codectrace_is_set_aside_with_how_to_fit_it_again(rng, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    CodecIdentity.fit(*_sources(rng)).save(tmp_path)
+    path = tmp_path / IDENTITY_FILE_NAME
+    save_file(load_file(str(path)), str(path), {"format": "codectrace-codec-identity", "version": "1",
+                                                "sources": '["a", "b", "c"]'})
+    with pytest.warns(UserWarning, match="enroll --model FOLDER --fit-identity"):
+        assert find_identity(str(tmp_path)) is None
+
+
 def test_generators_enrolled_in_another_space_are_refused_with_what_to_do():
     store = _store()
     with pytest.raises(ValueError, match="enrol them again"):
@@ -190,13 +263,19 @@ DISTRIBUTIONS = {"bin": {"spoof": 0.9, "bonafide": 0.1}, "vq": {"real": 0.1, "mv
 
 
 def test_a_head_that_calls_an_attributed_clip_unknown_answers_with_the_enrolled_class():
-    heads = corrected_heads(_heads(False), DISTRIBUTIONS, Attribution("beta", 0.1, {"vq": "sq"}))
+    heads = corrected_heads(_heads(False), DISTRIBUTIONS, Attribution("beta", 0.1, {"vq": "sq"}, every_head=False))
     assert heads["vq"] == {"label": "sq", "probability": 0.1, "known": False, "enrolled": "beta"}
     assert heads["dec"] == _heads(False)["dec"]  # no enrolled DEC class: the head's own answer
 
 
-def test_a_head_that_knows_the_clip_keeps_its_answer_even_when_the_clip_is_attributed():
-    assert corrected_heads(_heads(True), DISTRIBUTIONS, Attribution("beta", 0.1, {"vq": "sq"})) == _heads(True)
+def test_without_every_head_a_head_that_knows_the_clip_keeps_its_answer_even_when_the_clip_is_attributed():
+    attribution = Attribution("beta", 0.1, {"vq": "sq"}, every_head=False)
+    assert corrected_heads(_heads(True), DISTRIBUTIONS, attribution) == _heads(True)
+
+
+def test_an_attribution_for_every_head_answers_with_the_enrolled_class_even_where_the_head_knows_the_clip():
+    heads = corrected_heads(_heads(True), DISTRIBUTIONS, Attribution("beta", 0.1, {"vq": "sq"}, every_head=True))
+    assert heads["vq"]["label"] == "sq" and heads["vq"]["enrolled"] == "beta"
 
 
 # -- the pipeline and the command -----------------------------------------------------------------------------------
@@ -230,18 +309,37 @@ def test_the_pipeline_attributes_a_clip_to_the_generator_enrolled_from_it(model_
     assert generator["name"] == "gen-A" and generator["distance"] == pytest.approx(0.0, abs=1e-5)
 
 
-def test_with_a_codec_identity_beside_the_model_clips_are_compared_in_its_space(model_dir, tmp_path):
+def test_with_a_codec_identity_beside_the_model_clips_are_compared_by_their_mapped_identity_features(model_dir,
+                                                                                                    tmp_path):
     folder = tmp_path / "model"
     shutil.copytree(model_dir, folder)
-    tracer = pipeline("codec-source-tracing", model=str(folder), precision="fp32", unknown_source=None)
-    embeddings = np.array([tracer(_clip(seed), sampling_rate=RATE, return_embedding=True)["embedding"]
-                           for seed in range(6)])
-    identity = CodecIdentity.fit(embeddings, ["a", "a", "a", "b", "b", "b"])
+    clips = [_noise(seed, 3.3, tilt=0.9 * (seed % 2)) for seed in range(6)]
+    identity = CodecIdentity.fit(np.array([spectrum_features(c) for c in clips]), ["a", "b"] * 3)
     identity.save(folder)
     tracer = pipeline("codec-source-tracing", model=str(folder), precision="fp32", unknown_source=None)
     assert tracer.identity_space == identity.space
-    mapped = tracer(_clip(0), sampling_rate=RATE, return_embedding=True)["embedding"]
-    np.testing.assert_allclose(mapped, identity(embeddings[:1])[0], atol=1e-5)
+    for hop in (None, 0.5):  # however the clip is windowed
+        mapped = tracer(clips[0], sampling_rate=RATE, return_embedding=True, hop_seconds=hop)["embedding"]
+        np.testing.assert_allclose(mapped, identity(spectrum_features(clips[0])[None])[0], atol=1e-4)
+
+
+def test_identity_features_cost_nothing_unless_a_clip_is_compared_with_generators_or_its_embedding_is_asked(
+        model_dir, tmp_path, monkeypatch):
+    import codectrace.codec_identity as codec_identity
+
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    clips = [_noise(seed, tilt=0.9 * (seed % 2)) for seed in range(4)]
+    CodecIdentity.fit(np.array([spectrum_features(c) for c in clips]), ["a", "b"] * 2).save(folder)
+    tracer = pipeline("codec-source-tracing", model=str(folder), precision="fp32", unknown_source=None)
+    calls = []
+    original = codec_identity.SpectrumStatistics.add
+    monkeypatch.setattr(codec_identity.SpectrumStatistics, "add",
+                        lambda self, *arguments: calls.append(1) or original(self, *arguments))
+    tracer(clips[0], sampling_rate=RATE)
+    assert calls == []
+    tracer(clips[0], sampling_rate=RATE, return_embedding=True)
+    assert calls
 
 
 def test_without_enrolled_generators_the_answer_names_none(model_dir):
@@ -289,9 +387,18 @@ def test_enroll_lists_and_removes_generators(folder_and_clips, capsys):
     assert EnrolmentStore.load(folder).generators == {}
 
 
+def test_enroll_fits_the_codec_identity_on_a_built_datasets_training_split(folder_and_clips, built):
+    folder, _ = folder_and_clips
+    assert cli_main(["enroll", "--model", str(folder), "--fit-identity", str(built)]) == 0
+    identity = CodecIdentity.load(folder)
+    assert len(identity.sources) >= 2
+    assert pipeline("codec-source-tracing", model=str(folder), precision="fp32").identity_space == identity.space
+
+
 @pytest.mark.parametrize("arguments, message", [
     (["clips", "--model", "not-a-folder", "--name", "x"], "needs a local model folder"),
-    (["--model", "MODEL"], "give clips with --name to enrol, or --remove NAME, or --list"),
+    (["--model", "MODEL"], "give clips with --name to enrol, or --remove NAME, or --list, or --fit-identity"),
+    (["--model", "MODEL", "--fit-identity", "no-such-dataset"], "cannot load config 'aux' split 'train'"),
     (["CLIPS", "--model", "MODEL"], "--name is needed"),
     (["CLIPS", "--model", "MODEL", "--name", "x", "--vq", "real"], "invalid choice: 'real'"),
 ])

@@ -157,12 +157,12 @@ def test_the_demo_run_saves_an_unknown_source_scorer_and_measures_it_on_unseen_c
 
 
 def test_the_demo_run_saves_the_codec_identity_that_enrolment_compares_clips_in(trained):
-    from codectrace.enrolment import CodecIdentity
+    from codectrace.codec_identity import BINS, CodecIdentity
     from codectrace.hub import load_tracer
 
     identity = CodecIdentity.load(trained[0])
-    assert len(identity.sources) >= 2 and identity.centroids.shape == (len(identity.sources),
-                                                                       identity.projection.shape[1])
+    assert len(identity.sources) >= 2 and identity.projection.shape[0] == 2 * BINS
+    assert identity.centroids.shape == (len(identity.sources), identity.projection.shape[1])
     assert load_tracer(str(trained[0]), precision="fp32").identity_space == identity.space
 
 
