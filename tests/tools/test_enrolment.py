@@ -387,6 +387,19 @@ def test_enroll_lists_and_removes_generators(folder_and_clips, capsys):
     assert EnrolmentStore.load(folder).generators == {}
 
 
+def test_enroll_notes_clips_that_lie_nearer_to_a_training_source_than_to_the_generator(folder_and_clips, tmp_path,
+                                                                                     capsys):
+    folder, _ = folder_and_clips
+    sources = [_noise(seed, tilt=0.9 * (seed % 2)) for seed in range(10, 16)]
+    CodecIdentity.fit(np.array([spectrum_features(c) for c in sources]), ["a", "b"] * 3).save(folder)
+    clips = tmp_path / "like_a"
+    clips.mkdir()
+    for seed in range(3):  # white noise, like training source "a"
+        sf.write(clips / f"clip{seed}.wav", _noise(20 + seed), RATE)
+    assert cli_main(["enroll", str(clips), "--model", str(folder), "--name", "LikeA", "--precision", "fp32"]) == 0
+    assert "note: 3 of the clips lie close to the training codecs" in capsys.readouterr().err
+
+
 def test_enroll_fits_the_codec_identity_on_a_built_datasets_training_split(folder_and_clips, built):
     folder, _ = folder_and_clips
     assert cli_main(["enroll", "--model", str(folder), "--fit-identity", str(built)]) == 0
