@@ -32,7 +32,14 @@ from pathlib import Path
 import numpy as np
 
 from codectrace.codec_identity import FIT_CLIPS_PER_SOURCE, CodecIdentity, dataset_features, per_source_sample
-from codectrace.enrolment import EnrolmentStore, corrected_heads, head_embeddings, score_features
+from codectrace.enrolment import (
+    SCORE_WEIGHTS,
+    EnrolmentStore,
+    attribution_score,
+    corrected_heads,
+    head_embeddings,
+    score_features,
+)
 from codectrace.files import atomic_path, print_report, write_json
 from codectrace.hub import load_tracer
 from codectrace.machine import cpu_summary
@@ -199,11 +206,13 @@ class Run:
     sets: dict[str, tuple[Traced, Traced]]
 
 
-def curve(runs: list[Run], set_name: str, setting: Setting, ks, draws: int) -> dict:
-    """k -> figure -> its values over the models and the draws."""
+def curve(runs: list[Run], set_name: str, setting: Setting, ks, draws: int, scored: list | None = None) -> dict:
+    """k -> figure -> its values over the models and the draws; with `scored`, every attributed clip's score
+    features and whether it is right (`one_draw`)."""
     result = {}
     for k in ks:
-        values = [one_draw(run.spaces, *run.sets[set_name], setting, k, seed) for run in runs for seed in range(draws)]
+        values = [one_draw(run.spaces, *run.sets[set_name], setting, k, seed, scored)
+                  for run in runs for seed in range(draws)]
         result[k] = {name: [v[name] for v in values] for name in values[0]}
     return result
 
@@ -220,15 +229,10 @@ def choose(runs: list[Run], draws: int) -> tuple[Setting, list[tuple[Setting, di
     return best(tried), tried
 
 
-def scored_attributions(runs: list[Run], set_name: str, setting: Setting, ks, draws: int):
-    """(rows, features) score features and (rows,) whether right, of every attributed clip (unseen and known) over
-    the models, the k and the draws."""
-    scored = []
-    for run in runs:
-        for k in ks:
-            for seed in range(draws):
-                one_draw(run.spaces, *run.sets[set_name], setting, k, seed, scored)
-    return np.array([f for f, _ in scored]), np.array([r for _, r in scored], dtype=bool)
+def as_arrays(scored: list) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, features) score features and (rows,) whether right, of attributions collected by `curve`."""
+    features = np.array([f for f, _ in scored]).reshape(-1, len(SCORE_WEIGHTS))
+    return features, np.array([r for _, r in scored], dtype=bool)
 
 
 def fit_score(features: np.ndarray, right: np.ndarray) -> tuple[float, np.ndarray]:
@@ -238,7 +242,7 @@ def fit_score(features: np.ndarray, right: np.ndarray) -> tuple[float, np.ndarra
 
     if len(np.unique(right)) < 2:
         share = np.clip(right.mean() if len(right) else 0.5, 0.01, 0.99)
-        return float(np.log(share / (1 - share))), np.zeros(3)
+        return float(np.log(share / (1 - share))), np.zeros(len(SCORE_WEIGHTS))
     model = LogisticRegression(C=1e4, max_iter=1000).fit(features, right)
     return float(model.intercept_[0]), model.coef_[0]
 
@@ -256,18 +260,18 @@ def reliability(probabilities: np.ndarray, right: np.ndarray, bins: int = 10) ->
             "ece": float(error), "brier": float(np.mean(np.square(probabilities - right)))}
 
 
-def score_section(runs: list[Run], sets, setting: Setting, ks, draws: int) -> tuple[str, dict]:
-    """The attribution score fitted on the validation codecs' attributions and its reliability on every set."""
-    bias, weights = fit_score(*scored_attributions(runs, "validation codecs", setting, ks, draws))
+def score_section(scored: dict[str, list]) -> tuple[str, dict]:
+    """The attribution score fitted on the validation codecs' attributions (set name -> what `curve` collected, every
+    k) and its reliability on every set."""
+    bias, weights = fit_score(*as_arrays(scored["validation codecs"]))
     lines = [f"Attribution score, fitted on the validation codecs' attributions (every k): bias {bias:.4g}, weights "
              f"{', '.join(f'{w:.4g}' for w in weights)} (`SCORE_BIAS`, `SCORE_WEIGHTS`).", "",
              "| set | attributed clips | right | mean score | expected calibration error | Brier |",
              "|---|---|---|---|---|---|"]
     figures = {}
-    for name in sets:
-        features, right = scored_attributions(runs, name, setting, ks, draws)
-        logits = bias + (features @ weights if len(features) else np.zeros(0))
-        figures[name] = reliability(1.0 / (1.0 + np.exp(-logits)), right)
+    for name, attributions in scored.items():
+        features, right = as_arrays(attributions)
+        figures[name] = reliability(attribution_score(features, bias, weights), right)
         f = figures[name]
         lines.append(f"| {name} | {f['attributed']} | {f['right']:.3f} | {f['mean_score']:.3f} | {f['ece']:.3f} | "
                      f"{f['brier']:.4f} |")
@@ -359,7 +363,8 @@ def main() -> None:
     sets = [name for name in SETS if not (args.hide_test and name == "test codecs")]
     runs = [trace_run(model, args.dataset, sets, args.per_source) for model in args.model]
     setting, tried = choose(runs, args.draws)
-    curves = {name: curve(runs, name, setting, args.ks, args.draws) for name in sets}
+    scored = {name: [] for name in sets}
+    curves = {name: curve(runs, name, setting, args.ks, args.draws, scored[name]) for name in sets}
     report = [f"Enrolment curve of {', '.join(args.model)}: {cpu_summary()}; mean [min-max] over the models and "
               f"{args.draws} draws of the enrolment speakers and clips each; {time.perf_counter() - started:.0f} s.",
               "",
@@ -369,7 +374,7 @@ def main() -> None:
               f"classes answer for every head: {setting.every_head}. The best "
               "setting of each space, validation codecs:", "", best_per_space(tried), ""]
     report += [curve_table(name, result) + "\n" for name, result in curves.items()]
-    score_text, score = score_section(runs, sets, setting, args.ks, args.draws)
+    score_text, score = score_section(scored)
     report.append(score_text)
     print_report("\n".join(report), args.out.with_suffix(".md") if args.out else None)
     if args.out:

@@ -51,7 +51,6 @@ class SpectrumStatistics:
         self.sum = torch.zeros(BINS, dtype=torch.float64)
         self.square_sum = torch.zeros(BINS, dtype=torch.float64)
         self._gathered: list[np.ndarray] = []  # samples whose frames are not transformed yet, in order
-        self._gathered_samples = 0
         self._covered_until = 0
 
     def add(self, start: int, window: np.ndarray) -> None:
@@ -61,25 +60,22 @@ class SpectrumStatistics:
         new = np.asarray(window, np.float32)[max(self._covered_until - start, 0):]
         self._covered_until = max(self._covered_until, start + len(window))
         self._gathered.append(new)
-        self._gathered_samples += len(new)
-        if self._gathered_samples >= self.BATCH_SAMPLES:
+        if sum(map(len, self._gathered)) >= self.BATCH_SAMPLES:
             self._transform()
 
     def _transform(self, final: bool = False) -> None:
         """Adds the frames of the gathered samples to the sums; keeps the samples of an incomplete last frame unless
         `final` (a gap or the clip's end follows)."""
-        samples = np.concatenate(self._gathered) if len(self._gathered) > 1 else (
-            self._gathered[0] if self._gathered else np.zeros(0, np.float32))
+        samples = np.concatenate([np.zeros(0, np.float32), *self._gathered])
         count = (len(samples) - FRAME) // FRAME_HOP + 1 if len(samples) >= FRAME else 0
         if count:  # torch's float32 FFT: a fifth of numpy's (float64) time on a small CPU
-            frames = torch.from_numpy(np.ascontiguousarray(samples)).unfold(0, FRAME, FRAME_HOP)[:count] * _TAPER
+            frames = torch.from_numpy(samples).unfold(0, FRAME, FRAME_HOP)[:count] * _TAPER
             spectrum = torch.fft.rfft(frames, dim=1)
             log_power = (spectrum.real.square() + spectrum.imag.square()).add_(POWER_FLOOR).log_()
             self.frames += count
             self.sum += log_power.sum(dim=0)
             self.square_sum += log_power.square_().sum(dim=0)
-        rest = np.zeros(0, np.float32) if final else samples[count * FRAME_HOP:]
-        self._gathered, self._gathered_samples = ([rest] if len(rest) else []), len(rest)
+        self._gathered = [] if final else [samples[count * FRAME_HOP:]]
 
     def features(self) -> np.ndarray | None:
         """(2 * bins,): the level-relative mean and the standard deviation per bin; None for a clip shorter than

@@ -183,8 +183,7 @@ class EnrolmentStore:
         generator = list(self.generators.values())[nearest]
         score = None
         if self.space != RAW_SPACE and training_distance is not None:
-            logit = SCORE_BIAS + float(np.dot(SCORE_WEIGHTS, score_features(distances, training_distance)))
-            score = float(1.0 / (1.0 + np.exp(-logit)))
+            score = float(attribution_score(score_features(distances, training_distance)))
         return Attribution(generator.name, distance, generator.taxonomy, self.every_head, score)
 
     def save(self, folder: str | Path) -> Path:
@@ -241,6 +240,12 @@ def score_features(distances: np.ndarray, training_distance: float) -> np.ndarra
     ordered = np.sort(np.asarray(distances, dtype=np.float64))
     second = ordered[1] if len(ordered) > 1 else 2.0
     return np.array([ordered[0], training_distance - ordered[0], second - ordered[0]])
+
+
+def attribution_score(features: np.ndarray, bias: float = SCORE_BIAS, weights=SCORE_WEIGHTS) -> np.ndarray:
+    """The attribution score of `score_features` rows ((rows, 3) or (3,)): the logistic function of their weighted
+    sum, with the weights fitted on the validation codecs unless others are given."""
+    return 1.0 / (1.0 + np.exp(-(bias + np.asarray(features, dtype=np.float64) @ np.asarray(weights))))
 
 
 def find_store(model_name_or_path: str | None, revision: str | None = None) -> EnrolmentStore | None:

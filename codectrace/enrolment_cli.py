@@ -99,20 +99,13 @@ def _enrol(args, folder: Path, store: EnrolmentStore) -> int:
     path = store.save(folder)
     print(f"enrolled {len(embeddings)} clip(s) of {args.name!r} ({len(generator.embeddings)} in all) into {path}; "
           f"{len(store.generators)} generator(s) enrolled.", file=sys.stderr)
-    if tracer.codec_identity is not None:
-        near_training = _not_named(tracer.codec_identity, store, args.name, np.array(embeddings))
+    if tracer.codec_identity is not None:  # the rule itself: the clips it would not name this generator for
+        near_training = sum(tracer.attribution(np.array(e), {}).name != args.name for e in embeddings)
     if near_training:
         print(f"note: {near_training} of the clips lie close to the training codecs; clips like them are reported "
               "as those codecs, not as this generator.", file=sys.stderr)
     failures = len(problems) + len(files) - len(embeddings)
     return 1 if failures else 0
-
-
-def _not_named(identity, store: EnrolmentStore, name: str, embeddings) -> int:
-    """How many of a generator's enrolled clips the attribution rule would not name it for (nearer to the training
-    data than to its centroid, or too far from it)."""
-    training = identity.training_distances(embeddings)
-    return sum(store.attribute(d, t).name != name for d, t in zip(store.distances(embeddings), training))
 
 
 def _fit_identity(dataset: str, folder: Path) -> int:

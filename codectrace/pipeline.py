@@ -290,7 +290,7 @@ class CodecSourceTracingPipeline(Pipeline):
             mean = stacked[task].mean(axis=0)
             result[task] = {name: float(p) for name, p in zip(TASK_LABELS[task], mean)}
         embedding = self._clip_embedding(model_outputs)
-        attribution = self._attribution(embedding, unknown_scores)
+        attribution = self.attribution(embedding, unknown_scores)
         result["heads"] = corrected_heads(self._head_answers(result, unknown_scores, known),
                                           {t: result[t] for t in tasks}, attribution)
         result["generator"] = attribution.as_answer()
@@ -334,7 +334,9 @@ class CodecSourceTracingPipeline(Pipeline):
             return None
         return unit_rows(np.concatenate([o["embeddings"] for o in model_outputs]).mean(axis=0, keepdims=True))[0]
 
-    def _attribution(self, embedding: np.ndarray | None, unknown_scores: dict[str, float]) -> Attribution:
+    def attribution(self, embedding: np.ndarray | None, unknown_scores: dict[str, float]) -> Attribution:
+        """A clip's enrolled generator (or none) from its embedding (`return_embedding`) and its heads' unknown-source
+        scores, by the rule the pipeline answers with."""
         if self.enrolment is None or embedding is None:
             return Attribution(None, None)
         self.enrolment.adopt_space(self.identity_space)
