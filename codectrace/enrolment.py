@@ -60,6 +60,17 @@ def head_embeddings(tracer, audios) -> tuple[np.ndarray, list[dict]]:
     return np.array([r["embedding"] for r in results], dtype=np.float32), results
 
 
+def enrollable_embedding(result: dict) -> list[float]:
+    """The embedding a pipeline result (`return_embedding=True`) enrols with; a clip too short to have one (under
+    one spectrum frame, where the model has a codec identity) is refused."""
+    if result.get("embedding") is None:
+        from .codec_identity import FRAME
+
+        raise ValueError(f"too short to tell which codec made it: at least {FRAME} samples "
+                         f"({1000 * FRAME // 16000} ms at 16 kHz) are needed")
+    return result["embedding"]
+
+
 def enrollable_labels(task: str) -> tuple[str, ...]:
     """The classes a generator can be enrolled with for a taxonomy task (every class but `real`)."""
     return tuple(label for label in TASK_LABELS[task] if label != "real")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from modeling_codectrace.configuration_codectrace import TAXONOMY_TASKS
 
-from .enrolment import FILE_NAME, EnrolmentStore, enrollable_labels
+from .enrolment import FILE_NAME, EnrolmentStore, enrollable_embedding, enrollable_labels
 from .errors import ToolError
 from .precision import PRECISIONS
 
@@ -87,11 +87,16 @@ def _enrol(args, folder: Path, store: EnrolmentStore) -> int:
     store.adopt_space(tracer.identity_space)
     tracer.enrolment = store  # the identity head is the store's
     embeddings, near_training = [], 0
-    for _path, result, error in trace_files(tracer, files, workers=args.workers, return_embedding=True):
+    for path, result, error in trace_files(tracer, files, workers=args.workers, return_embedding=True):
+        if error is None:
+            try:
+                embedding = enrollable_embedding(result)
+            except ValueError as problem:
+                error = f"{path}: {problem}"
         if error is not None:
             print(f"error: {error}", file=sys.stderr)
             continue
-        embeddings.append(result["embedding"])
+        embeddings.append(embedding)
         near_training += result["heads"].get(store.task, {}).get("known") is True
     if not embeddings:
         raise ToolError(f"no clip of {args.name!r} could be read; nothing was enrolled.")

@@ -208,7 +208,7 @@ def enrolled_table(store) -> str:
 
 def make_enroller(loaded: LoadedModel):
     """Enrols uploaded clips under a name into this browser session's copy of the store (never saved)."""
-    from codectrace.enrolment import EnrolmentStore
+    from codectrace.enrolment import EnrolmentStore, enrollable_embedding
 
     def enrol(paths: list[str] | None, name: str, vq: str | None, aux: str | None, dec: str | None,
               session_store=None):
@@ -224,7 +224,8 @@ def make_enroller(loaded: LoadedModel):
         for path in paths:
             check_upload(path)
             try:
-                embeddings.append(loaded.tracer(path, return_embedding=True, max_seconds=MAX_SECONDS)["embedding"])
+                embeddings.append(enrollable_embedding(loaded.tracer(path, return_embedding=True,
+                                                                     max_seconds=MAX_SECONDS)))
             except ValueError as error:
                 raise gr.Error(f"{Path(path).name}: {short_message(error)}.") from None
         taxonomy = {task: label for task, label in zip(TAXONOMY_TASKS, (vq, aux, dec)) if label}

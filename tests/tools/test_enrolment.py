@@ -400,6 +400,17 @@ def test_enroll_notes_clips_that_lie_nearer_to_a_training_source_than_to_the_gen
     assert "note: 3 of the clips lie close to the training codecs" in capsys.readouterr().err
 
 
+def test_enroll_refuses_a_clip_too_short_to_tell_its_codec_in_one_line_and_enrols_the_others(folder_and_clips, tmp_path,
+                                                                                          capsys):
+    folder, clips = folder_and_clips
+    sources = [_noise(seed, tilt=0.9 * (seed % 2)) for seed in range(10, 16)]
+    CodecIdentity.fit(np.array([spectrum_features(c) for c in sources]), ["a", "b"] * 3).save(folder)
+    sf.write(clips / "tiny.wav", _noise(0)[: FRAME // 2], RATE)
+    assert cli_main(["enroll", str(clips), "--model", str(folder), "--name", "Gen", "--precision", "fp32"]) == 1
+    assert "tiny.wav: too short to tell which codec made it" in capsys.readouterr().err
+    assert len(EnrolmentStore.load(folder).generators["Gen"].embeddings) == 3
+
+
 def test_enroll_fits_the_codec_identity_on_a_built_datasets_training_split(folder_and_clips, built):
     folder, _ = folder_and_clips
     assert cli_main(["enroll", "--model", str(folder), "--fit-identity", str(built)]) == 0
