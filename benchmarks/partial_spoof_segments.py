@@ -15,10 +15,11 @@ recording at each `--hops` (seconds) with `return_windows`, then per frame rule 
 - cost: windows traced per minute of audio as a multiple of non-overlapping windows (what the model computes; the
   wall time, also given, moves with whatever else the machine runs).
 
-The setting (hop, rule) is chosen on the validation set only: the highest segment F1 among those tracing at most 2x
-the windows of non-overlapping ones. The training- and test-codec sets are then read once, at that setting
-(`--validation-only` stops before them: for comparing training recipes; `--product-setting` reads them at the
-pipeline's setting, chosen on validation over seeds, instead of this model's own choice).
+A model with a frame head is also measured with the `frames` rule at each of `SMOOTHINGS` (seconds of the moving
+mean). The setting (hop, rule, smoothing) is chosen on the validation set only: the highest segment F1 among those
+tracing at most 2x the windows of non-overlapping ones. The training- and test-codec sets are then read once, at
+that setting (`--validation-only` stops before them: for comparing training recipes; `--product-setting` reads them
+at the pipeline's setting, chosen on validation over seeds, instead of this model's own choice).
 `--out OUT` writes OUT.md, OUT.json and OUT.png (the Space's timeline of the first recording of the training-codec
 set with at least 2 s of spoofed speech, with its true ranges).
 """
@@ -38,22 +39,47 @@ from codectrace.hub import load_tracer
 from codectrace.machine import cpu_summary
 from codectrace.metrics import compute_eer, match_segments, segment_metrics
 from codectrace.presets import DEMO_RELEASE_DIR
-from codectrace.segments import FRAME_RULE, FRAME_RULES, SEGMENT_HOP, WindowScores, find_segments
+from codectrace.segments import (
+    FRAME_RULE,
+    SEGMENT_HOP,
+    SMOOTH_SECONDS,
+    WINDOW_RULES,
+    WindowScores,
+    find_segments,
+)
 from dataset_scripts.partial_spoof import ensure_partial_spoof, resynthesis_path, speaker_utterances
 from modeling_codectrace.configuration_codectrace import SAMPLING_RATE, TASK_LABELS
 
 TASKS = ("vq", "aux", "dec")
 SPLITS = {"validation": "validation", "training": "train", "test": "test"}  # set -> AudioFolder split
 MAX_COST = 2.0
+SMOOTHINGS = (0.0, 0.1, 0.2, 0.4)  # seconds, for the `frames` rule
 
 
-def windows_of(result: dict, chunk: int) -> WindowScores:
-    """A traced recording's windows (`return_windows`) as `find_segments` takes them (no unknown-source scores)."""
-    windows = result["windows"]
+def windows_of(result: dict, config) -> WindowScores:
+    """A traced recording's windows (`return_windows`) as `find_segments` takes them (no unknown-source scores), with
+    the frame head's scores where the model (`config`) has one."""
+    windows, chunk = result["windows"], config.chunk_samples
     starts = np.array([round(w["start_seconds"] * SAMPLING_RATE) for w in windows])
+    frames = np.array([w["frame_spoof_scores"] for w in windows]) if config.frame_head else None
     return WindowScores(starts, chunk, round(result["duration_seconds"] * SAMPLING_RATE),
                         np.array([w["spoof_score"] for w in windows]),
-                        {t: np.array([[w[t][c] for c in TASK_LABELS[t]] for w in windows]) for t in TASKS}, {}, {})
+                        {t: np.array([[w[t][c] for c in TASK_LABELS[t]] for w in windows]) for t in TASKS}, {}, {},
+                        frames, config.frame_layout(chunk) if config.frame_head else None)
+
+
+def settings_of(config) -> list[dict]:
+    """The segment settings (`find_segments` arguments) measured for a model: every window rule and, with a frame
+    head, the `frames` rule at every smoothing."""
+    settings = [{"rule": rule} for rule in WINDOW_RULES]
+    if config.frame_head:
+        settings += [{"rule": "frames", "smooth_seconds": smooth} for smooth in SMOOTHINGS]
+    return settings
+
+
+def setting_name(setting: dict) -> str:
+    smooth = setting.get("smooth_seconds")
+    return setting["rule"] if smooth is None else f"{setting['rule']} (smoothed {smooth:g} s)"
 
 
 def trace_set(tracer, rows, hop: float) -> tuple[list[dict], dict[str, float]]:
@@ -69,11 +95,11 @@ def trace_set(tracer, rows, hop: float) -> tuple[list[dict], dict[str, float]]:
     return traced, {"seconds": 60.0 * spent / audio, "windows": 60.0 * windows / audio}
 
 
-def measure(traced: list[dict], rows, chunk: int, rule: str) -> dict:
-    """Clip-level EER, segment F1 and boundary error, and family accuracy of one traced set under one rule."""
+def measure(traced: list[dict], rows, config, setting: dict) -> dict:
+    """Clip-level EER, segment F1 and boundary error, and family accuracy of one traced set under one setting."""
     recordings, scores, right = [], {"bonafide": [], "partly_spoofed": []}, {t: [] for t in TASKS}
     for result, row in zip(traced, rows):
-        segments, contains = find_segments(windows_of(result, chunk), rule=rule)
+        segments, contains = find_segments(windows_of(result, config), **setting)
         predicted = [(s["start_seconds"], s["end_seconds"]) for s in segments]
         truth = [tuple(r) for r in row["spoof_ranges"]]
         recordings.append((predicted, truth))
@@ -132,32 +158,39 @@ def main() -> None:
     sets = ensure_partial_spoof(args.release, args.sets or args.release.parent / "partial_spoof", args.recordings)
     data = load_dataset("audiofolder", data_dir=str(sets)).cast_column("audio", Audio(decode=False))
     tracer = load_tracer(args.model)
-    chunk = tracer.model.config.chunk_samples
+    config = tracer.model.config
+    chunk = config.chunk_samples
     hops = args.hops or [chunk / SAMPLING_RATE, chunk / SAMPLING_RATE / 2, chunk / SAMPLING_RATE / 4]
     traced = {hop: trace_set(tracer, data["validation"], hop) for hop in hops}
     base = traced[max(hops)][1]
-    results = {(hop, rule): measure(traced[hop][0], data["validation"], chunk, rule) for hop in hops
-               for rule in FRAME_RULES}
+    settings = settings_of(config)
+    results = {(hop, i): measure(traced[hop][0], data["validation"], config, setting) for hop in hops
+               for i, setting in enumerate(settings)}
     lines = [f"{cpu_summary()}; model {args.model}, precision {tracer.resolved_precision}, window "
              f"{chunk / SAMPLING_RATE:g} s", "", "Validation codecs (every setting; the choice reads only these):",
              "", *HEADER]
-    lines += [row_line(f"hop {hop:g} s, {rule}", m, traced[hop][1], base) for (hop, rule), m in results.items()]
+    lines += [row_line(f"hop {hop:g} s, {setting_name(settings[i])}", m, traced[hop][1], base)
+              for (hop, i), m in results.items()]
     affordable = {key: m for key, m in results.items() if traced[key[0]][1]["windows"] / base["windows"] <= MAX_COST}
-    # ties go to the larger hop (cheaper), then to the product's default rule
-    hop, rule = max(affordable, key=lambda key: (affordable[key]["f1"], key[0], key[1] == FRAME_RULE))
-    lines += ["", f"Chosen on validation: hop {hop:g} s, frame rule `{rule}`."]
+    product = product_setting(config)
+    # ties go to the larger hop (cheaper), then to the product's default setting
+    hop, index = max(affordable, key=lambda key: (affordable[key]["f1"], key[0], settings[key[1]] == product))
+    setting = settings[index]
+    lines += ["", f"Chosen on validation: hop {hop:g} s, {setting_name(setting)}."]
     if args.product_setting:
-        hop, rule = SEGMENT_HOP * chunk / SAMPLING_RATE, FRAME_RULE
-        lines += [f"The pipeline's setting (chosen over seeds): hop {hop:g} s, frame rule `{rule}`."]
+        hop, setting = SEGMENT_HOP * chunk / SAMPLING_RATE, product
+        lines += [f"The pipeline's setting (chosen over seeds): hop {hop:g} s, {setting_name(setting)}."]
     pictured = None
-    report = {"cpu": cpu_summary(), "chosen": {"hop": hop, "rule": rule, "pipeline_setting": args.product_setting},
-              "validation": {f"{h:g}/{r}": {**m, "cost": traced[h][1]} for (h, r), m in results.items()}}
+    report = {"cpu": cpu_summary(),
+              "chosen": {"hop": hop, **setting, "pipeline_setting": args.product_setting},
+              "validation": {f"{h:g}/{setting_name(settings[i])}": {**m, "cost": traced[h][1]}
+                             for (h, i), m in results.items()}}
     if not args.validation_only:
         lines += ["Read once at that setting:", "", *HEADER]
     for name in () if args.validation_only else ("training", "test"):
         rows = data[SPLITS[name]]
         found, cost = trace_set(tracer, rows, hop)
-        report[name] = measure(found, rows, chunk, rule)
+        report[name] = measure(found, rows, config, setting)
         report[name]["whole_clips"] = whole_clip_family(tracer, args.release, rows)
         report[name]["cost"] = cost
         lines.append(row_line(f"{name} codecs", report[name], cost, base, report[name]["whole_clips"]))
@@ -168,7 +201,7 @@ def main() -> None:
         write_text(args.out.with_suffix(".md"), text)
         write_json(args.out.with_suffix(".json"), report)
         if pictured:
-            save_picture(args.out.with_suffix(".png"), *pictured, chunk, rule)
+            save_picture(args.out.with_suffix(".png"), *pictured, config, setting)
 
 
 def picture_of(found: list[dict], rows) -> tuple[dict, dict]:
@@ -179,11 +212,17 @@ def picture_of(found: list[dict], rows) -> tuple[dict, dict]:
     return found[index], rows[index]
 
 
-def save_picture(path: Path, result: dict, row: dict, chunk: int, rule: str) -> None:
+def product_setting(config) -> dict:
+    """What the pipeline uses for this model: `segments.default_rule` and the smoothing of `frames`."""
+    rule = "frames" if config.frame_head else FRAME_RULE
+    return {"rule": rule, "smooth_seconds": SMOOTH_SECONDS} if rule == "frames" else {"rule": rule}
+
+
+def save_picture(path: Path, result: dict, row: dict, config, setting: dict) -> None:
     """The Space's timeline of one partly spoofed recording, with its true ranges."""
     from codectrace.timeline import timeline_figure
 
-    segments, _ = find_segments(windows_of(result, chunk), rule=rule)
+    segments, _ = find_segments(windows_of(result, config), **setting)
     figure = timeline_figure(result["windows"], segments, row["spoof_ranges"])
     figure.savefig(path, dpi=110)
 

@@ -56,6 +56,11 @@ class ModelArguments:
     task_weighting: str = field(default="fixed", metadata={"help": "fixed (official mean) | uncertainty (learned)"})
     chunk_samples: int = field(default=OFFICIAL_WINDOW,
                                metadata={"help": f"window length in samples (official {OFFICIAL_WINDOW})"})
+    frame_head: bool = field(
+        default=False, metadata={"help": "add a frame-level spoof head (per backbone frame: is spoofed speech here?), "
+                                         "trained with frame labels of the spliced windows of --partial_spoof_rate; "
+                                         "where in a long recording the spoofed speech is (docs/segments.md). Not in "
+                                         "the paper"})
 
 
 @dataclass
@@ -77,6 +82,10 @@ class DataArguments:
                                        "window gets a stretch of another bona fide utterance; for finding spoofed "
                                        "segments in long recordings (codectrace.splicing, docs/segments.md). 0 = off "
                                        "(the paper)"})
+    partial_spoof_bin_labels: bool = field(
+        default=True, metadata={"help": "with --partial_spoof_rate, a partly spoofed window also trains the BIN head "
+                                        "as spoof; False: only the frame head (--frame_head) learns from it, the BIN "
+                                        "head from whole windows"})
     selection_set: str = field(
         default="validation",
         metadata={"help": "what model selection and early stopping read (calibration: see --calibrate): validation "
@@ -204,6 +213,9 @@ def _validate(model_args: ModelArguments, data_args: DataArguments, parser) -> N
     if not 0.0 <= data_args.partial_spoof_rate <= 1.0:
         parser.error(f"--partial_spoof_rate is a share of training windows, 0 to 1 (0 = off), got "
                      f"{data_args.partial_spoof_rate}")
+    if not data_args.partial_spoof_bin_labels and not model_args.frame_head:
+        parser.error("--partial_spoof_bin_labels False needs --frame_head True: otherwise a partly spoofed window "
+                     "trains no head at all")
     if data_args.dataset_config is None:
         data_args.dataset_config = training_sampling(model_args.variant)
     if data_args.dataset_config not in TRAINING_SAMPLINGS:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from modeling_codectrace.configuration_codectrace import BONAFIDE_INDEX, OFFICIAL_WINDOW, TASK_LABELS
+from modeling_codectrace.configuration_codectrace import BONAFIDE_INDEX, OFFICIAL_WINDOW, SPOOF_INDEX, TASK_LABELS
 from modeling_codectrace.feature_extraction_codectrace import fit_to_length
 
 from .audio import load_audio
@@ -62,6 +62,11 @@ class WaveformTransform:
             their codec's index (-100 for bona fide rows).
         partial: with `--partial_spoof_rate`, where each row's splice partner is (`codectrace.splicing`): a drawn
             share of windows are partly spoofed (spoof rows) or spliced from two bona fide utterances.
+        frames: with a frame head, `config.frame_layout(chunk_samples)`: rows also get `frame_labels`, per frame
+            spoof where its centre lies in spoofed speech (the spliced stretch of a partly spoofed window, all of a
+            spoof one), else bona fide.
+        spliced_bin_labels: whether a partly spoofed window also trains the BIN head as spoof (with `False` it
+            trains the frame head only, and the BIN head learns from whole windows).
     """
 
     tasks: tuple[str, ...]
@@ -73,6 +78,8 @@ class WaveformTransform:
     channel: ChannelConfig = field(default_factory=ChannelConfig)
     codecs: CodecVocabulary | None = None
     partial: PartialSpoofing | None = None
+    frames: tuple[int, int, float] | None = None
+    spliced_bin_labels: bool = True
 
     def __post_init__(self):
         if self.crop not in CROP_MODES:
@@ -95,12 +102,18 @@ class WaveformTransform:
     def window(self, audio_value, partner=None, label: int = BONAFIDE_INDEX) -> np.ndarray:
         """One training (or evaluation) window; with a splice `partner` (`PartialSpoofing.partner`) a spliced one, at
         a random place whatever `crop` says, RawBoost then acting on the window."""
+        return self._window_and_stretch(audio_value, partner, label)[0]
+
+    def _window_and_stretch(self, audio_value, partner=None, label: int = BONAFIDE_INDEX):
+        """The window and, for a spliced one, where its stretch from the partner is ((start, end) samples; else
+        None)."""
         rng = self._generator()
         waveform = load_audio(audio_value)
+        stretch = None
         if partner is not None:
             other = load_audio(partner)
             base, insert = (waveform, other) if label == BONAFIDE_INDEX else (other, waveform)
-            window = spliced_window(base, insert, self.chunk_samples, rng)
+            window, stretch = spliced_window(base, insert, self.chunk_samples, rng)
             if self.augment == "rawboost5":
                 window = rawboost_algo5(window, rng, self.rawboost)
         else:
@@ -109,22 +122,38 @@ class WaveformTransform:
             window = crop_window(waveform, self.chunk_samples, self.crop, rng)
         if self.augment == "channel":  # on the window: a channel acts on every part of a clip alike
             window = channel_augment(window, rng, self.channel)
-        return window.astype(np.float32, copy=False)
+        return window.astype(np.float32, copy=False), stretch
 
     def __call__(self, batch: dict) -> dict:
         partners = [self._partner(batch, row) for row in range(len(batch["audio"]))]
-        out = {"input_values": [self.window(value, *partner) for value, partner in zip(batch["audio"], partners)]}
-        # a partly spoofed window trains the BIN head only: with every head learning from it the VQ head lost on
-        # validation data (docs/research/partial_spoof_training.md)
+        made = [self._window_and_stretch(value, *partner) for value, partner in zip(batch["audio"], partners)]
+        out = {"input_values": [window for window, _ in made]}
+        # a partly spoofed window trains the BIN head only (or, without spliced_bin_labels, the frame head only):
+        # with every head learning from it the VQ head lost on validation data
+        # (docs/research/partial_spoof_training.md)
         unlabelled = [partner is not None and label != BONAFIDE_INDEX for partner, label in partners]
         for task in self.tasks:
             if task in batch:
-                out[f"{task}_labels"] = [-100 if skip and task != "bin" else value
+                keep = "bin" if self.spliced_bin_labels else None
+                out[f"{task}_labels"] = [-100 if skip and task != keep else value
                                          for skip, value in zip(unlabelled, batch[task])]
+        if self.frames is not None and "bin" in batch:
+            out["frame_labels"] = [self.frame_labels(label, stretch if skip else None)
+                                   for label, (_, stretch), skip in zip(batch["bin"], made, unlabelled)]
         if self.codecs is not None:
             sources = self.codecs.source_labels(batch["source"], batch["bin"])
             out[SOURCE_LABELS] = [-100 if skip else value for skip, value in zip(unlabelled, sources)]
         return out
+
+    def frame_labels(self, label: int, spoofed: tuple[int, int] | None) -> list[int]:
+        """Per frame of a window, its BIN label: a partly spoofed window's frames are spoof where their centre lies in
+        the `spoofed` (start, end) samples, every other window's frames carry the window's label."""
+        count, hop, first = self.frames
+        if spoofed is None:
+            return [int(label)] * count
+        centres = first + hop * np.arange(count)
+        inside = (centres >= spoofed[0]) & (centres < spoofed[1])
+        return np.where(inside, SPOOF_INDEX, BONAFIDE_INDEX).tolist()
 
     def _partner(self, batch: dict, row: int) -> tuple:
         if self.partial is None:
@@ -134,7 +163,7 @@ class WaveformTransform:
 
 
 def collate(features: list[dict]) -> dict[str, torch.Tensor]:
-    """Stacks equal-length windows and label columns into tensors."""
+    """Stacks equal-length windows and label columns (one label per row, or per frame) into tensors."""
     batch = {"input_values": torch.from_numpy(np.stack([np.asarray(f["input_values"]) for f in features]))}
     for key in features[0]:
         if key.endswith("_labels"):
@@ -147,10 +176,11 @@ def label_columns(tasks) -> list[str]:
 
 
 def with_windows(ds, tasks, chunk_samples: int, crop: str = "first", augment: str = "none", seed: int = 1234,
-                 codecs=None, partial_spoof_rate: float = 0.0):
+                 codecs=None, partial_spoof_rate: float = 0.0, frames: tuple[int, int, float] | None = None,
+                 spliced_bin_labels: bool = True):
     """Decodes and windows rows on access (in DataLoader workers); augmentation only where asked; with `codecs` (a
     `CodecVocabulary`), each row's codec index for the codec adversary; with `partial_spoof_rate`, that share of
-    windows spliced (`codectrace.splicing`)."""
+    windows spliced (`codectrace.splicing`); with `frames` (a frame head's `config.frame_layout`), frame labels."""
     partial = PartialSpoofing.from_split(ds, partial_spoof_rate) if partial_spoof_rate else None
     return ds.with_transform(WaveformTransform(tuple(tasks), chunk_samples, crop, augment, seed, codecs=codecs,
-                                               partial=partial))
+                                               partial=partial, frames=frames, spliced_bin_labels=spliced_bin_labels))

@@ -20,7 +20,7 @@ import soundfile as sf
 import torch
 from transformers import Pipeline
 
-from modeling_codectrace.configuration_codectrace import SAMPLING_RATE, TASK_LABELS
+from modeling_codectrace.configuration_codectrace import SAMPLING_RATE, SPOOF_INDEX, TASK_LABELS
 from modeling_codectrace.feature_extraction_codectrace import fit_to_length
 from modeling_codectrace.modeling_codectrace import spoof_probability
 
@@ -247,12 +247,14 @@ class CodecSourceTracingPipeline(Pipeline):
         return self.codec_identity.space if self.codec_identity is not None else RAW_SPACE
 
     def _model_step(self, input_values: torch.Tensor) -> tuple[dict, dict, np.ndarray]:
-        """Per task, the windows' logits; per head of the unknown-source scorer, their scores; the windows'
-        embeddings of the identity head (numpy)."""
+        """Per task, the windows' logits (with a frame head, under `frame` its (windows, frames, 2) logits); per head
+        of the unknown-source scorer, their scores; the windows' embeddings of the identity head (numpy)."""
         values = input_values.to(self.device, input_dtype(self.resolved_precision, self.device))
         with torch.inference_mode(), autocast(self.resolved_precision, self.device):
             outputs = self.model(input_values=values)
         logits = {task: outputs.logits_for(task).float().cpu().numpy() for task in self.model.config.tasks}
+        if outputs.frame_logits is not None:
+            logits["frame"] = outputs.frame_logits.float().cpu().numpy()
         unknown_scores = {}
         if self.unknown_source is not None:
             unknown_scores = self.unknown_source.scores(
@@ -266,13 +268,13 @@ class CodecSourceTracingPipeline(Pipeline):
         if isinstance(model_outputs, dict):
             model_outputs = [model_outputs]
         tasks = self.model.config.tasks
-        logits = {t: np.concatenate([o["logits"][t] for o in model_outputs]) for t in tasks}
+        logits = {t: np.concatenate([o["logits"][t] for o in model_outputs]) for t in model_outputs[0]["logits"]}
         unknown_scores = {t: float(np.mean(np.concatenate([o["unknown_scores"][t] for o in model_outputs])))
                           for t in (self.unknown_source.heads if self.unknown_source is not None else ())}
         known = {t: self.unknown_source.known(t, score) for t, score in unknown_scores.items()}
         # The spoof score reads the heads as calibrated for known codecs; a head's own answer, when its clip is
         # called unknown, the temperature fitted on unseen codecs (`calibration_temperatures_unknown`).
-        stacked = {t: softmax(values) for t, values in logits.items()}
+        stacked = {t: softmax(logits[t]) for t in tasks}
         window_spoof = spoof_probability(stacked)
         stacked.update({t: softmax(logits[t] * unknown_rescaling(self.model.config, t))
                         for t, is_known in known.items() if not is_known})
@@ -286,6 +288,7 @@ class CodecSourceTracingPipeline(Pipeline):
             "duration_seconds": num_samples / SAMPLING_RATE,
             "warnings": input_warnings(model_outputs[-1]["audio_stats"], self.model.config.chunk_samples),
         }
+        frame_spoof = softmax(logits.pop("frame"))[..., SPOOF_INDEX] if "frame" in logits else None
         for task in tasks:
             mean = stacked[task].mean(axis=0)
             result[task] = {name: float(p) for name, p in zip(TASK_LABELS[task], mean)}
@@ -300,7 +303,7 @@ class CodecSourceTracingPipeline(Pipeline):
             result["embedding"] = None if embedding is None else embedding.tolist()
         if return_segments:
             result["segments"], result["contains_spoof_score"] = find_segments(
-                self._window_scores(model_outputs, starts, window_spoof, logits), threshold)
+                self._window_scores(model_outputs, starts, window_spoof, logits, frame_spoof), threshold)
             result["contains_spoof"] = bool(result["segments"])
         if return_windows:
             chunk = self.model.config.chunk_samples
@@ -308,19 +311,22 @@ class CodecSourceTracingPipeline(Pipeline):
                 {"start_seconds": s / SAMPLING_RATE,
                  "end_seconds": min(s + chunk, num_samples) / SAMPLING_RATE,
                  "spoof_score": float(window_spoof[i]),
-                 **{t: {n: float(p) for n, p in zip(TASK_LABELS[t], stacked[t][i])} for t in tasks}}
+                 **{t: {n: float(p) for n, p in zip(TASK_LABELS[t], stacked[t][i])} for t in tasks},
+                 **({} if frame_spoof is None else {"frame_spoof_scores": frame_spoof[i].tolist()})}
                 for i, s in enumerate(starts)
             ]
         return result
 
     def _window_scores(self, model_outputs: list[dict], starts: list[int], window_spoof: np.ndarray,
-                       logits: dict[str, np.ndarray]) -> WindowScores:
+                       logits: dict[str, np.ndarray], frame_spoof: np.ndarray | None) -> WindowScores:
         heads = self.unknown_source.heads if self.unknown_source is not None else {}
+        chunk = self.model.config.chunk_samples
         return WindowScores(
-            np.asarray(starts), self.model.config.chunk_samples, model_outputs[0]["num_samples"], window_spoof,
+            np.asarray(starts), chunk, model_outputs[0]["num_samples"], window_spoof,
             {t: softmax(values) for t, values in logits.items()},
             {t: np.concatenate([o["unknown_scores"][t] for o in model_outputs]) for t in heads},
-            {t: head.threshold for t, head in heads.items()})
+            {t: head.threshold for t, head in heads.items()},
+            frame_spoof, None if frame_spoof is None else self.model.config.frame_layout(chunk))
 
     def _clip_embedding(self, model_outputs: list[dict]) -> np.ndarray | None:
         """The clip's embedding where enrolled generators are compared: its identity features mapped by the model's

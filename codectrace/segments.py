@@ -1,11 +1,13 @@
-"""Where in a recording: the time ranges whose windows call the audio spoof, each with its taxonomy answers.
+"""Where in a recording: the time ranges called spoof, each with its taxonomy answers.
 
-The pipeline scores windows, overlapping by `SEGMENT_HOP` of a window when segments are asked for; each short frame
-of the recording gets the score of the windows that cover it, combined by `FRAME_RULE`; frames at or above the
-threshold that touch form a segment. The demo recipe trains on partly spoofed windows (`codectrace.splicing`), so a
-window says "contains spoofed speech"; `min` (a frame is spoof only when every window over it says so) then keeps a
-stretch from spreading to the whole width of the windows that merely reach it. A segment's taxonomy answers are the
-mean distributions of the windows lying mostly inside it.
+The pipeline scores windows, overlapping by `SEGMENT_HOP` of a window when segments are asked for. A model with a
+frame head (`config.frame_head`) scores every backbone frame of each window: a frame of the recording gets the mean
+of the windows' scores of it, smoothed over `SMOOTH_SECONDS` (rule `frames`). A model without one scores windows
+only: each short frame of the recording then gets the score of the windows that cover it, combined by `FRAME_RULE`;
+trained on partly spoofed windows (`codectrace.splicing`), a window says "contains spoofed speech", and `min` (a
+frame is spoof only when every window over it says so) keeps a stretch from spreading to the whole width of the
+windows that merely reach it. Frames at or above the threshold that touch form a segment. A segment's taxonomy
+answers are the mean distributions of the windows lying mostly inside it.
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ from modeling_codectrace.configuration_codectrace import SAMPLING_RATE, TASK_LAB
 FRAME_SECONDS = 0.1
 # `min_centred`: `min`, then each edge that a bona fide window bounds moved to the middle of the interval where a
 # model that calls a window spoof when any of it is spoofed puts the true edge (`centred_edges`).
-FRAME_RULES = ("min", "mean", "min_centred")
+WINDOW_RULES = ("min", "mean", "min_centred")
+# `frames`: the frame head's scores of each frame, averaged over the windows and smoothed (models with a frame head).
+FRAME_RULES = (*WINDOW_RULES, "frames")
 # Chosen on the validation codecs' partly spoofed set for the demo recipe over three seeds (docs/segments.md): within
-# twice the windows of no overlap, half-window hops with `min_centred` found the most segments (mean F1).
+# twice the windows of no overlap, half-window hops with `min_centred` found the most segments (mean F1). The rule of
+# models without a frame head; those with one use `frames`.
 FRAME_RULE = "min_centred"
 SEGMENT_HOP = 0.5  # of a window
+SMOOTH_SECONDS = 0.2  # moving mean of the frame head's scores: a lone frame neither makes nor breaks a segment
 
 
 @dataclass
@@ -39,12 +45,42 @@ class WindowScores:
     distributions: dict[str, np.ndarray]
     unknown_scores: dict[str, np.ndarray]
     thresholds: dict[str, float]
+    frame_spoof: np.ndarray | None = None  # with a frame head: P(spoof) per window and frame (windows, frames)
+    frame_layout: tuple[int, int, float] | None = None  # its frames: `config.frame_layout(chunk)`
 
+
+def default_rule(windows: WindowScores) -> str:
+    """`frames` where the model has a frame head, else `FRAME_RULE`."""
+    return "frames" if windows.frame_spoof is not None else FRAME_RULE
+
+
+def frame_head_scores(windows: WindowScores, smooth_seconds: float = SMOOTH_SECONDS) -> tuple[np.ndarray, float,
+                                                                                              float]:
+    """The recording's frames as the frame head scores them: each frame (one backbone hop apart) the mean of the
+    windows' scores of it, then a moving mean over `smooth_seconds`. Returns the scores, the seconds between frames
+    and where the first frame starts (seconds; half a hop before its centre)."""
+    if windows.frame_spoof is None:
+        raise ValueError("the `frames` rule needs a model with a frame head (config.frame_head); this one has none.")
+    count, hop, first = windows.frame_layout
+    frames = max(int((windows.num_samples - 1 - first) // hop) + 1, 1)
+    index = np.rint(np.asarray(windows.starts) / hop).astype(int)[:, None] + np.arange(count)[None, :]
+    inside = index < frames  # frames of a repeat-padded window past the recording's end are padding
+    sums, counts = np.zeros(frames), np.zeros(frames)
+    np.add.at(sums, index[inside], np.asarray(windows.frame_spoof)[inside])
+    np.add.at(counts, index[inside], 1)
+    covered = counts > 0
+    scores = np.interp(np.arange(frames), np.flatnonzero(covered), sums[covered] / counts[covered])
+    width = max(int(round(smooth_seconds * SAMPLING_RATE / hop)), 1)
+    if width > 1:
+        kernel = np.ones(width)
+        scores = np.convolve(scores, kernel, "same") / np.convolve(np.ones(frames), kernel, "same")
+    return scores, hop / SAMPLING_RATE, max(first - hop / 2, 0.0) / SAMPLING_RATE
 
 def frame_scores(windows: WindowScores, rule: str = FRAME_RULE, frame_seconds: float = FRAME_SECONDS) -> np.ndarray:
-    """(frames,) the spoof score of each frame: `rule` over the windows covering the frame's centre."""
-    if rule not in FRAME_RULES:
-        raise ValueError(f"frame rule must be one of {list(FRAME_RULES)}, got {rule!r}.")
+    """(frames,) the spoof score of each frame: `rule` (one of `WINDOW_RULES`) over the windows covering the frame's
+    centre."""
+    if rule not in WINDOW_RULES:
+        raise ValueError(f"frame rule must be one of {list(WINDOW_RULES)}, got {rule!r}.")
     rule = "min" if rule == "min_centred" else rule
     frame = int(round(frame_seconds * SAMPLING_RATE))
     centres = np.arange(frame // 2, max(windows.num_samples, 1), frame)
@@ -102,15 +138,28 @@ def segment_answers(windows: WindowScores, start: float, end: float) -> dict:
     return answers
 
 
-def find_segments(windows: WindowScores, threshold: float = 0.5, rule: str = FRAME_RULE,
-                  frame_seconds: float = FRAME_SECONDS) -> tuple[list[dict], float]:
+def find_segments(windows: WindowScores, threshold: float = 0.5, rule: str | None = None,
+                  frame_seconds: float = FRAME_SECONDS, smooth_seconds: float = SMOOTH_SECONDS
+                  ) -> tuple[list[dict], float]:
     """The recording's spoofed segments (start and end seconds, mean frame spoof score, taxonomy answers) and its
-    `contains_spoof_score` (the highest frame score: one confidently spoofed stretch is not averaged away)."""
-    scores = frame_scores(windows, rule, frame_seconds)
+    `contains_spoof_score` (the highest frame score: one confidently spoofed stretch is not averaged away). `rule`:
+    one of `FRAME_RULES`, by default `default_rule(windows)`; `frame_seconds` is the frame of the window rules,
+    `smooth_seconds` the smoothing of `frames`."""
+    rule = rule or default_rule(windows)
+    if rule not in FRAME_RULES:
+        raise ValueError(f"frame rule must be one of {list(FRAME_RULES)}, got {rule!r}.")
+    offset = 0.0
+    if rule == "frames":
+        scores, frame_seconds, offset = frame_head_scores(windows, smooth_seconds)
+    else:
+        scores = frame_scores(windows, rule, frame_seconds)
+    duration = windows.num_samples / SAMPLING_RATE
     segments = []
     for start, end in spoof_ranges(scores, threshold, frame_seconds):
         frames = scores[int(round(start / frame_seconds)):int(round(end / frame_seconds))]
-        end = min(end, windows.num_samples / SAMPLING_RATE)
+        # a range reaching the first or last frame reaches the recording's start or end
+        start = 0.0 if start == 0 else min(start + offset, duration)
+        end = duration if end >= len(scores) * frame_seconds - 1e-9 else min(end + offset, duration)
         if rule == "min_centred":
             start, end = centred_edges(windows, start, end, threshold)
         segments.append({"start_seconds": start, "end_seconds": end, "spoof_score": float(frames.mean()),

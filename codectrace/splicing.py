@@ -40,9 +40,10 @@ def splice(target: np.ndarray, source: np.ndarray, start: int, end: int) -> None
 
 
 def spliced_window(base: np.ndarray, insert: np.ndarray, length: int, rng: np.random.Generator,
-                   stretch_seconds: tuple[float, float] = STRETCH_SECONDS) -> np.ndarray:
+                   stretch_seconds: tuple[float, float] = STRETCH_SECONDS) -> tuple[np.ndarray, tuple[int, int]]:
     """A random `length`-sample window of `base` in which one stretch of `stretch_seconds` is replaced by the same
-    samples of `insert` (the two are read at the same times; both repeat-padded where shorter than the window)."""
+    samples of `insert` (the two are read at the same times; both repeat-padded where shorter than the window), and
+    where in the window that stretch is: (start, end) samples."""
     usable = min(len(base), len(insert))
     start = int(rng.integers(0, max(usable - length, 0) + 1))
     window = fit_to_length(base[start:start + length], length).astype(np.float32, copy=True)
@@ -50,7 +51,7 @@ def spliced_window(base: np.ndarray, insert: np.ndarray, length: int, rng: np.ra
     stretch = min(int(rng.uniform(*stretch_seconds) * SAMPLING_RATE), length)
     at = int(rng.integers(0, length - stretch + 1))
     splice(window, other, at, at + stretch)
-    return window
+    return window, (at, at + stretch)
 
 
 def original_id(utt_id: str, source: str) -> str:

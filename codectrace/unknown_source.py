@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from modeling_codectrace.configuration_codectrace import TASK_LABELS, TAXONOMY_TASKS
+from modeling_codectrace.configuration_codectrace import SPOOF_INDEX, TASK_LABELS, TAXONOMY_TASKS
 
 from .files import atomic_path
 
@@ -288,8 +288,7 @@ def evaluate_unknown_source(scorer: UnknownSourceScorer, known: ScoredSet, unsee
     """Per taxonomy head, on spoof clips: how well the score separates clips of unseen codecs (`unseen`, e.g. CoSG)
     from clips of training codecs (`known`, e.g. CoRS), beside maximum softmax probability and energy (reported,
     not chosen); and the share of the known clips' correct answers that the threshold turns into unknown."""
-    spoof = TASK_LABELS["bin"].index("spoof")
-    rows = {"known": known.labels["bin"] == spoof, "unseen": unseen.labels["bin"] == spoof}
+    rows = {"known": known.labels["bin"] == SPOOF_INDEX, "unseen": unseen.labels["bin"] == SPOOF_INDEX}
     result = {}
     for task, head in ((t, h) for t, h in scorer.heads.items() if t in TAXONOMY_TASKS):
         scores = {"known": known.scores[task][rows["known"]], "unseen": unseen.scores[task][rows["unseen"]]}

@@ -19,6 +19,7 @@ TASK_LABELS: dict[str, tuple[str, ...]] = {
 }
 TASKS: tuple[str, ...] = tuple(TASK_LABELS)
 BONAFIDE_INDEX = TASK_LABELS["bin"].index("bonafide")  # the BIN label of bona fide speech
+SPOOF_INDEX = TASK_LABELS["bin"].index("spoof")  # and of spoofed speech
 # The codec-taxonomy tasks (every task but bona fide vs spoof).
 TAXONOMY_TASKS: tuple[str, ...] = tuple(task for task in TASKS if task != "bin")
 
@@ -242,6 +243,13 @@ class CodecTraceConfig(PretrainedConfig):
             the model's logits are divided by them, so probabilities are calibrated for every consumer while every
             argmax and the BIN ranking (hence EER) stay as trained. The loss uses the logits as trained. `None`:
             no calibration.
+        frame_head (`bool`, *optional*, defaults to `False`):
+            Add a frame-level spoof head: one linear layer over the heads' backbone features giving, for every
+            backbone frame, logits `[spoof, bonafide]` (`frame_logits`), trained with `frame_labels` (a frame is
+            spoof where its centre lies in spoofed speech). It says *where* in a window spoofed speech is, for
+            segments of long, partly spoofed recordings (docs/segments.md). Not in the paper.
+        frame_loss_weight (`float`, *optional*, defaults to 1.0):
+            Weight of the frame head's class-weighted cross-entropy (the BIN class weights) added to the task loss.
         calibration_temperatures_unknown (`dict[str, float]`, *optional*):
             Per taxonomy head, the temperature for clips that the unknown-source scorer saved beside the model
             (`unknown_source.safetensors`) calls unknown, fitted on codecs never trained on (the validation codecs):
@@ -253,7 +261,7 @@ class CodecTraceConfig(PretrainedConfig):
 
     model_type = "codectrace"
     # Trainer.predict keeps only the logits.
-    keys_to_ignore_at_inference = ["embeddings", "task_losses", "logits"]
+    keys_to_ignore_at_inference = ["embeddings", "task_losses", "logits", "frame_logits"]
     sub_configs = {"backbone_config": Wav2Vec2Config}
 
     def __init__(
@@ -279,6 +287,8 @@ class CodecTraceConfig(PretrainedConfig):
         chunk_samples: int = OFFICIAL_WINDOW,
         calibration_temperatures: dict[str, float] | None = None,
         calibration_temperatures_unknown: dict[str, float] | None = None,
+        frame_head: bool = False,
+        frame_loss_weight: float = 1.0,
         **kwargs,
     ):
         self.backbone_config = _backbone(backbone_config)
@@ -299,6 +309,11 @@ class CodecTraceConfig(PretrainedConfig):
                                                                    calibration_temperatures)
         self.calibration_temperatures_unknown = self._checked_temperatures("calibration_temperatures_unknown",
                                                                            calibration_temperatures_unknown)
+
+        self.frame_head = bool(frame_head)
+        if not float(frame_loss_weight) >= 0:
+            raise ValueError(f"frame_loss_weight must be a non-negative number, got {frame_loss_weight!r}.")
+        self.frame_loss_weight = float(frame_loss_weight)
 
         kwargs.pop("num_labels", None)
         _refuse_removed_fields(kwargs)
@@ -403,6 +418,18 @@ class CodecTraceConfig(PretrainedConfig):
     @property
     def hidden_size(self) -> int:
         return self.backbone_config.hidden_size
+
+    def frame_layout(self, num_samples: int) -> tuple[int, int, float]:
+        """Where the backbone's frames of a `num_samples` input lie: their count, the hop between them in samples and
+        the first one's centre (the middle of its receptive field). The feature encoder's convolutions, and the STFT
+        standing in for the first of them, pad nothing, so frame `i` is centred on `first_centre + i * hop`."""
+        backbone = self.backbone_config
+        count, hop, field = int(num_samples), 1, 1
+        for kernel, stride in zip(backbone.conv_kernel, backbone.conv_stride):
+            count = max((count - kernel) // stride + 1, 0)
+            field += (kernel - 1) * hop
+            hop *= stride
+        return count, hop, (field - 1) / 2
 
     def task_weight(self, task: str) -> float:
         """Weight of one task's loss; the official default is 1 / number of tasks (a plain mean)."""

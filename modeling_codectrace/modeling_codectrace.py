@@ -20,7 +20,7 @@ from .aasist import (
     HtrgGraphAttentionLayer,
     parameters_as_buffers,
 )
-from .configuration_codectrace import TASK_LABELS, CodecTraceConfig, resolve_tasks
+from .configuration_codectrace import SPOOF_INDEX, TASK_LABELS, CodecTraceConfig, resolve_tasks
 from .stft_phase import StftPhaseFeatureEncoder
 
 # Attribute names of the task heads, as in the official checkpoints.
@@ -44,7 +44,7 @@ def spoof_probability(probabilities):
     AUX, DEC and VQ (a single-head model: its head's `1 - P(real)`). P(bona fide) is one minus this.
     """
     if "bin" in probabilities:
-        return probabilities["bin"][:, TASK_LABELS["bin"].index("spoof")]
+        return probabilities["bin"][:, SPOOF_INDEX]
     heads = [task for task in SPOOF_FUSION_ORDER if task in probabilities]
     if not heads:
         raise ValueError(f"no task to score spoofing from: expected some of {list(TASK_LABELS)}, got "
@@ -113,10 +113,13 @@ class SourceTracingOutput(ModelOutput):
             `(batch_size, 5 * gat_dims[1])` (before dropout); with `stats_pooling` the frame mean and standard
             deviation, `(batch_size, 2 * hidden_size)`, shared by all heads.
         task_losses (`dict[str, torch.FloatTensor]`, *optional*):
-            Unweighted loss of every task whose labels were given.
+            Unweighted loss of every task whose labels were given (and, under `"frame"`, of the frame head).
         logits (`torch.FloatTensor` of shape `(batch_size, 2)`, *optional*):
             The same tensor as `bin_logits` (labels `config.id2label`), for generic `audio-classification`
             consumers such as the transformers pipeline.
+        frame_logits (`torch.FloatTensor` of shape `(batch_size, frames, 2)`, *optional*):
+            With `config.frame_head`, per backbone frame the logits `[spoof, bonafide]` of whether spoofed speech is
+            there (`config.frame_layout` says where each frame lies). Not calibrated.
         hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned with `output_hidden_states=True`):
             The backbone's hidden states, each of shape `(batch_size, frames, hidden_size)`: the projected
             features, then the output of every transformer layer (with the XLS-R layout, before the encoder's
@@ -131,6 +134,7 @@ class SourceTracingOutput(ModelOutput):
     embeddings: dict[str, torch.FloatTensor] | None = None
     task_losses: dict[str, torch.FloatTensor] | None = None
     logits: torch.FloatTensor | None = None
+    frame_logits: torch.FloatTensor | None = None
     hidden_states: tuple[torch.FloatTensor, ...] | None = None
 
     def logits_for(self, task: str) -> torch.FloatTensor | None:
@@ -222,6 +226,8 @@ class CodecTraceForSourceTracing(CodecTracePreTrainedModel):
                 ))
         else:
             self.heads = StatsPoolingHeads(config)
+        if config.frame_head:
+            self.frame_head = nn.Linear(config.hidden_size, len(TASK_LABELS["bin"]))
         if config.task_weighting == "uncertainty":
             # One learned log-variance per task, in config.tasks order.
             self.task_log_vars = nn.Parameter(torch.zeros(len(config.tasks)))
@@ -310,6 +316,7 @@ class CodecTraceForSourceTracing(CodecTracePreTrainedModel):
         vq_labels: torch.Tensor | None = None,
         aux_labels: torch.Tensor | None = None,
         dec_labels: torch.Tensor | None = None,
+        frame_labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **unexpected,
@@ -326,6 +333,9 @@ class CodecTraceForSourceTracing(CodecTracePreTrainedModel):
                 Class indices per task (see `config.label_names`); `-100` ignores a row for that task.
                 The loss is computed only when at least one is given. There is no single `labels` argument: each
                 task has its own column.
+            frame_labels (`torch.LongTensor` of shape `(batch_size, frames)`, *optional*):
+                With `config.frame_head`: per backbone frame, 0 (spoof) where its centre lies in spoofed speech, else
+                1 (bona fide); `-100` ignores a frame. `config.frame_layout(num_samples)` gives the frame count.
             output_hidden_states (`bool`, *optional*, defaults to `config.output_hidden_states`):
                 Also return the backbone's hidden states (`hidden_states`), e.g. to probe its layers.
             return_dict (`bool`, *optional*, defaults to `config.return_dict`):
@@ -337,17 +347,22 @@ class CodecTraceForSourceTracing(CodecTracePreTrainedModel):
         if unexpected:
             raise TypeError(self._unexpected_arguments_message(unexpected))
         labels = {"bin": bin_labels, "vq": vq_labels, "aux": aux_labels, "dec": dec_labels}
-        self._check_inputs(input_values, labels)
+        self._check_inputs(input_values, {**labels, "frame": frame_labels})
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         if output_hidden_states is None:
             output_hidden_states = self.config.output_hidden_states
         hidden, frame_mask, backbone_states = self._backbone_features(input_values, attention_mask,
                                                                       output_hidden_states)
         logits, embeddings = self.task_heads()(hidden, frame_mask)
+        frame_logits = self.frame_head(hidden) if self.config.frame_head else None
         task_losses = self._task_losses(logits, labels)  # on the logits as trained
+        loss = self._combined_loss(task_losses) if task_losses else None
+        if frame_labels is not None:
+            task_losses["frame"] = self._frame_loss(frame_logits, frame_labels, frame_mask)
+            loss = self.config.frame_loss_weight * task_losses["frame"] + (0.0 if loss is None else loss)
         logits = self._calibrated(logits)
         output = SourceTracingOutput(
-            loss=self._combined_loss(task_losses) if task_losses else None,
+            loss=loss,
             bin_logits=logits.get("bin"),
             vq_logits=logits.get("vq"),
             aux_logits=logits.get("aux"),
@@ -355,6 +370,7 @@ class CodecTraceForSourceTracing(CodecTracePreTrainedModel):
             embeddings=embeddings,
             task_losses=task_losses or None,
             logits=logits.get("bin"),
+            frame_logits=frame_logits,
             hidden_states=backbone_states if output_hidden_states else None,
         )
         return output if return_dict else output.to_tuple()
@@ -379,7 +395,10 @@ class CodecTraceForSourceTracing(CodecTracePreTrainedModel):
                 f"input is {input_values.size(-1)} samples long; the model needs at least "
                 f"{self.min_input_samples} samples ({self.min_input_samples / self.config.sampling_rate:.3f} s)."
             )
-        stray = [t for t, value in labels.items() if value is not None and t not in self.config.tasks]
+        stray = [t for t, value in labels.items()
+                 if value is not None and t not in self.config.tasks and t != "frame"]
+        if labels.get("frame") is not None and not self.config.frame_head:
+            raise ValueError("frame_labels given but this model has no frame head (config.frame_head is False).")
         if stray:
             raise ValueError(
                 f"labels given for task(s) {stray} but this model only has heads for {self.config.tasks}."
@@ -428,6 +447,21 @@ class CodecTraceForSourceTracing(CodecTracePreTrainedModel):
                     ignore_index=-100,
                 )
         return task_losses
+
+    def _frame_loss(self, frame_logits: torch.Tensor, frame_labels: torch.Tensor,
+                    frame_mask: torch.Tensor | None) -> torch.Tensor:
+        """The frame head's cross-entropy with the BIN class weights, over labelled (and unpadded) frames."""
+        target = frame_labels.to(frame_logits.device).long()
+        if target.shape != frame_logits.shape[:2]:
+            raise ValueError(f"frame_labels must have shape (batch_size, frames) = {tuple(frame_logits.shape[:2])} "
+                             f"for this input (config.frame_layout gives the frames); got {tuple(target.shape)}.")
+        if frame_mask is not None:
+            target = target.masked_fill(~frame_mask.bool(), -100)
+        if (target == -100).all():
+            return frame_logits.sum() * 0.0
+        return F.cross_entropy(frame_logits.float().flatten(0, 1), target.flatten(),
+                               weight=torch.tensor(self.config.class_weights["bin"], device=frame_logits.device),
+                               ignore_index=-100)
 
     def _combined_loss(self, task_losses: dict[str, torch.Tensor]) -> torch.Tensor:
         """Fixed task weights (official: the plain mean), or learned uncertainty weighting."""

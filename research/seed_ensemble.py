@@ -22,11 +22,10 @@ from codectrace.evaluation import SET_NAMES, read_score_files
 from codectrace.files import print_report
 from codectrace.metrics import mean_and_range, probability_metrics
 from codectrace.presets import DEMO_DATASET_DIR
-from modeling_codectrace.configuration_codectrace import TASK_LABELS, TAXONOMY_TASKS
+from modeling_codectrace.configuration_codectrace import SPOOF_INDEX, TAXONOMY_TASKS
 from research.shared import VALIDATION_DATA, validation_labels
 
 ROOT = Path(__file__).resolve().parents[1]
-SPOOF = TASK_LABELS["bin"].index("spoof")
 
 
 def seed_runs(recipe: Path) -> list[Path]:
@@ -45,7 +44,7 @@ def ensemble_figures(folders: list[Path], labels: dict[str, dict[str, int]]) -> 
     for folder, (other_ids, _) in zip(folders[1:], read[1:]):
         if other_ids != ids:
             raise ValueError(f"{folder} scores other utterances than {folders[0]}: seeds must be scored on one set.")
-    spoofed = np.array([labels["bin"][utt] == SPOOF for utt in ids])
+    spoofed = np.array([labels["bin"][utt] == SPOOF_INDEX for utt in ids])
     figures = {}
     for head in TAXONOMY_TASKS:
         truth = np.array([labels[head][utt] for utt in ids])

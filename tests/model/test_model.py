@@ -306,3 +306,56 @@ def test_stats_pooling_gradients_stay_finite_on_a_single_frame(tiny_model_factor
     for name, parameter in model.named_parameters():
         if parameter.grad is not None:
             assert torch.isfinite(parameter.grad).all(), name
+
+
+def _frame_model(tiny_model_factory, **overrides):
+    return tiny_model_factory(frame_head=True, **overrides)
+
+
+def test_a_frame_head_scores_every_backbone_frame_as_spoof_or_bona_fide(tiny_model_factory, waveforms):
+    model = _frame_model(tiny_model_factory)
+    out = model(waveforms, output_hidden_states=True)
+    frames, _, _ = model.config.frame_layout(waveforms.shape[1])
+    assert frames == out.hidden_states[0].shape[1]
+    assert out.frame_logits.shape == (3, frames, 2)
+    assert tiny_model_factory()(waveforms).frame_logits is None  # off by default, as in the paper
+
+
+def test_frame_layout_places_each_frame_at_the_middle_of_its_receptive_field():
+    config = tiny_config()  # conv kernels (10, 8, 4, 4), strides (5, 4, 4, 4)
+    frames, hop, first = config.frame_layout(16000)
+    assert hop == 5 * 4 * 4 * 4
+    assert first == (10 + 7 * 5 + 3 * 20 + 3 * 80 - 1) / 2  # receptive field 355 samples
+    assert frames == ((((16000 - 10) // 5 + 1 - 8) // 4 + 1 - 4) // 4 + 1 - 4) // 4 + 1
+
+
+def test_the_frame_loss_is_the_class_weighted_cross_entropy_of_its_frames(tiny_model_factory, waveforms):
+    model = _frame_model(tiny_model_factory, frame_loss_weight=0.5)
+    frames, _, _ = model.config.frame_layout(waveforms.shape[1])
+    labels = torch.randint(0, 2, (3, frames), generator=torch.Generator().manual_seed(0))
+    labels[0, :5] = -100
+    out = model(waveforms, frame_labels=labels)
+    weight = torch.tensor(model.config.class_weights["bin"])
+    expected = torch.nn.functional.cross_entropy(out.frame_logits.flatten(0, 1), labels.flatten(), weight=weight,
+                                                 ignore_index=-100)
+    assert torch.allclose(out.task_losses["frame"], expected)
+    assert torch.allclose(out.loss, 0.5 * expected)  # no task labels: the frame term alone
+    with_bin = model(waveforms, frame_labels=labels, bin_labels=torch.tensor([0, 1, 0]))
+    assert torch.allclose(with_bin.loss, 0.5 * expected + with_bin.task_losses["bin"] / 4)
+
+
+def test_frame_labels_for_a_model_without_a_frame_head_are_refused(tiny_model, waveforms):
+    with pytest.raises(ValueError, match="no frame head"):
+        tiny_model(waveforms, frame_labels=torch.zeros(3, 10, dtype=torch.long))
+
+
+def test_frame_labels_of_the_wrong_shape_are_refused_with_the_expected_one(tiny_model_factory, waveforms):
+    model = _frame_model(tiny_model_factory)
+    frames, _, _ = model.config.frame_layout(waveforms.shape[1])
+    with pytest.raises(ValueError, match=rf"\(3, {frames}\).*got \(3, {frames + 1}\)"):
+        model(waveforms, frame_labels=torch.zeros(3, frames + 1, dtype=torch.long))
+
+
+def test_a_negative_frame_loss_weight_is_refused():
+    with pytest.raises(ValueError, match="frame_loss_weight"):
+        tiny_config(frame_head=True, frame_loss_weight=-1)

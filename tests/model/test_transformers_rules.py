@@ -11,7 +11,8 @@ from codectrace.presets import backbone_config
 from codectrace.testing import tiny_config
 
 # The shapes a user trains: the paper's (AASIST heads on the conv front end), and the CPU demo's (STFT phase front
-# end, a learned mix of all layers, statistics pooling, learned task weights), plus the mixes in between.
+# end, a learned mix of all layers, statistics pooling, learned task weights), plus the mixes in between, and the
+# demo's with a frame-level spoof head.
 SHAPES = {
     "paper": {},
     "paper_m2": {"variant": "M2"},
@@ -20,6 +21,7 @@ SHAPES = {
                  stft_hop_length=160, stft_features=["phase_deviation", "weighted_phase_deviation"],
                  head_type="stats_pooling", use_weighted_layer_sum=True, task_weighting="uncertainty"),
 }
+SHAPES["demo_frame_head"] = {**SHAPES["demo"], "frame_head": True}
 
 
 def build(shape: str, seed: int = 0) -> mc.CodecTraceForSourceTracing:
@@ -27,10 +29,15 @@ def build(shape: str, seed: int = 0) -> mc.CodecTraceForSourceTracing:
     return mc.CodecTraceForSourceTracing(tiny_config(**SHAPES[shape]))
 
 
-def all_labels(model, batch: int) -> dict:
+def all_labels(model, batch: int, samples: int = 16000) -> dict:
+    """Labels of every head the model has (with a frame head, of every frame of `samples`-long inputs)."""
     generator = torch.Generator().manual_seed(0)
-    return {f"{task}_labels": torch.randint(0, len(mc.TASK_LABELS[task]), (batch,), generator=generator)
-            for task in model.config.tasks}
+    labels = {f"{task}_labels": torch.randint(0, len(mc.TASK_LABELS[task]), (batch,), generator=generator)
+              for task in model.config.tasks}
+    if model.config.frame_head:
+        frames, _, _ = model.config.frame_layout(samples)
+        labels["frame_labels"] = torch.randint(0, 2, (batch, frames), generator=generator)
+    return labels
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -60,6 +67,9 @@ def test_save_and_load_round_trip_through_safetensors(shape, waveforms, tmp_path
         a, b = model(waveforms), loaded(waveforms)
     for task in model.config.tasks:
         assert torch.equal(a.logits_for(task), b.logits_for(task)), task
+    assert (a.frame_logits is None) == (not model.config.frame_head)
+    if model.config.frame_head:
+        assert torch.equal(a.frame_logits, b.frame_logits)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -84,7 +94,7 @@ def test_a_bf16_load_runs_forward_and_backward(shape, waveforms, tmp_path):
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
-@pytest.mark.parametrize("shape", ["paper", "demo"])
+@pytest.mark.parametrize("shape", ["paper", "demo", "demo_frame_head"])
 def test_gradient_checkpointing_gives_the_same_loss_and_gradients(shape, waveforms):
     plain, checkpointed = build(shape).train(), build(shape).train()
     checkpointed.gradient_checkpointing_enable()

@@ -12,7 +12,7 @@ from transformers import pipeline
 import codectrace  # noqa: F401  (registers the pipeline task)
 from codectrace.cli import main as cli_main
 from codectrace.metrics import match_segments, segment_metrics
-from codectrace.segments import WindowScores, find_segments, frame_scores, spoof_ranges
+from codectrace.segments import WindowScores, default_rule, find_segments, frame_head_scores, frame_scores, spoof_ranges
 
 RATE = 16000
 
@@ -52,6 +52,47 @@ def test_centred_edges_stay_at_the_recordings_ends_and_on_a_range_too_short_to_m
 def test_an_unknown_frame_rule_is_refused_with_the_accepted_ones():
     with pytest.raises(ValueError, match=r"frame rule must be one of \['min', 'mean', 'min_centred'\]"):
         frame_scores(_windows([0.5]), "max")
+
+
+LAYOUT = (10, 1600, 800.0)  # a 1-s window of ten 0.1-s frames, each centred in its tenth
+
+
+def _frame_windows(spoofed_seconds, seconds=6, hop_seconds=0.5):
+    """1-s windows every `hop_seconds` whose frame head scores 1 exactly on the frames centred in the spoofed
+    (start, end) seconds."""
+    starts = np.arange(0, (seconds - 1) / hop_seconds + 1) * int(hop_seconds * RATE)
+    centres = (starts[:, None] + LAYOUT[2] + LAYOUT[1] * np.arange(10)[None, :]) / RATE
+    frames = ((centres >= spoofed_seconds[0]) & (centres < spoofed_seconds[1])).astype(float)
+    return WindowScores(starts.astype(int), RATE, seconds * RATE, frames.max(axis=1),
+                        {"vq": np.tile([0.1, 0.7, 0.1, 0.1], (len(starts), 1))}, {}, {}, frames, LAYOUT)
+
+
+def test_with_a_frame_head_the_segment_is_where_its_frames_say_to_the_frame():
+    windows = _frame_windows((2.3, 3.1))
+    assert default_rule(windows) == "frames"
+    (segment,), contains = find_segments(windows, smooth_seconds=0.0)
+    assert (segment["start_seconds"], segment["end_seconds"]) == pytest.approx((2.3, 3.1))
+    assert contains == 1.0
+
+
+def test_a_frame_of_the_recording_takes_the_mean_of_the_windows_scores_of_it():
+    windows = _frame_windows((0, 0))
+    windows.frame_spoof[1, :] = 1.0  # the window over 0.5-1.5 s alone says spoof; 0-1 and 1-2 s say bona fide
+    scores, frame_seconds, offset = frame_head_scores(windows, smooth_seconds=0.0)
+    assert (frame_seconds, offset) == (0.1, 0.0)
+    assert list(scores[:16]) == pytest.approx([0] * 5 + [0.5] * 10 + [0])
+
+
+def test_smoothing_keeps_a_lone_frame_from_making_a_segment():
+    windows = _frame_windows((0, 0))
+    windows.frame_spoof[2, 4] = 1.0  # one frame of one window
+    assert find_segments(windows, smooth_seconds=0.0)[0] != []
+    assert find_segments(windows, smooth_seconds=0.3)[0] == []
+
+
+def test_the_frames_rule_needs_a_frame_head():
+    with pytest.raises(ValueError, match="needs a model with a frame head"):
+        find_segments(_windows([0.5, 0.5]), rule="frames")
 
 
 def test_touching_frames_at_or_above_the_threshold_make_one_range():
@@ -110,3 +151,24 @@ def test_the_cli_writes_the_segments_beside_each_files_row(tiny_m1_folder, tmp_p
     segments = json.loads(row["segments"])
     assert row["contains_spoof"] in ("True", "False") and (row["contains_spoof"] == "True") == bool(segments)
     assert all({"start_seconds", "end_seconds", "spoof_score", "vq", "aux", "dec"} == set(s) for s in segments)
+
+
+def test_a_frame_head_model_gives_segments_from_its_frames_and_each_windows_frame_scores(tmp_path):
+    import torch
+
+    import modeling_codectrace as mc
+    from codectrace.hub import save_model_folder
+    from codectrace.testing import tiny_config
+
+    torch.manual_seed(0)
+    config = tiny_config("M1", chunk_samples=16000, frame_head=True)
+    save_model_folder(mc.CodecTraceForSourceTracing(config).eval(), mc.CodecTraceFeatureExtractor(chunk_samples=16000),
+                      tmp_path)
+    tracer = pipeline("codec-source-tracing", model=str(tmp_path), precision="fp32")
+    clip = (0.1 * np.random.default_rng(0).standard_normal(3 * RATE)).astype(np.float32)
+    result = tracer(clip, sampling_rate=RATE, return_segments=True, return_windows=True, threshold=0.0)
+    (whole,) = result["segments"]  # threshold 0: every frame is spoof
+    assert (whole["start_seconds"], whole["end_seconds"]) == (0.0, 3.0)
+    frames, _, _ = config.frame_layout(16000)
+    assert all(len(w["frame_spoof_scores"]) == frames for w in result["windows"])
+    assert 0.0 < result["contains_spoof_score"] < 1.0  # the head's mean score, not a window's

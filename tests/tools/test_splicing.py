@@ -21,9 +21,11 @@ def test_a_splice_takes_the_source_inside_the_range_and_leaves_the_rest():
 def test_a_spliced_window_is_the_base_with_one_stretch_of_the_insert_at_the_same_times():
     base = np.linspace(0, 1, 3 * RATE, dtype=np.float32)
     insert = -base  # the same times, told apart by sign
-    window = spliced_window(base, insert, RATE, np.random.default_rng(0), stretch_seconds=(0.3, 0.3))
+    window, (at, end) = spliced_window(base, insert, RATE, np.random.default_rng(0), stretch_seconds=(0.3, 0.3))
     inside = np.flatnonzero(window < 0)
     assert np.all(np.diff(inside) == 1)  # one stretch
+    # where the splice says it is (the sign turns half-way through each cross-fade)
+    assert abs(at - inside[0]) <= FADE // 2 and abs(end - inside[-1] - 1) <= FADE // 2
     assert len(inside) == pytest.approx(0.3 * RATE, abs=2 * FADE)
     start = int(np.argmin(np.abs(base - window[0])))
     same_times = base[start:start + RATE]
@@ -101,3 +103,43 @@ def test_a_partly_spoofed_window_trains_the_bin_head_only():
     batch = {**split[0:3], "vq": [0, 0, 2]}
     out = transform(batch)
     assert out["bin_labels"] == [1, 1, 0] and out["vq_labels"] == [0, 0, -100]  # bona fide rows keep theirs
+
+
+FRAMES = (24, 320, 335.5)  # frame_layout of a half-second window: 24 frames, 20 ms apart
+
+
+def _resynthesised_frames(window) -> np.ndarray:
+    """Whether each frame's centre lies in the stretch of re-synthesis (0.9) in the original (0.1) of the `_split`
+    clips: the samples holding some of it, and one more at each end (where the cross-fades are still at zero)."""
+    holding = np.flatnonzero(np.asarray(window) > 0.1 + 1e-4)
+    centres = FRAMES[2] + FRAMES[1] * np.arange(FRAMES[0])
+    if not holding.size:
+        return np.zeros(FRAMES[0], bool)
+    return (centres >= holding[0] - 1) & (centres < holding[-1] + 2)
+
+
+def test_frame_labels_mark_spoof_the_frames_centred_in_the_spliced_stretch():
+    split = _split()
+    transform = WaveformTransform(("bin",), chunk_samples=RATE // 2, crop="random", seed=1, frames=FRAMES,
+                                  partial=PartialSpoofing.from_split(split, rate=1.0))
+    out = transform(split.select([2] * 8)[:])  # the spoof row, eight windows
+    labels = np.array(out["frame_labels"])
+    assert labels.shape == (8, 24) and ((labels == 0).any(axis=1) & (labels == 1).any(axis=1)).any()
+    for window, row in zip(out["input_values"], labels):
+        assert np.array_equal(row == 0, _resynthesised_frames(window))  # spoof (0) exactly where the re-synthesis is
+
+
+def test_whole_windows_give_every_frame_their_label():
+    split = _split()
+    transform = WaveformTransform(("bin",), chunk_samples=RATE // 2, crop="random", seed=1, frames=FRAMES)
+    out = transform(split[0:4])
+    assert out["frame_labels"] == [[1] * 24, [1] * 24, [0] * 24, [1] * 24]
+
+
+def test_without_spliced_bin_labels_a_partly_spoofed_window_trains_the_frame_head_only():
+    split = _split()
+    transform = WaveformTransform(("bin",), chunk_samples=RATE // 2, crop="random", seed=1, frames=FRAMES,
+                                  partial=PartialSpoofing.from_split(split, rate=1.0), spliced_bin_labels=False)
+    out = transform(split.select([0, 1, 2])[:])
+    assert out["bin_labels"] == [1, 1, -100]  # bona fide rows (spliced from two bona fide utterances) keep theirs
+    assert np.array_equal(np.array(out["frame_labels"][2]) == 0, _resynthesised_frames(out["input_values"][2]))

@@ -12,7 +12,7 @@ import pytest
 import torch
 from datasets import load_dataset
 from safetensors.torch import load_file
-from transformers import AutoFeatureExtractor, AutoModel, TrainerCallback
+from transformers import AutoFeatureExtractor, AutoModel, TrainerCallback, set_seed
 
 from codectrace import arguments, codec_adversary, model_building, selection, training
 from codectrace import trainer as trainer_module
@@ -370,6 +370,26 @@ def test_a_partial_spoof_rate_outside_0_1_is_a_usage_error(capsys):
     with pytest.raises(SystemExit):
         arguments.parse_arguments(["--partial_spoof_rate", "1.5"])
     assert "--partial_spoof_rate is a share of training windows, 0 to 1 (0 = off), got 1.5" in capsys.readouterr().err
+
+
+def test_spliced_windows_kept_from_the_bin_head_need_a_frame_head(capsys):
+    with pytest.raises(SystemExit):
+        arguments.parse_arguments(["--partial_spoof_bin_labels", "False", "--frame_head", "False"])
+    assert "--partial_spoof_bin_labels False needs --frame_head True" in capsys.readouterr().err
+
+
+def test_a_frame_head_trains_on_the_spliced_frames_and_is_saved(built, tmp_path):
+    output_dir = tmp_path / "frames"
+    result = training.run(tiny_preset_args("demo", built, output_dir, "--max_steps", "2", "--frame_head", "True",
+                                           "--partial_spoof_rate", "1.0", "--partial_spoof_bin_labels", "False",
+                                           "--logging_steps", "1"))
+    model = AutoModel.from_pretrained(output_dir)
+    assert model.config.frame_head
+    set_seed(result["trainer"].args.seed)  # what the run started from
+    initial = type(model)(model.config)
+    assert not torch.allclose(model.frame_head.weight, initial.frame_head.weight)  # it learnt
+    losses = [entry["loss"] for entry in result["trainer"].state.log_history if "loss" in entry]
+    assert len(losses) == 2 and all(np.isfinite(losses))
 
 
 @pytest.mark.parametrize("variant, sampling", [("S_VQ", "vq"), ("D_VQ", "vq"), ("S_DEC", "dec"), ("D_DEC", "dec"),
