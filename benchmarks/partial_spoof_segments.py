@@ -46,6 +46,7 @@ from codectrace.segments import (
     WINDOW_RULES,
     WindowScores,
     find_segments,
+    frame_head_scores,
 )
 from dataset_scripts.partial_spoof import ensure_partial_spoof, resynthesis_path, speaker_utterances
 from modeling_codectrace.configuration_codectrace import SAMPLING_RATE, TASK_LABELS
@@ -53,7 +54,7 @@ from modeling_codectrace.configuration_codectrace import SAMPLING_RATE, TASK_LAB
 TASKS = ("vq", "aux", "dec")
 SPLITS = {"validation": "validation", "training": "train", "test": "test"}  # set -> AudioFolder split
 MAX_COST = 2.0
-SMOOTHINGS = (0.0, 0.1, 0.2, 0.4)  # seconds, for the `frames` rule
+SMOOTHINGS = (0.0, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2)  # seconds, for the `frames` rule (up to about twice the shortest stretch)
 
 
 def windows_of(result: dict, config) -> WindowScores:
@@ -222,8 +223,13 @@ def save_picture(path: Path, result: dict, row: dict, config, setting: dict) -> 
     """The Space's timeline of one partly spoofed recording, with its true ranges."""
     from codectrace.timeline import timeline_figure
 
-    segments, _ = find_segments(windows_of(result, config), **setting)
-    figure = timeline_figure(result["windows"], segments, row["spoof_ranges"])
+    windows = windows_of(result, config)
+    segments, _ = find_segments(windows, **setting)
+    frames = None
+    if setting["rule"] == "frames":
+        scores, step, first = frame_head_scores(windows, setting["smooth_seconds"])
+        frames = {"start_seconds": first, "step_seconds": step, "scores": scores.tolist()}
+    figure = timeline_figure(result["windows"], segments, row["spoof_ranges"], frames)
     figure.savefig(path, dpi=110)
 
 

@@ -31,7 +31,7 @@ from .enrolment import RAW_SPACE, Attribution, EnrolmentStore, corrected_heads, 
 from .input_checks import UNFAMILIAR_AUDIO, AudioStats, input_warnings, refuse_too_short
 from .metrics import softmax
 from .precision import autocast, default_window_batch_size, input_dtype, model_for_inference, resolve_precision
-from .segments import SEGMENT_HOP, WindowScores, find_segments
+from .segments import SEGMENT_HOP, WindowScores, find_segments, frame_head_scores
 from .unknown_source import UnknownSourceScorer, find_scorer, unit_rows
 
 
@@ -106,7 +106,8 @@ class CodecSourceTracingPipeline(Pipeline):
             call the audio spoof (`start_seconds`, `end_seconds`, `spoof_score`, and per head `label`, `probability`,
             `known`), `contains_spoof_score` (the highest frame score) and `contains_spoof` (any segment): where
             in a long recording the spoofed speech is (`codectrace.segments`; docs/segments.md says which
-            `hop_seconds` was chosen).
+            `hop_seconds` was chosen); with a frame head also `frame_spoof_scores` (`start_seconds` of the first
+            frame, `step_seconds` between frames, `scores`: the recording's frames as the segments read them).
         threshold (`float`, *optional*, defaults to 0.5): spoof decision threshold on the spoof score.
         max_seconds, min_seconds (`float`, *optional*): refuse longer / shorter audio.
         sampling_rate (`int`, *optional*): with array inputs.
@@ -302,9 +303,13 @@ class CodecSourceTracingPipeline(Pipeline):
         if return_embedding:
             result["embedding"] = None if embedding is None else embedding.tolist()
         if return_segments:
-            result["segments"], result["contains_spoof_score"] = find_segments(
-                self._window_scores(model_outputs, starts, window_spoof, logits, frame_spoof), threshold)
+            windows = self._window_scores(model_outputs, starts, window_spoof, logits, frame_spoof)
+            result["segments"], result["contains_spoof_score"] = find_segments(windows, threshold)
             result["contains_spoof"] = bool(result["segments"])
+            if frame_spoof is not None:
+                scores, step, first = frame_head_scores(windows)
+                result["frame_spoof_scores"] = {"start_seconds": first, "step_seconds": step,
+                                                "scores": scores.round(4).tolist()}
         if return_windows:
             chunk = self.model.config.chunk_samples
             result["windows"] = [

@@ -74,9 +74,11 @@ TRAINING_PRESETS: dict[str, dict] = {
         max_grad_norm=1.0, train_drop_last=False,  # the Trainer's defaults, with which the demo was measured
         calibrate=True, unknown_source=True, selection_set="validation+val_codecs", selection_mean_of_parts=True,
         weight_averaging_decay=0.998, codec_adversary_weight=0.1, partial_spoof_rate=0.5,
+        frame_head=True, partial_spoof_bin_labels=False,
         # augment, task_weighting, selection_set, selection_mean_of_parts, weight_averaging_decay and the codec
         # adversary: chosen on validation data over seeds (docs/research/generalisation.md); partial_spoof_rate on the
-        # validation partly spoofed set and validation whole clips over seeds (docs/segments.md)
+        # validation partly spoofed set and validation whole clips over seeds (docs/segments.md); the frame head, with
+        # spliced windows training it alone, likewise (docs/research/frame_head.md)
     ),
 }
 

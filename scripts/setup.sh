@@ -10,8 +10,9 @@ extra=""
 [ "${1:-}" = "--test" ] && extra="[test]"
 
 # Real recorded voices (speech_sources.real_speech.REAL_CORPORA; read where installed): ktuberling-data (the demo
-# corpus's real speakers), Asterisk's voice prompts and gcin's syllables (set-ups the demo never trains on)
-real_voices=(ktuberling-data gcin-voice asterisk-core-sounds-{en,es,fr,it,ru}-wav)
+# corpus's real speakers), Asterisk's voice prompts, gcin's syllables and KLettres' letters (set-ups the demo never
+# trains on)
+real_voices=(ktuberling-data gcin-voice klettres-data asterisk-core-sounds-{en,es,fr,it,ru}-wav)
 apt_packages=(ffmpeg espeak-ng festival festvox-kallpc16k sox "${real_voices[@]}")
 [ -n "$extra" ] && apt_packages+=(chromium)
 missing=()

@@ -194,7 +194,8 @@ def make_handler(loaded: LoadedModel):
         if result["segments"] and result["decision"] != "spoof":
             summary += "\n\n**Contains spoofed speech** (the average is bona fide): " + ", ".join(
                 f"{s['start_seconds']:.1f}-{s['end_seconds']:.1f} s ({segment_family(s)})" for s in result["segments"])
-        plot = timeline_figure(result["windows"], result["segments"]) if result["num_windows"] > 1 else None
+        plot = (timeline_figure(result["windows"], result["segments"], frames=result.get("frame_spoof_scores"))
+                if result["num_windows"] > 1 else None)
         return summary, *labels, explanations, plot
 
     return analyse

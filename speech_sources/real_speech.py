@@ -1,6 +1,7 @@
 """Real recorded voices from Debian packages: `ktuberling-data` (CodecFake-mini's real speakers, one per language
-folder) and the other corpora of `REAL_CORPORA` (Asterisk's voice prompts, gcin's Mandarin syllables), each
-recorded on its own set-up, for measuring bona fide false alarms on real speech from set-ups a model never heard.
+folder) and the other corpora of `REAL_CORPORA` (Asterisk's voice prompts, gcin's Mandarin syllables, KLettres'
+letters and syllables), each recorded on its own set-up, for measuring bona fide false alarms on real speech from
+set-ups a model never heard.
 
 `ktuberling-data` (installed by `scripts/setup.sh`) ships short recordings of single words (about 0.9 s each, 22 or
 44 kHz) by native speakers of about 25 languages under `/usr/share/ktuberling/sounds/<language>/`. A language
@@ -73,6 +74,13 @@ def _asterisk_speaker(relative: Path) -> str | None:
     return None if found is None or "silence" in relative.parts else "a" + found[1].lower()
 
 
+def _klettres_speaker(relative: Path) -> str | None:
+    """`fr/alpha/a.ogg` -> `kfr`: one speaker per language folder (its letters and syllables); the game's pictures and
+    icons are left out."""
+    return None if relative.parts[0] in ("icons", "pics") or len(relative.parts) < 3 else "k" + re.sub(
+        r"[^0-9a-z]", "", relative.parts[0].lower())
+
+
 def _gcin_speaker(relative: Path) -> str:
     """`<syllable>/3.ogg` -> `g3`: gcin ships each syllable by two speakers, one per file name."""
     return "g" + re.sub(r"[^0-9a-z]", "", relative.stem.lower())
@@ -104,6 +112,9 @@ REAL_CORPORA = {corpus.name: corpus for corpus in (
                _asterisk_speaker),
     RealCorpus("gcin", Path("/usr/share/gcin-voice/ogg"), ("gcin-voice",),
                "Mandarin syllables (~0.3-0.6 s), two speakers with their own set-ups; 44.1 kHz", _gcin_speaker),
+    RealCorpus("klettres", Path("/usr/share/klettres"), ("klettres-data",),
+               "spoken letters and syllables (~0.3-2 s) of 20 languages, one recorder each; 22-48 kHz",
+               _klettres_speaker),
 )}
 
 

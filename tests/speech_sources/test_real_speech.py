@@ -119,6 +119,15 @@ def test_gcin_syllables_are_grouped_by_the_speaker_that_names_each_file(tmp_path
     assert sorted(found) == ["g3", "g5"] and all(len(files) == 2 for files in found.values())
 
 
+def test_klettres_recordings_are_grouped_by_language_folder_without_its_pictures(tmp_path):
+    _words(tmp_path, "fr/alpha", 2)
+    _words(tmp_path, "fr/syllab", 2, seed=1)
+    _words(tmp_path, "pt_BR/alpha", 2, seed=2)
+    _words(tmp_path, "pics", 2, seed=3)
+    found = REAL_CORPORA["klettres"].speakers(tmp_path)
+    assert {name: len(files) for name, files in found.items()} == {"kfr": 4, "kptbr": 2}
+
+
 @pytest.mark.parametrize("name", sorted(REAL_CORPORA))
 def test_a_corpus_that_is_not_installed_names_its_debian_packages(name, tmp_path):
     with pytest.raises(FileNotFoundError, match=REAL_CORPORA[name].packages[0]):

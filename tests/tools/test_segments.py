@@ -172,3 +172,7 @@ def test_a_frame_head_model_gives_segments_from_its_frames_and_each_windows_fram
     frames, _, _ = config.frame_layout(16000)
     assert all(len(w["frame_spoof_scores"]) == frames for w in result["windows"])
     assert 0.0 < result["contains_spoof_score"] < 1.0  # the head's mean score, not a window's
+    track = result["frame_spoof_scores"]  # what the segments read, for the Space's timeline
+    _, hop, first = config.frame_layout(16000)
+    assert track["step_seconds"] == hop / RATE
+    assert len(track["scores"]) == int((3 * RATE - 1 - first) // hop) + 1  # every frame centred in the recording

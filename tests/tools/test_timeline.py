@@ -16,3 +16,11 @@ def test_the_timeline_shades_each_segment_and_draws_each_true_range():
     axis = figure.axes[0]
     assert len(axis.patches) == 1 and [t.get_text() for t in axis.texts] == ["sq / unknown / freq"]
     assert [list(line.get_xdata()) for line in axis.lines][0] == [1.2, 2.1] and "truly spoofed" in axis.get_title()
+
+
+def test_a_frame_head_models_frame_scores_are_drawn_at_their_frames_centres():
+    frames = {"start_seconds": 0.0, "step_seconds": 0.5, "scores": [0.1, 0.8, 0.2]}
+    axis = timeline_figure(WINDOWS, frames=frames).axes[0]
+    drawn = {line.get_label(): line for line in axis.lines}
+    assert list(drawn["frames"].get_xdata()) == [0.25, 0.75, 1.25]
+    assert list(drawn["frames"].get_ydata()) == [0.1, 0.8, 0.2] and "and frame" in axis.get_title()

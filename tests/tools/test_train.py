@@ -366,6 +366,13 @@ def test_only_the_demo_trains_on_partly_spoofed_windows():
     assert (official.partial_spoof_rate, demo.partial_spoof_rate) == (0.0, 0.5)  # demo: chosen on validation
 
 
+def test_only_the_demo_has_a_frame_head_which_alone_learns_from_spliced_windows():
+    official_model, official, _ = arguments.parse_arguments(["--preset", "official", "--dataset", "x"])
+    demo_model, demo, _ = arguments.parse_arguments([])
+    assert not official_model.frame_head and official.partial_spoof_bin_labels  # the paper: neither
+    assert demo_model.frame_head and not demo.partial_spoof_bin_labels  # chosen on validation
+
+
 def test_a_partial_spoof_rate_outside_0_1_is_a_usage_error(capsys):
     with pytest.raises(SystemExit):
         arguments.parse_arguments(["--partial_spoof_rate", "1.5"])
