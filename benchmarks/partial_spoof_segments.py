@@ -10,7 +10,8 @@ recording at each `--hops` (seconds) with `return_windows`, then per frame rule 
 - clip level: EER of `contains_spoof_score` (the highest frame score), partly spoofed against bona fide recordings;
 - segments: precision, recall and F1 of the ranges found against the true ones at IoU >= 0.5 (a range found in a
   bona fide recording is a false one), and the median boundary error of the matched ranges;
-- family: per task, the share of matched segments whose head label (as the head gives it, without the unknown flag)
+- family: per task, the share of matched segments whose head label (as the pipeline answers a segment, from its own
+  audio; as the head gives it, without the unknown flag)
   is the codec's class, beside the same heads on whole re-synthesised utterances of the same codecs and speakers;
 - cost: windows traced per minute of audio as a multiple of non-overlapping windows (what the model computes; the
   wall time, also given, moves with whatever else the machine runs).
@@ -54,7 +55,8 @@ from modeling_codectrace.configuration_codectrace import SAMPLING_RATE, TASK_LAB
 TASKS = ("vq", "aux", "dec")
 SPLITS = {"validation": "validation", "training": "train", "test": "test"}  # set -> AudioFolder split
 MAX_COST = 2.0
-SMOOTHINGS = (0.0, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2)  # seconds, for the `frames` rule (up to about twice the shortest stretch)
+# seconds, for the `frames` rule: up to about twice the shortest spoofed stretch (0.5 s)
+SMOOTHINGS = (0.0, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2)
 
 
 def windows_of(result: dict, config) -> WindowScores:
@@ -96,21 +98,31 @@ def trace_set(tracer, rows, hop: float) -> tuple[list[dict], dict[str, float]]:
     return traced, {"seconds": 60.0 * spent / audio, "windows": 60.0 * windows / audio}
 
 
-def measure(traced: list[dict], rows, config, setting: dict) -> dict:
-    """Clip-level EER, segment F1 and boundary error, and family accuracy of one traced set under one setting."""
-    recordings, scores, right = [], {"bonafide": [], "partly_spoofed": []}, {t: [] for t in TASKS}
+def measure(tracer, traced: list[dict], rows, setting: dict) -> dict:
+    """Clip-level EER, segment F1 and boundary error, and family accuracy of one traced set under one setting: of
+    the segments' own audio as the pipeline answers them (`family`), and of the windows over them
+    (`family_of_windows`)."""
+    recordings, scores = [], {"bonafide": [], "partly_spoofed": []}
+    right = {"own audio": {t: [] for t in TASKS}, "windows": {t: [] for t in TASKS}}
     for result, row in zip(traced, rows):
-        segments, contains = find_segments(windows_of(result, config), **setting)
+        segments, contains = find_segments(windows_of(result, tracer.model.config), **setting)
         predicted = [(s["start_seconds"], s["end_seconds"]) for s in segments]
         truth = [tuple(r) for r in row["spoof_ranges"]]
         recordings.append((predicted, truth))
         scores[row["label"]].append(contains)
-        for i, _ in match_segments(predicted, truth):
+        matched = [segments[i] for i, _ in match_segments(predicted, truth)]
+        for segment in matched:
             for task in TASKS:
-                right[task].append(segments[i]["heads"][task]["label"] == row[task])
+                right["windows"][task].append(segment["heads"][task]["label"] == row[task])
+        tracer.answer_segments_from_their_audio(row["audio"]["path"], matched)
+        for segment in matched:
+            for task in TASKS:
+                right["own audio"][task].append(segment["heads"][task]["label"] == row[task])
     eer, _ = compute_eer(1.0 - np.array(scores["bonafide"]), 1.0 - np.array(scores["partly_spoofed"]))
-    return {"clip_eer": 100 * eer, **segment_metrics(recordings),
-            "family": {t: float(np.mean(v)) if v else float("nan") for t, v in right.items()}}
+    family = {way: {t: float(np.mean(v)) if v else float("nan") for t, v in tasks.items()}
+              for way, tasks in right.items()}
+    return {"clip_eer": 100 * eer, **segment_metrics(recordings), "family": family["own audio"],
+            "family_of_windows": family["windows"]}
 
 
 def whole_clip_family(tracer, release: Path, rows) -> dict[str, float]:
@@ -165,7 +177,7 @@ def main() -> None:
     traced = {hop: trace_set(tracer, data["validation"], hop) for hop in hops}
     base = traced[max(hops)][1]
     settings = settings_of(config)
-    results = {(hop, i): measure(traced[hop][0], data["validation"], config, setting) for hop in hops
+    results = {(hop, i): measure(tracer, traced[hop][0], data["validation"], setting) for hop in hops
                for i, setting in enumerate(settings)}
     lines = [f"{cpu_summary()}; model {args.model}, precision {tracer.resolved_precision}, window "
              f"{chunk / SAMPLING_RATE:g} s", "", "Validation codecs (every setting; the choice reads only these):",
@@ -181,6 +193,11 @@ def main() -> None:
     if args.product_setting:
         hop, setting = SEGMENT_HOP * chunk / SAMPLING_RATE, product
         lines += [f"The pipeline's setting (chosen over seeds): hop {hop:g} s, {setting_name(setting)}."]
+    at_setting = results.get((hop, settings.index(setting))) if setting in settings else None
+    if at_setting:  # how the pipeline answers a segment was chosen on these (over seeds)
+        lines += ["Family on the validation segments there (VQ / AUX / DEC): from their own audio " + " / ".join(
+            f"{at_setting['family'][t]:.2f}" for t in TASKS) + ", from the windows over them " + " / ".join(
+            f"{at_setting['family_of_windows'][t]:.2f}" for t in TASKS) + "."]
     pictured = None
     report = {"cpu": cpu_summary(),
               "chosen": {"hop": hop, **setting, "pipeline_setting": args.product_setting},
@@ -191,7 +208,7 @@ def main() -> None:
     for name in () if args.validation_only else ("training", "test"):
         rows = data[SPLITS[name]]
         found, cost = trace_set(tracer, rows, hop)
-        report[name] = measure(found, rows, config, setting)
+        report[name] = measure(tracer, found, rows, setting)
         report[name]["whole_clips"] = whole_clip_family(tracer, args.release, rows)
         report[name]["cost"] = cost
         lines.append(row_line(f"{name} codecs", report[name], cost, base, report[name]["whole_clips"]))

@@ -104,7 +104,8 @@ class CodecSourceTracingPipeline(Pipeline):
             (`codectrace.codec_identity`), or the identity head's embedding for a model without one.
         return_segments (`bool`, *optional*, defaults to `False`): add `segments`, the time ranges whose windows
             call the audio spoof (`start_seconds`, `end_seconds`, `spoof_score`, and per head `label`, `probability`,
-            `known`), `contains_spoof_score` (the highest frame score) and `contains_spoof` (any segment): where
+            `known`: those of the segment's own audio traced as a clip), `contains_spoof_score` (the highest frame
+            score) and `contains_spoof` (any segment): where
             in a long recording the spoofed speech is (`codectrace.segments`; docs/segments.md says which
             `hop_seconds` was chosen); with a frame head also `frame_spoof_scores` (`start_seconds` of the first
             frame, `step_seconds` between frames, `scores`: the recording's frames as the segments read them).
@@ -383,6 +384,7 @@ class CodecSourceTracingPipeline(Pipeline):
         batch_size = preprocess_params.get("window_batch_size") or default_window_batch_size(self.device)
         finished: dict[int, dict | Exception] = {}
         gathered: dict[int, list] = {}  # clip -> its model outputs so far
+        audios: dict[int, object] = {}  # clip -> its input, while its segments may need their audio
         queue: list[tuple[int, dict]] = []  # (clip, model inputs) waiting for the model
         next_out = 0
 
@@ -398,13 +400,17 @@ class CodecSourceTracingPipeline(Pipeline):
                                        **{k: item[k] for k in CLIP_KEYS}})
                 if item["is_last"]:
                     finished[clip] = self.postprocess(gathered.pop(clip), **postprocess_params)
+                    if postprocess_params.get("return_segments"):
+                        self.answer_segments_from_their_audio(audios[clip], finished[clip]["segments"],
+                                                              preprocess_params.get("sampling_rate"))
+                    audios.pop(clip)
             queue.clear()
 
         for clip, audio in enumerate(inputs):
             if isinstance(audio, CLIP_FAILURES):
                 finished[clip] = audio
             else:
-                gathered[clip] = []
+                gathered[clip], audios[clip] = [], audio
                 try:
                     for item in self.preprocess(audio, **preprocess_params):
                         if queue and sum(i["input_values"].shape[0] for _, i in queue) + item[
@@ -414,6 +420,7 @@ class CodecSourceTracingPipeline(Pipeline):
                 except CLIP_FAILURES as error:
                     queue[:] = [(c, i) for c, i in queue if c != clip]
                     gathered.pop(clip)
+                    audios.pop(clip)
                     finished[clip] = error
             if group_size and (clip + 1) % group_size == 0 and queue:
                 run_queue()
@@ -426,10 +433,38 @@ class CodecSourceTracingPipeline(Pipeline):
             yield finished.pop(next_out)
             next_out += 1
 
+    def answer_segments_from_their_audio(self, inputs, segments: list[dict], sampling_rate: int | None = None) -> None:
+        """Gives each segment (of `inputs`' result) the heads' answers on its own audio, traced as a clip: a spoofed
+        stretch is mostly a small part of the windows over it, whose bona fide speech would answer for it (chosen on
+        validation data over the windows' answers, docs/research/frame_head.md). A segment whose audio cannot be
+        traced keeps the windows' answers."""
+        if not segments:
+            return
+        if isinstance(inputs, bytes):
+            inputs = io.BytesIO(inputs)
+        if hasattr(inputs, "seek"):
+            inputs.seek(0)
+        source = _StreamingSource(inputs, sampling_rate, None, None)
+        try:
+            clips = [source.read(int(round(s["start_seconds"] * SAMPLING_RATE)),
+                                 int(round((s["end_seconds"] - s["start_seconds"]) * SAMPLING_RATE))) for s in segments]
+        finally:
+            source.close()
+        for segment, clip in zip(segments, clips):
+            try:
+                heads = self.run_single(clip, {"sampling_rate": SAMPLING_RATE}, {}, {})["heads"]
+            except CLIP_FAILURES:
+                continue
+            segment["heads"] = {task: {key: answer[key] for key in ("label", "probability", "known")}
+                                for task, answer in heads.items()}
+
     # Each input yields several model batches (windows); gather them before postprocess.
     def run_single(self, inputs, preprocess_params, forward_params, postprocess_params):
         outputs = [self.forward(batch, **forward_params) for batch in self.preprocess(inputs, **preprocess_params)]
-        return self.postprocess(outputs, **postprocess_params)
+        result = self.postprocess(outputs, **postprocess_params)
+        if postprocess_params.get("return_segments"):
+            self.answer_segments_from_their_audio(inputs, result["segments"], preprocess_params.get("sampling_rate"))
+        return result
 
     def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
         for item in inputs:

@@ -6,8 +6,9 @@ of the windows' scores of it, smoothed over `SMOOTH_SECONDS` (rule `frames`). A 
 only: each short frame of the recording then gets the score of the windows that cover it, combined by `FRAME_RULE`;
 trained on partly spoofed windows (`codectrace.splicing`), a window says "contains spoofed speech", and `min` (a
 frame is spoof only when every window over it says so) keeps a stretch from spreading to the whole width of the
-windows that merely reach it. Frames at or above the threshold that touch form a segment. A segment's taxonomy
-answers are the mean distributions of the windows lying mostly inside it.
+windows that merely reach it. Frames at or above the threshold that touch form a segment. A segment's answers here
+are those of the windows over it (`segment_answers`); the pipeline replaces them by those of the segment's own
+audio.
 """
 
 from __future__ import annotations
@@ -122,20 +123,25 @@ def centred_edges(windows: WindowScores, start: float, end: float, threshold: fl
 
 
 def segment_answers(windows: WindowScores, start: float, end: float) -> dict:
-    """The taxonomy answers of the windows lying mostly inside [start, end) seconds (the most overlapping one
-    when none does): per head its label, probability and whether the clip part is `known`."""
+    """The answers of the windows over [start, end) seconds, each weighted by its overlap, the taxonomy heads' `real`
+    left out (the segment is spoofed speech: its family is a codec's): per head its label, probability and whether
+    the clip part is `known`. The pipeline answers a segment from its own audio instead where it can
+    (`CodecSourceTracingPipeline.answer_segments_from_their_audio`); on validation data these answers beat those of
+    the windows lying mostly inside the segment (docs/research/frame_head.md)."""
     first = np.asarray(windows.starts) / SAMPLING_RATE
     last = np.minimum(first + windows.chunk / SAMPLING_RATE, windows.num_samples / SAMPLING_RATE)
     overlap = np.clip(np.minimum(last, end) - np.maximum(first, start), 0, None)
-    inside = overlap >= 0.5 * np.minimum(last - first, end - start)
-    chosen = inside if inside.any() else overlap == overlap.max()
+    weights = overlap if overlap.any() else (overlap == overlap.max()).astype(float)
     answers = {}
     for task, values in windows.distributions.items():
-        mean = values[chosen].mean(axis=0)
+        mean = (values * weights[:, None]).sum(axis=0) / weights.sum()
+        if task != "bin":
+            mean = np.where(np.arange(len(mean)) == TASK_LABELS[task].index("real"), 0.0, mean)
+            mean = mean / max(mean.sum(), 1e-12)
         label = TASK_LABELS[task][int(mean.argmax())]
         known = None
         if task in windows.unknown_scores:
-            known = bool(windows.unknown_scores[task][chosen].mean() <= windows.thresholds[task])
+            known = bool((windows.unknown_scores[task] * weights).sum() / weights.sum() <= windows.thresholds[task])
         answers[task] = {"label": label, "probability": float(mean.max()), "known": known}
     return answers
 

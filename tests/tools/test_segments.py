@@ -12,7 +12,15 @@ from transformers import pipeline
 import codectrace  # noqa: F401  (registers the pipeline task)
 from codectrace.cli import main as cli_main
 from codectrace.metrics import match_segments, segment_metrics
-from codectrace.segments import WindowScores, default_rule, find_segments, frame_head_scores, frame_scores, spoof_ranges
+from codectrace.segments import (
+    WindowScores,
+    default_rule,
+    find_segments,
+    frame_head_scores,
+    frame_scores,
+    segment_answers,
+    spoof_ranges,
+)
 
 RATE = 16000
 
@@ -100,12 +108,13 @@ def test_touching_frames_at_or_above_the_threshold_make_one_range():
     assert spoof_ranges(np.array([0.1, 0.2]), 0.5, 1.0) == []
 
 
-def test_a_spoofed_stretch_is_found_where_it_is_with_the_answer_of_the_windows_inside_it():
+def test_a_spoofed_stretch_is_found_where_it_is_with_the_codec_class_of_the_windows_over_it():
     vq = np.tile([0.7, 0.1, 0.1, 0.1], (9, 1))
     vq[4:6] = [0.1, 0.1, 0.1, 0.7]  # the spoofed windows say `sq`
     segments, contains = find_segments(_windows([0, 0, 0, 0, 1, 1, 0, 0, 0], 1.0, 1.0, vq), rule="min")
     assert [(s["start_seconds"], s["end_seconds"]) for s in segments] == [(4.0, 6.0)]
-    assert segments[0]["heads"]["vq"] == {"label": "sq", "probability": pytest.approx(0.7), "known": None}
+    # among the codec classes (the segment is spoofed): 0.7 of the 0.9 that is not `real`
+    assert segments[0]["heads"]["vq"] == {"label": "sq", "probability": pytest.approx(0.7 / 0.9), "known": None}
     assert contains == 1.0
 
 
@@ -176,3 +185,20 @@ def test_a_frame_head_model_gives_segments_from_its_frames_and_each_windows_fram
     _, hop, first = config.frame_layout(16000)
     assert track["step_seconds"] == hop / RATE
     assert len(track["scores"]) == int((3 * RATE - 1 - first) // hop) + 1  # every frame centred in the recording
+
+
+def test_the_windows_answer_a_short_segment_with_a_codec_class_not_real():
+    vq = np.tile([0.8, 0.05, 0.05, 0.1], (5, 1))  # mostly bona fide windows ...
+    vq[2] = [0.6, 0.05, 0.05, 0.3]  # ... the one over the stretch leaning to `sq` among the codec classes
+    answer = segment_answers(_windows([0, 0, 1, 0, 0], 1.0, 2.0, vq), 2.4, 2.9)["vq"]
+    assert answer["label"] == "sq" and answer["probability"] > 0.5
+
+
+def test_the_pipeline_answers_each_segment_from_its_own_audio(tiny_m1_folder):
+    tracer = pipeline("codec-source-tracing", model=str(tiny_m1_folder), precision="fp32")
+    clip = (0.1 * np.random.default_rng(0).standard_normal(4 * RATE)).astype(np.float32)
+    segments = [{"start_seconds": 1.0, "end_seconds": 2.5, "heads": {}}]
+    tracer.answer_segments_from_their_audio(clip, segments, RATE)
+    alone = tracer(clip[RATE:int(2.5 * RATE)], sampling_rate=RATE)["heads"]
+    assert segments[0]["heads"] == {task: {key: answer[key] for key in ("label", "probability", "known")}
+                                    for task, answer in alone.items()}
