@@ -434,20 +434,24 @@ class CodecSourceTracingPipeline(Pipeline):
             next_out += 1
 
     def answer_segments_from_their_audio(self, inputs, segments: list[dict], sampling_rate: int | None = None) -> None:
-        """Gives each segment (of `inputs`' result) the heads' answers on its own audio, traced as a clip: a spoofed
-        stretch is mostly a small part of the windows over it, whose bona fide speech would answer for it (chosen on
-        validation data over the windows' answers, docs/research/frame_head.md). A segment whose audio cannot be
-        traced keeps the windows' answers."""
+        """Gives each segment (of `inputs`' result) the heads' answers on its own audio, traced as a clip (at most one
+        window of it, its middle: one extra window per segment): a spoofed stretch is mostly a small part of the
+        windows over it, whose bona fide speech would answer for it (chosen on validation data over the windows'
+        answers, docs/research/frame_head.md). A segment whose audio cannot be traced keeps the windows' answers."""
         if not segments:
             return
         if isinstance(inputs, bytes):
             inputs = io.BytesIO(inputs)
         if hasattr(inputs, "seek"):
             inputs.seek(0)
+        chunk = self.model.config.chunk_samples
         source = _StreamingSource(inputs, sampling_rate, None, None)
         try:
-            clips = [source.read(int(round(s["start_seconds"] * SAMPLING_RATE)),
-                                 int(round((s["end_seconds"] - s["start_seconds"]) * SAMPLING_RATE))) for s in segments]
+            clips = []
+            for segment in segments:
+                start = int(round(segment["start_seconds"] * SAMPLING_RATE))
+                length = int(round((segment["end_seconds"] - segment["start_seconds"]) * SAMPLING_RATE))
+                clips.append(source.read(start + max(length - chunk, 0) // 2, min(length, chunk)))
         finally:
             source.close()
         for segment, clip in zip(segments, clips):

@@ -22,10 +22,11 @@ def timeline_figure(windows: list[dict], segments: list[dict] = (), truth: list[
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(7, 2.6))
-    for segment in segments:
+    for index, segment in enumerate(segments):
         axis.axvspan(segment["start_seconds"], segment["end_seconds"], color="tab:red", alpha=0.2)
-        axis.text((segment["start_seconds"] + segment["end_seconds"]) / 2, 0.97, segment_family(segment),
-                  ha="center", va="top", fontsize=8)
+        # neighbouring labels on alternate lines, so that close segments stay readable
+        axis.text((segment["start_seconds"] + segment["end_seconds"]) / 2, 0.97 - 0.09 * (index % 2),
+                  segment_family(segment), ha="center", va="top", fontsize=8)
     for start, end in truth:
         axis.plot([start, end], [0.02, 0.02], color="black", linewidth=4, solid_capstyle="butt")
     centres = [(w["start_seconds"] + w["end_seconds"]) / 2 for w in windows]
@@ -33,7 +34,7 @@ def timeline_figure(windows: list[dict], segments: list[dict] = (), truth: list[
     if frames:
         times = [frames["start_seconds"] + (i + 0.5) * frames["step_seconds"] for i in range(len(frames["scores"]))]
         axis.plot(times, frames["scores"], color="tab:orange", linewidth=1, label="frames")
-        axis.legend(loc="upper right", fontsize=7, framealpha=0.6)
+        axis.legend(loc="center left", fontsize=7, framealpha=0.6)
     axis.axhline(0.5, color="grey", linestyle="--", linewidth=1)
     axis.set_ylim(0, 1)
     axis.set_xlabel("time (s)")

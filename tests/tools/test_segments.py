@@ -194,11 +194,11 @@ def test_the_windows_answer_a_short_segment_with_a_codec_class_not_real():
     assert answer["label"] == "sq" and answer["probability"] > 0.5
 
 
-def test_the_pipeline_answers_each_segment_from_its_own_audio(tiny_m1_folder):
+def test_the_pipeline_answers_each_segment_from_the_middle_window_of_its_own_audio(tiny_m1_folder):
     tracer = pipeline("codec-source-tracing", model=str(tiny_m1_folder), precision="fp32")
     clip = (0.1 * np.random.default_rng(0).standard_normal(4 * RATE)).astype(np.float32)
     segments = [{"start_seconds": 1.0, "end_seconds": 2.5, "heads": {}}]
     tracer.answer_segments_from_their_audio(clip, segments, RATE)
-    alone = tracer(clip[RATE:int(2.5 * RATE)], sampling_rate=RATE)["heads"]
+    alone = tracer(clip[int(1.25 * RATE):int(2.25 * RATE)], sampling_rate=RATE)["heads"]  # its middle window (1 s)
     assert segments[0]["heads"] == {task: {key: answer[key] for key in ("label", "probability", "known")}
                                     for task, answer in alone.items()}
