@@ -279,3 +279,33 @@ def test_labelled_embeddings_give_each_row_its_embeddings_logits_labels_and_sour
     assert flat["emb_vq"].shape == (len(rows), 2 * model.config.hidden_size)
     assert flat["logits_dec"].shape == (len(rows), 3)
     assert flat["label_aux"].tolist() == rows["aux"] and flat["source"].tolist() == rows["source"]
+
+
+def test_the_set_up_interventions_each_change_the_one_property_they_name():
+    from research import unfamiliar_setups
+
+    rate = 44100
+    quiet, loud = np.zeros(rate // 2, np.float32), 0.5 * np.sin(np.arange(rate) / 7).astype(np.float32)
+    clip = np.concatenate([quiet, loud, quiet])
+    assert len(unfamiliar_setups.trimmed(clip, rate)) == pytest.approx(len(loud), abs=8)
+    floored = unfamiliar_setups.noise_floor(clip, rate)
+    assert 10 * np.log10(np.mean(floored[: rate // 2] ** 2)) == pytest.approx(-60.0, abs=0.5)
+    reencoded = unfamiliar_setups.vorbis_reencoded(clip, rate)
+    assert len(reencoded) == len(clip) and 0 < np.abs(reencoded - clip).max() < 0.5
+
+
+def test_the_set_up_probe_counts_per_change_the_share_called_spoof(tmp_path):
+    import soundfile as sf
+
+    from research import unfamiliar_setups
+
+    paths = []
+    for index, level in enumerate((0.0, 0.5)):  # a silent clip and a loud one
+        paths.append(tmp_path / f"c{index}.wav")
+        sf.write(paths[-1], level * np.ones(16000, np.float32), 16000)
+
+    def tracer(x, sampling_rate):  # calls spoof whatever holds a floor of noise or a loud level
+        return {"decision": "spoof" if np.abs(x).max() > 1e-4 else "bonafide"}
+
+    assert unfamiliar_setups.folder_rates(tracer, paths) == {"as recorded": 0.5, "trimmed": 0.5, "noise floor": 1.0,
+                                                             "vorbis re-encoded": 0.5}
