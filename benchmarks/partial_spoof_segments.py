@@ -98,6 +98,13 @@ def trace_set(tracer, rows, hop: float) -> tuple[list[dict], dict[str, float]]:
     return traced, {"seconds": 60.0 * spent / audio, "windows": 60.0 * windows / audio, "audio_seconds": audio}
 
 
+def tally(right: dict[str, list[bool]], segments: list[dict], row: dict) -> None:
+    """Appends, per task, whether each segment's head label is the row's codec class."""
+    for segment in segments:
+        for task in TASKS:
+            right[task].append(segment["heads"][task]["label"] == row[task])
+
+
 def measure(tracer, traced: list[dict], rows, setting: dict) -> dict:
     """Clip-level EER, segment F1 and boundary error, and family accuracy of one traced set under one setting: of
     the segments' own audio as the pipeline answers them (`family`), and of the windows over them
@@ -112,13 +119,9 @@ def measure(tracer, traced: list[dict], rows, setting: dict) -> dict:
         recordings.append((predicted, truth))
         scores[row["label"]].append(contains)
         matched = [segments[i] for i, _ in match_segments(predicted, truth)]
-        for segment in matched:
-            for task in TASKS:
-                right["windows"][task].append(segment["heads"][task]["label"] == row[task])
+        tally(right["windows"], matched, row)
         tracer.answer_segments_from_their_audio(row["audio"]["path"], matched)
-        for segment in matched:
-            for task in TASKS:
-                right["own audio"][task].append(segment["heads"][task]["label"] == row[task])
+        tally(right["own audio"], matched, row)
     eer, _ = compute_eer(1.0 - np.array(scores["bonafide"]), 1.0 - np.array(scores["partly_spoofed"]))
     family = {way: {t: float(np.mean(v)) if v else float("nan") for t, v in tasks.items()}
               for way, tasks in right.items()}

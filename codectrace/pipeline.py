@@ -54,6 +54,8 @@ class _StreamingSource:
     """Reads windows of a 16 kHz file lazily (downmixing per window); everything else is decoded once."""
 
     def __init__(self, inputs, sampling_rate: int | None, max_seconds: float | None, min_seconds: float | None):
+        if isinstance(inputs, bytes):
+            inputs = io.BytesIO(inputs)
         self.file = None
         if isinstance(inputs, (str, os.PathLike)) and os.path.isfile(inputs):
             with contextlib.suppress(sf.LibsndfileError, RuntimeError):
@@ -201,8 +203,6 @@ class CodecSourceTracingPipeline(Pipeline):
             window_batch_size = default_window_batch_size(self.device)
         if window_batch_size < 1:
             raise ValueError(f"window_batch_size must be at least 1, got {window_batch_size}.")
-        if isinstance(inputs, bytes):
-            inputs = io.BytesIO(inputs)
         source = _StreamingSource(inputs, sampling_rate, max_seconds, min_seconds)
         try:
             refuse_too_short(source.num_samples)
@@ -399,11 +399,8 @@ class CodecSourceTracingPipeline(Pipeline):
                                        "embeddings": None if embeddings is None else embeddings[rows],
                                        **{k: item[k] for k in CLIP_KEYS}})
                 if item["is_last"]:
-                    finished[clip] = self.postprocess(gathered.pop(clip), **postprocess_params)
-                    if postprocess_params.get("return_segments"):
-                        self.answer_segments_from_their_audio(audios[clip], finished[clip]["segments"],
-                                                              preprocess_params.get("sampling_rate"))
-                    audios.pop(clip)
+                    finished[clip] = self._clip_result(gathered.pop(clip), audios.pop(clip), preprocess_params,
+                                                       postprocess_params)
             queue.clear()
 
         for clip, audio in enumerate(inputs):
@@ -440,9 +437,7 @@ class CodecSourceTracingPipeline(Pipeline):
         answers, docs/research/frame_head.md). A segment whose audio cannot be traced keeps the windows' answers."""
         if not segments:
             return
-        if isinstance(inputs, bytes):
-            inputs = io.BytesIO(inputs)
-        if hasattr(inputs, "seek"):
+        if hasattr(inputs, "seek"):  # a file object that preprocess has read to its end
             inputs.seek(0)
         chunk = self.model.config.chunk_samples
         source = _StreamingSource(inputs, sampling_rate, None, None)
@@ -465,6 +460,11 @@ class CodecSourceTracingPipeline(Pipeline):
     # Each input yields several model batches (windows); gather them before postprocess.
     def run_single(self, inputs, preprocess_params, forward_params, postprocess_params):
         outputs = [self.forward(batch, **forward_params) for batch in self.preprocess(inputs, **preprocess_params)]
+        return self._clip_result(outputs, inputs, preprocess_params, postprocess_params)
+
+    def _clip_result(self, outputs: list[dict], inputs, preprocess_params: dict, postprocess_params: dict) -> dict:
+        """One clip's result from its windows' model outputs; with segments asked, each answered from its own audio
+        (the same for run_single and trace_many)."""
         result = self.postprocess(outputs, **postprocess_params)
         if postprocess_params.get("return_segments"):
             self.answer_segments_from_their_audio(inputs, result["segments"], preprocess_params.get("sampling_rate"))
