@@ -15,18 +15,20 @@ that carry the "unfamiliar audio" warning (the BIN head's unknown-source flag: a
 Beside them, for comparison, CodecFake-mini's test split (bona fide and spoof clips of its synthetic and real test
 speakers; a seeded sample of `--in-domain-spoof` of its spoof clips): its false alarms, misses and warned shares.
 
-`--out PREFIX` writes PREFIX.md (the tables) and PREFIX.json (every figure, for averaging over seeds).
+`--out PREFIX` writes PREFIX.md (the tables) and PREFIX.json (every figure); `--summarise A.json B.json ...` then
+gives one table over seeds (`--out PREFIX` writes it to PREFIX.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from codectrace.files import write_json, write_text
+from codectrace.files import print_report, write_json, write_text
 from codectrace.hub import load_tracer
 from codectrace.input_checks import UNFAMILIAR_AUDIO
 from codectrace.machine import cpu_summary
@@ -130,9 +132,34 @@ def tables(rows: list[dict], speakers: dict, in_domain: dict | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def seeds_table(reports: list[Path]) -> str:
+    """Per corpus and group, over the runs' OUT.json (one per seed of a recipe): the share called spoof per run, its
+    mean, and the mean share of false alarms warned."""
+    runs = [json.loads(path.read_text()) for path in reports]
+    lines = [f"Runs: {', '.join(str(r['model']) for r in runs)}; {runs[0]['cpu']}.", "",
+             "| corpus, group | clips | called spoof, per run | mean | false alarms warned, mean |",
+             "|---|---|---|---|---|"]
+    for row in runs[0]["rows"]:
+        same = [next(r for r in run["rows"] if (r["corpus"], r["group"]) == (row["corpus"], row["group"]))
+                for run in runs]
+        warned = [r["false_alarms_warned"] for r in same if r["false_alarms_warned"] is not None]
+        lines.append(f"| {row['corpus']}, {row['group']} | {row['clips']} | "
+                     + " / ".join(share(r["false_alarm_rate"]) for r in same)
+                     + f" | **{share(float(np.mean([r['false_alarm_rate'] for r in same])))}** | "
+                     + (share(float(np.mean(warned))) if warned else "-") + " |")
+    in_domain = [run["in_domain"] for run in runs if run.get("in_domain")]
+    if in_domain:
+        lines += ["", "CodecFake-mini test split (cors_eval), per run: bona fide called spoof "
+                  + " / ".join(share(d["false_alarm_rate"]) for d in in_domain) + "; spoof missed "
+                  + " / ".join(share(d["miss_rate"]) for d in in_domain) + "."]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="model folder or Hub id")
+    parser.add_argument("--model", help="model folder or Hub id")
+    parser.add_argument("--summarise", nargs="+", type=Path, metavar="OUT.json",
+                        help="instead of tracing: one table over the OUT.json of several runs (seeds of a recipe)")
     parser.add_argument("--corpora", nargs="+", choices=list(REAL_CORPORA), default=list(REAL_CORPORA))
     parser.add_argument("--per-speaker", type=int, default=150, help="clips per speaker at most (a seeded sample)")
     parser.add_argument("--in-domain-spoof", type=int, default=600, help="spoof clips of the test split traced")
@@ -142,6 +169,11 @@ def main() -> None:
     parser.add_argument("--precision", default="auto", choices=list(PRECISIONS))
     parser.add_argument("--out", type=Path, help="write OUT.md and OUT.json")
     args = parser.parse_args()
+    if args.summarise:
+        print_report(seeds_table(args.summarise), args.out.with_suffix(".md") if args.out else None)
+        return
+    if not args.model:
+        parser.error("--model is needed (or --summarise)")
     tracer = load_tracer(args.model, precision=args.precision)
     split_of, _ = release_speakers(args.release)
     rows, speakers = [], {}

@@ -61,6 +61,11 @@ class ModelArguments:
                                          "trained with frame labels of the spliced windows of --partial_spoof_rate; "
                                          "where in a long recording the spoofed speech is (docs/segments.md). Not in "
                                          "the paper"})
+    trim_silence_db: float | None = field(
+        default=None, metadata={"help": "saved in the model's config: the pipeline cuts leading and trailing "
+                                        "stretches this many dB under a clip's peak before tracing it "
+                                        "(codectrace.silence; default: no trimming, as the paper). Training is "
+                                        "unchanged"})
 
 
 @dataclass

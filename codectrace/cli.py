@@ -32,6 +32,7 @@ from .evaluation import score_line
 from .files import atomic_path
 from .precision import PRECISIONS, default_window_batch_size
 from .sharded import Shard, WorkFolder, work_folder_for
+from .silence import checked_trim_db
 from .tracing import (
     default_workers,
     describe_generator,
@@ -218,7 +219,7 @@ def _trace_todo(args, plan: TracePlan, tracer) -> int:
     failures, tasks = 0, tracer.model.config.tasks
     traced = trace_files(tracer, plan.todo, workers=args.workers, max_seconds=args.max_seconds,
                          group_size=plan.batch, window_batch_size=plan.batch, hop_seconds=args.hop_seconds,
-                         return_segments=args.segments)
+                         return_segments=args.segments, trim_silence_db=args.trim_silence_db)
     for path, result, error in tqdm(traced, total=len(plan.todo), desc="tracing", unit="file", disable=args.quiet):
         if error is not None:
             failures += 1
@@ -238,6 +239,16 @@ def _trace_todo(args, plan: TracePlan, tracer) -> int:
     return failures
 
 
+def _trim_level(text: str) -> float | bool:
+    """`--trim-silence-db`: `off` or a positive number of dB."""
+    if text.strip().lower() == "off":
+        return False
+    try:
+        return checked_trim_db(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number of dB (e.g. 40) or `off`, got {text!r}") from None
+
+
 def _trace_work_folder(args, output: Path | None, keys: list[str], shard: Shard, batch: int) -> WorkFolder | None:
     """Where rows wait until every process is done (resumable): beside --output, else in --scores-dir."""
     if not (output or args.scores_dir):
@@ -245,7 +256,7 @@ def _trace_work_folder(args, output: Path | None, keys: list[str], shard: Shard,
     where = work_folder_for(output) if output else Path(args.scores_dir) / "trace.work"
     manifest = {"inputs": keys, "model": args.model, "revision": args.revision, "precision": args.precision,
                 "hop_seconds": args.hop_seconds, "max_seconds": args.max_seconds, "batch_size": batch,
-                "segments": args.segments,
+                "segments": args.segments, "trim_silence_db": args.trim_silence_db,
                 "output": str(output) if output else None, "scores_dir": args.scores_dir}
     return WorkFolder(where, manifest, shard)
 
@@ -294,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also say where in each file spoofed speech is: columns contains_spoof, "
                             "contains_spoof_score and segments (JSON: start, end, spoof score, taxonomy per range), "
                             "from windows overlapping by half (docs/segments.md)")
+    trace.add_argument("--trim-silence-db", type=_trim_level, default=None,
+                       help="cut each file's leading and trailing stretches this many dB under its peak before "
+                            "tracing, or `off` (default: the model's own setting, config.trim_silence_db)")
     trace.add_argument("--max-seconds", type=float, default=None, help="refuse longer files")
     trace.add_argument("--device", default=None,
                        help="cpu, cuda or cuda:N (default: the process's GPU where there are GPUs, else cpu)")

@@ -21,10 +21,12 @@ def load_tracer(
     device: str | int | None = None,
     trust_remote_code: bool = False,
     precision: str = "auto",
+    **call_arguments,
 ) -> CodecSourceTracingPipeline:
     """The `codec-source-tracing` pipeline for a model folder or hub id (this package's code by default); a
     reference that does not resolve raises `ResolveError` with one line naming both possibilities. The pipeline
-    finds the model's unknown-source scorer itself (`unknown_source="auto"`)."""
+    finds the model's unknown-source scorer itself (`unknown_source="auto"`). `call_arguments` (e.g.
+    `trim_silence_db=False`) become the pipeline's defaults for every call."""
     model = load_model(model_name_or_path, revision=revision, trust_remote_code=trust_remote_code)
     try:
         extractor = AutoFeatureExtractor.from_pretrained(model_name_or_path, revision=revision,
@@ -33,7 +35,7 @@ def load_tracer(
         extractor = CodecTraceFeatureExtractor(sampling_rate=model.config.sampling_rate,
                                                chunk_samples=model.config.chunk_samples)
     return pipeline("codec-source-tracing", model=model, feature_extractor=extractor, device=device,
-                    precision=precision)
+                    precision=precision, **call_arguments)
 
 
 PIPELINE_FILE = "pipeline_codectrace.py"  # the name folders saved by 0.1.0 used for the pipeline's code

@@ -21,7 +21,8 @@ def config_options(model_args) -> dict:
     return dict(variant=model_args.variant, chunk_samples=model_args.chunk_samples,
                 task_weighting=model_args.task_weighting, head_type=model_args.head_type,
                 use_weighted_layer_sum=model_args.use_weighted_layer_sum, feature_encoder=model_args.feature_encoder,
-                stft_features=model_args.stft_features, frame_head=model_args.frame_head, **front_end,
+                stft_features=model_args.stft_features, frame_head=model_args.frame_head,
+                trim_silence_db=model_args.trim_silence_db, **front_end,
                 **AASIST_SIZES[model_args.aasist_size])
 
 

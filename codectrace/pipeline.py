@@ -32,6 +32,7 @@ from .input_checks import UNFAMILIAR_AUDIO, AudioStats, input_warnings, refuse_t
 from .metrics import softmax
 from .precision import autocast, default_window_batch_size, input_dtype, model_for_inference, resolve_precision
 from .segments import SEGMENT_HOP, WindowScores, find_segments, frame_head_scores
+from .silence import checked_trim_db, file_speech_span, speech_span
 from .unknown_source import UnknownSourceScorer, find_scorer, unit_rows
 
 
@@ -45,15 +46,20 @@ def window_starts(num_samples: int, chunk: int, hop: int) -> list[int]:
     return starts
 
 
+CALL_ARGUMENTS = ("hop_seconds", "window_batch_size", "return_windows", "threshold", "max_seconds", "min_seconds",
+                  "sampling_rate", "return_embedding", "return_segments", "trim_silence_db")
 CLIP_FAILURES = (ValueError, RuntimeError, OSError)  # what one clip's audio can raise; other clips go on
 # what each batch of a clip's windows carries from preprocess to postprocess beside the model's outputs
-CLIP_KEYS = ("starts", "num_samples", "audio_stats", "spectrum", "is_last")
+CLIP_KEYS = ("starts", "num_samples", "offset", "recording_samples", "audio_stats", "spectrum", "is_last")
 
 
 class _StreamingSource:
-    """Reads windows of a 16 kHz file lazily (downmixing per window); everything else is decoded once."""
+    """Reads windows of a 16 kHz file lazily (downmixing per window); everything else is decoded once. With
+    `trim_db`, windows are read from the span that `codectrace.silence` keeps: sample 0 is the span's first,
+    `offset` where it lies in the recording."""
 
-    def __init__(self, inputs, sampling_rate: int | None, max_seconds: float | None, min_seconds: float | None):
+    def __init__(self, inputs, sampling_rate: int | None, max_seconds: float | None, min_seconds: float | None,
+                 trim_db: float | None = None):
         if isinstance(inputs, bytes):
             inputs = io.BytesIO(inputs)
         self.file = None
@@ -75,8 +81,15 @@ class _StreamingSource:
         else:
             self.waveform = load_audio(inputs, sampling_rate, max_seconds=max_seconds, min_seconds=min_seconds)
             self.num_samples = self.waveform.shape[0]
+        self.recording_samples, self.offset = self.num_samples, 0
+        if trim_db is not None:
+            first, end = (speech_span(self.waveform, trim_db) if self.waveform is not None
+                          else file_speech_span(self.file, trim_db))
+            self.offset, self.num_samples = first, end - first
 
     def read(self, start: int, length: int) -> np.ndarray:
+        length = max(min(length, self.num_samples - start), 0)
+        start += self.offset
         if self.waveform is not None:
             return self.waveform[start : start + length]
         self.file.seek(start)
@@ -112,7 +125,11 @@ class CodecSourceTracingPipeline(Pipeline):
             `hop_seconds` was chosen); with a frame head also `frame_spoof_scores` (`start_seconds` of the first
             frame, `step_seconds` between frames, `scores`: the recording's frames as the segments read them).
         threshold (`float`, *optional*, defaults to 0.5): spoof decision threshold on the spoof score.
-        max_seconds, min_seconds (`float`, *optional*): refuse longer / shorter audio.
+        trim_silence_db (`float` or `False`, *optional*): cut leading and trailing stretches quieter than this many
+            dB under the clip's peak before windowing (`codectrace.silence`); default the model's
+            `config.trim_silence_db` (None: no trimming), `False` turns it off. Times in the result (windows,
+            segments, frames) stay those of the recording; `analysed_seconds` says which part was read.
+        max_seconds, min_seconds (`float`, *optional*): refuse longer / shorter audio (before trimming).
         sampling_rate (`int`, *optional*): with array inputs.
 
     Construction only:
@@ -127,10 +144,11 @@ class CodecSourceTracingPipeline(Pipeline):
             `None` or `False` turns attribution off.
 
     Returns per clip: `spoof_score` (P(spoof), averaged over windows), `decision` (`spoof` or `bonafide`),
-    `num_windows`, `duration_seconds`, `warnings` (plain-language notes on short, padded, silent, clipped or
-    unfamiliar audio; empty when none), one `{label: probability}` dict per head the model has, and `heads`: per head
-    its `label`, `probability`, `unknown_score` and `known` (False: for a taxonomy head, not one of the codec
-    families the model was trained on; for `bin`, audio unlike all the training audio, which also adds an
+    `num_windows`, `duration_seconds` (of the recording), `analysed_seconds` ([start, end] of the part read after
+    trimming silence; the whole recording without), `warnings` (plain-language notes on short, padded, silent,
+    clipped or unfamiliar audio; empty when none), one `{label: probability}` dict per head the model has, and
+    `heads`: per head its `label`, `probability`, `unknown_score` and `known` (False: for a taxonomy head, not one
+    of the codec families the model was trained on; for `bin`, audio unlike all the training audio, which also adds an
     "unfamiliar audio" warning; None where the model's scorer has no such head), and `generator`: the enrolled
     generator the clip is attributed to (`name`, cosine `distance`, enrolled `taxonomy`) or None; a head that calls
     the clip unknown answers with the attributed generator's enrolled class (its answer then names the generator in
@@ -169,13 +187,18 @@ class CodecSourceTracingPipeline(Pipeline):
 
     def _sanitize_parameters(self, hop_seconds=None, window_batch_size=None, return_windows=None, threshold=None,
                              max_seconds=None, min_seconds=None, sampling_rate=None, return_embedding=None,
-                             return_segments=None, **kwargs):
+                             return_segments=None, trim_silence_db=None, **kwargs):
+        if kwargs:  # a misspelt argument would otherwise change nothing, silently
+            raise ValueError(f"unknown argument(s) {sorted(kwargs)} for the codec-source-tracing pipeline; it takes "
+                             f"{', '.join(CALL_ARGUMENTS)}.")
         preprocess = {}
         for key, value in (("hop_seconds", hop_seconds), ("window_batch_size", window_batch_size),
                            ("max_seconds", max_seconds), ("min_seconds", min_seconds),
                            ("sampling_rate", sampling_rate)):
             if value is not None:
                 preprocess[key] = value
+        if trim_silence_db is not None:  # False: no trimming, whatever the config says
+            preprocess["trim_silence_db"] = checked_trim_db(trim_silence_db) or False
         postprocess = {}
         if return_windows is not None:
             postprocess["return_windows"] = return_windows
@@ -194,8 +217,11 @@ class CodecSourceTracingPipeline(Pipeline):
 
     def preprocess(self, inputs, hop_seconds: float | None = None, window_batch_size: int | None = None,
                    max_seconds: float | None = None, min_seconds: float | None = None,
-                   sampling_rate: int | None = None, return_embedding: bool = False) -> Iterator[dict]:
+                   sampling_rate: int | None = None, return_embedding: bool = False,
+                   trim_silence_db: float | bool | None = None) -> Iterator[dict]:
         chunk = self.model.config.chunk_samples
+        if trim_silence_db is None:  # the model's own setting
+            trim_silence_db = getattr(self.model.config, "trim_silence_db", None)
         hop = chunk if hop_seconds is None else int(round(hop_seconds * SAMPLING_RATE))
         if hop <= 0:
             raise ValueError(f"hop_seconds must be positive, got {hop_seconds}.")
@@ -203,7 +229,7 @@ class CodecSourceTracingPipeline(Pipeline):
             window_batch_size = default_window_batch_size(self.device)
         if window_batch_size < 1:
             raise ValueError(f"window_batch_size must be at least 1, got {window_batch_size}.")
-        source = _StreamingSource(inputs, sampling_rate, max_seconds, min_seconds)
+        source = _StreamingSource(inputs, sampling_rate, max_seconds, min_seconds, checked_trim_db(trim_silence_db))
         try:
             refuse_too_short(source.num_samples)
             starts = window_starts(source.num_samples, chunk, hop)
@@ -220,6 +246,8 @@ class CodecSourceTracingPipeline(Pipeline):
                     "input_values": torch.from_numpy(np.stack([fit_to_length(w, chunk) for w in raw])),
                     "starts": batch_starts,
                     "num_samples": source.num_samples,
+                    "offset": source.offset,
+                    "recording_samples": source.recording_samples,
                     "audio_stats": stats,  # complete once the last batch is read
                     "spectrum": spectrum,  # likewise; None without a codec identity
                     "is_last": first + window_batch_size >= len(starts),
@@ -281,13 +309,14 @@ class CodecSourceTracingPipeline(Pipeline):
         stacked.update({t: softmax(logits[t] * unknown_rescaling(self.model.config, t))
                         for t, is_known in known.items() if not is_known})
         starts = [s for o in model_outputs for s in o["starts"]]
-        num_samples = model_outputs[0]["num_samples"]
+        num_samples, offset = model_outputs[0]["num_samples"], model_outputs[0]["offset"]
         spoof_score = float(window_spoof.mean())
         result = {
             "spoof_score": spoof_score,
             "decision": "spoof" if spoof_score >= threshold else "bonafide",
             "num_windows": len(starts),
-            "duration_seconds": num_samples / SAMPLING_RATE,
+            "duration_seconds": model_outputs[0]["recording_samples"] / SAMPLING_RATE,
+            "analysed_seconds": [offset / SAMPLING_RATE, (offset + num_samples) / SAMPLING_RATE],
             "warnings": input_warnings(model_outputs[-1]["audio_stats"], self.model.config.chunk_samples),
         }
         frame_spoof = softmax(logits.pop("frame"))[..., SPOOF_INDEX] if "frame" in logits else None
@@ -306,16 +335,19 @@ class CodecSourceTracingPipeline(Pipeline):
         if return_segments:
             windows = self._window_scores(model_outputs, starts, window_spoof, logits, frame_spoof)
             result["segments"], result["contains_spoof_score"] = find_segments(windows, threshold)
+            for segment in result["segments"]:  # from the analysed span's time to the recording's
+                segment["start_seconds"] += offset / SAMPLING_RATE
+                segment["end_seconds"] += offset / SAMPLING_RATE
             result["contains_spoof"] = bool(result["segments"])
             if frame_spoof is not None:
                 scores, step, first = frame_head_scores(windows)
-                result["frame_spoof_scores"] = {"start_seconds": first, "step_seconds": step,
+                result["frame_spoof_scores"] = {"start_seconds": first + offset / SAMPLING_RATE, "step_seconds": step,
                                                 "scores": scores.round(4).tolist()}
         if return_windows:
             chunk = self.model.config.chunk_samples
             result["windows"] = [
-                {"start_seconds": s / SAMPLING_RATE,
-                 "end_seconds": min(s + chunk, num_samples) / SAMPLING_RATE,
+                {"start_seconds": (offset + s) / SAMPLING_RATE,
+                 "end_seconds": (offset + min(s + chunk, num_samples)) / SAMPLING_RATE,
                  "spoof_score": float(window_spoof[i]),
                  **{t: {n: float(p) for n, p in zip(TASK_LABELS[t], stacked[t][i])} for t in tasks},
                  **({} if frame_spoof is None else {"frame_spoof_scores": frame_spoof[i].tolist()})}
@@ -381,6 +413,9 @@ class CodecSourceTracingPipeline(Pipeline):
         (matrix products give other last bits for other batch compositions).
         """
         preprocess_params, _, postprocess_params = self._sanitize_parameters(**kwargs)
+        # the arguments given at construction, as a call fuses them
+        preprocess_params = {**self._preprocess_params, **preprocess_params}
+        postprocess_params = {**self._postprocess_params, **postprocess_params}
         batch_size = preprocess_params.get("window_batch_size") or default_window_batch_size(self.device)
         finished: dict[int, dict | Exception] = {}
         gathered: dict[int, list] = {}  # clip -> its model outputs so far

@@ -74,11 +74,12 @@ TRAINING_PRESETS: dict[str, dict] = {
         max_grad_norm=1.0, train_drop_last=False,  # the Trainer's defaults, with which the demo was measured
         calibrate=True, unknown_source=True, selection_set="validation+val_codecs", selection_mean_of_parts=True,
         weight_averaging_decay=0.998, codec_adversary_weight=0.1, partial_spoof_rate=0.5,
-        frame_head=True, partial_spoof_bin_labels=False,
+        frame_head=True, partial_spoof_bin_labels=False, trim_silence_db=50.0,
         # augment, task_weighting, selection_set, selection_mean_of_parts, weight_averaging_decay and the codec
         # adversary: chosen on validation data over seeds (docs/research/generalisation.md); partial_spoof_rate on the
         # validation partly spoofed set and validation whole clips over seeds (docs/segments.md); the frame head, with
-        # spliced windows training it alone, likewise (docs/research/frame_head.md)
+        # spliced windows training it alone, likewise (docs/research/frame_head.md); trim_silence_db on the validation
+        # sets and ktuberling's gated validation speakers over seeds (docs/research/silence_trimming.md)
     ),
 }
 

@@ -7,6 +7,7 @@ official indices, and the paper's model variants. Everything else in the project
 from __future__ import annotations
 
 import copy
+import math
 
 from transformers import PretrainedConfig, Wav2Vec2Config
 
@@ -250,6 +251,11 @@ class CodecTraceConfig(PretrainedConfig):
             segments of long, partly spoofed recordings (docs/segments.md). Not in the paper.
         frame_loss_weight (`float`, *optional*, defaults to 1.0):
             Weight of the frame head's class-weighted cross-entropy (the BIN class weights) added to the task loss.
+        trim_silence_db (`float`, *optional*):
+            Where the pipeline reads a clip, cut its leading and trailing stretches quieter than this many dB under
+            the clip's peak first (`codectrace.silence`): long gated silence around real speech otherwise reads as
+            spoof. The model itself never applies it (its windows are what it is given). `None` (the paper's, and
+            every converted official checkpoint's): no trimming.
         calibration_temperatures_unknown (`dict[str, float]`, *optional*):
             Per taxonomy head, the temperature for clips that the unknown-source scorer saved beside the model
             (`unknown_source.safetensors`) calls unknown, fitted on codecs never trained on (the validation codecs):
@@ -289,6 +295,7 @@ class CodecTraceConfig(PretrainedConfig):
         calibration_temperatures_unknown: dict[str, float] | None = None,
         frame_head: bool = False,
         frame_loss_weight: float = 1.0,
+        trim_silence_db: float | None = None,
         **kwargs,
     ):
         self.backbone_config = _backbone(backbone_config)
@@ -314,6 +321,11 @@ class CodecTraceConfig(PretrainedConfig):
         if not float(frame_loss_weight) >= 0:
             raise ValueError(f"frame_loss_weight must be a non-negative number, got {frame_loss_weight!r}.")
         self.frame_loss_weight = float(frame_loss_weight)
+        if trim_silence_db is not None and not (isinstance(trim_silence_db, (int, float)) and not isinstance(
+                trim_silence_db, bool) and math.isfinite(trim_silence_db) and trim_silence_db > 0):
+            raise ValueError(f"trim_silence_db must be a positive number of dB under the clip's peak, or None (no "
+                             f"trimming); got {trim_silence_db!r}.")
+        self.trim_silence_db = None if trim_silence_db is None else float(trim_silence_db)
 
         kwargs.pop("num_labels", None)
         _refuse_removed_fields(kwargs)

@@ -181,6 +181,10 @@ def make_handler(loaded: LoadedModel):
         summary = cautions + (f"## {verdict}\nSpoof score **{result['spoof_score']:.3f}** ({meaning}; threshold "
                               f"0.5), {result['duration_seconds']:.1f} s of audio in {result['num_windows']} "
                               "window(s).")
+        start, end = result["analysed_seconds"]
+        if end - start < result["duration_seconds"] - 1e-3:
+            summary += (f" Silence before and after the speech was cut: the verdict rests on {start:.2f}-{end:.2f} s "
+                        f"of the recording.")
         if not loaded.trained:
             summary += "\n\n> This is an **untrained** placeholder model: its answers are meaningless."
         labels = [result[t] if t in tasks else None for t in TASKS]

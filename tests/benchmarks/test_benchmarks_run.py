@@ -99,6 +99,8 @@ def test_real_voice_false_alarms_runs(trained, codecfake_mini, tmp_path):
     run("real_voice_false_alarms", "--model", trained[0], "--dataset", codecfake_mini, "--release",
         codecfake_mini.parent / "release", "--per-speaker", 2, "--in-domain-spoof", 4, "--out", tmp_path / "t")
     assert "| ktuberling" in (tmp_path / "t.md").read_text() and (tmp_path / "t.json").is_file()
+    summary = run("real_voice_false_alarms", "--summarise", tmp_path / "t.json", tmp_path / "t.json")
+    assert "| ktuberling, heard in training |" in summary and "mean" in summary
 
 
 @pytest.mark.slow
@@ -134,3 +136,25 @@ def test_partial_spoof_segments_runs(trained, codecfake_mini, tmp_path):
     out = run("partial_spoof_segments", "--model", trained[0], "--release", codecfake_mini.parent / "release",
               "--sets", tmp_path / "sets", "--recordings", 2, "--hops", 1, 0.5, "--out", tmp_path / "segments")
     assert "Chosen on validation" in out and (tmp_path / "segments.png").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.needs_synthesizers
+def test_silence_trimming_runs(trained, codecfake_mini, tmp_path):
+    import shutil
+
+    from speech_sources.real_speech import KTUBERLING_SOUNDS
+
+    if not Path(KTUBERLING_SOUNDS).is_dir():
+        pytest.skip("ktuberling-data is not installed (scripts/setup.sh installs it)")
+    shutil.copytree(trained[0], tmp_path / "runs" / "seed-1", ignore=shutil.ignore_patterns("checkpoint-*"))
+    run("silence_trimming", "--runs", tmp_path / "runs", "--levels", "off", "40", "--per-speaker", 1, "--dataset",
+        codecfake_mini, "--release", codecfake_mini.parent / "release", "--out", tmp_path / "t")
+    table = (tmp_path / "t.md").read_text()
+    assert "| 40 | validation codecs |" in table and "Chosen by the rule" in table and (tmp_path / "t.json").is_file()
+
+
+@pytest.mark.slow
+def test_bench_trimming_runs(trained):
+    out = run("bench_trimming", "--model", trained[0], "--clips", 2, "--repeats", 1, "--long-seconds", 5)
+    assert "| a 5-s 16 kHz WAV file |" in out

@@ -359,3 +359,15 @@ def test_frame_labels_of_the_wrong_shape_are_refused_with_the_expected_one(tiny_
 def test_a_negative_frame_loss_weight_is_refused():
     with pytest.raises(ValueError, match="frame_loss_weight"):
         tiny_config(frame_head=True, frame_loss_weight=-1)
+
+
+def test_silence_trimming_is_off_unless_the_config_asks_and_survives_saving(tmp_path):
+    assert mc.CodecTraceConfig().trim_silence_db is None  # the paper's, and every converted checkpoint's
+    tiny_config(trim_silence_db=40).save_pretrained(tmp_path)
+    assert mc.CodecTraceConfig.from_pretrained(tmp_path).trim_silence_db == 40.0
+
+
+@pytest.mark.parametrize("level", [0, -40, float("inf"), True])
+def test_a_trimming_level_that_is_not_a_positive_number_is_refused(level):
+    with pytest.raises(ValueError, match="trim_silence_db must be a positive number"):
+        tiny_config(trim_silence_db=level)

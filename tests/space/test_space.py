@@ -79,6 +79,15 @@ def test_warnings_about_the_audio_stand_above_the_verdict(app_module, loaded, tm
     assert summary.startswith("> **Warning**: (near-)silence") and summary.index("Warning") < summary.index("## ")
 
 
+def test_the_summary_says_which_part_was_read_when_silence_was_cut(app_module, loaded, clip, tmp_path, monkeypatch):
+    voice, rate = sf.read(clip, dtype="float32")
+    sf.write(tmp_path / "gated.wav", np.concatenate([np.zeros(rate), voice, np.zeros(rate // 2)]), rate)
+    handler = app_module.make_handler(loaded)
+    assert "was cut" not in handler(str(tmp_path / "gated.wav"))[0]  # the tiny model's config: no trimming
+    monkeypatch.setattr(loaded.tracer.model.config, "trim_silence_db", 50.0)
+    assert "the verdict rests on 1.00-3.50 s of the recording" in handler(str(tmp_path / "gated.wav"))[0]
+
+
 def test_handler_refuses_bad_input_with_a_clear_message(app_module, loaded, tmp_path):
     import gradio as gr
 

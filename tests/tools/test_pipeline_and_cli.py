@@ -15,6 +15,7 @@ from codectrace import CodecSourceTracingPipeline
 from codectrace.cli import main as cli_main
 from codectrace.hub import load_tracer, save_model_folder
 from codectrace.pipeline import window_starts
+from codectrace.silence import speech_span
 from codectrace.testing import tiny_config
 
 
@@ -278,3 +279,81 @@ def test_trace_many_batches_only_within_groups_when_asked(tracer, speechlike, mo
     clips = [{"array": speechlike[:16000], "sampling_rate": 16000} for _ in range(5)]
     assert len(list(tracer.trace_many(clips, window_batch_size=3, group_size=2))) == 5
     assert sizes == [2, 2, 1]
+
+
+def test_trace_many_takes_the_arguments_given_at_construction(model_dir, speechlike):
+    constructed = load_tracer(str(model_dir), precision="fp32", hop_seconds=0.5)
+    many = next(constructed.trace_many([{"array": speechlike, "sampling_rate": 16000}]))
+    assert many["num_windows"] == constructed(speechlike, sampling_rate=16000)["num_windows"] == 4
+
+
+def test_an_unknown_argument_is_refused_with_the_accepted_ones(tracer, speechlike):
+    with pytest.raises(ValueError, match=r"unknown argument\(s\) \['hop_second'\].*hop_seconds"):
+        tracer(speechlike, sampling_rate=16000, hop_second=0.5)
+
+
+# -- leading and trailing silence ------------------------------------------------------------------------------------
+
+@pytest.fixture
+def in_silence(speechlike):
+    """The speech-like clip between 1 s of digital silence before it and 0.5 s after."""
+    return np.concatenate([np.zeros(16000), speechlike, np.zeros(8000)]).astype(np.float32)
+
+
+def test_trimming_traces_only_the_span_and_says_which(tracer, in_silence, speechlike):
+    result = tracer(in_silence, sampling_rate=16000, trim_silence_db=40)
+    start, end = (round(s * 16000) for s in result["analysed_seconds"])
+    alone = tracer(in_silence[start:end], sampling_rate=16000)
+    assert 16000 <= start < 16100 and 16000 + speechlike.size - 100 < end <= 16000 + speechlike.size
+    assert result["spoof_score"] == pytest.approx(alone["spoof_score"], abs=1e-6)
+    assert result["duration_seconds"] == pytest.approx(in_silence.size / 16000)
+
+
+def test_without_trimming_the_whole_recording_is_analysed(tracer, in_silence):
+    result = tracer(in_silence, sampling_rate=16000)
+    assert result["analysed_seconds"] == [0.0, pytest.approx(in_silence.size / 16000)]
+
+
+def test_times_of_a_trimmed_clip_are_those_of_the_recording(tracer, in_silence):
+    result = tracer(in_silence, sampling_rate=16000, trim_silence_db=40, return_windows=True, return_segments=True,
+                    threshold=0.0)  # every frame spoof: one segment over the whole analysed span
+    start, end = result["analysed_seconds"]
+    assert result["windows"][0]["start_seconds"] == pytest.approx(start)
+    assert result["windows"][-1]["end_seconds"] == pytest.approx(end)
+    assert [(s["start_seconds"], s["end_seconds"]) for s in result["segments"]] == [
+        (pytest.approx(start), pytest.approx(end))]
+
+
+def test_a_streamed_file_is_trimmed_like_the_array(tracer, in_silence, tmp_path):
+    path = tmp_path / "in_silence.wav"
+    sf.write(path, in_silence, 16000, subtype="FLOAT")
+    streamed = tracer(str(path), trim_silence_db=40)
+    in_memory = tracer(in_silence, sampling_rate=16000, trim_silence_db=40)
+    assert streamed["analysed_seconds"] == pytest.approx(in_memory["analysed_seconds"])
+    assert streamed["spoof_score"] == pytest.approx(in_memory["spoof_score"], abs=1e-6)
+
+
+def test_the_models_config_sets_the_default_and_false_turns_it_off(tracer, in_silence, monkeypatch):
+    monkeypatch.setattr(tracer.model.config, "trim_silence_db", 40.0)
+    assert tracer(in_silence, sampling_rate=16000)["analysed_seconds"][0] >= 1.0
+    assert tracer(in_silence, sampling_rate=16000, trim_silence_db=False)["analysed_seconds"][0] == 0.0
+
+
+def test_a_bad_trimming_level_is_refused(tracer, in_silence):
+    with pytest.raises(ValueError, match="trim_silence_db must be a positive number"):
+        tracer(in_silence, sampling_rate=16000, trim_silence_db=-40)
+
+
+def test_cli_trims_silence_when_asked_and_refuses_a_bad_level(model_dir, tmp_path, in_silence, capsys):
+    span = slice(*speech_span(in_silence, 40))
+    rows = {}
+    for name, audio, extra in (("in_silence", in_silence, ["--trim-silence-db", "40"]), ("span", in_silence[span], [])):
+        sf.write(tmp_path / f"{name}.wav", audio, 16000, subtype="FLOAT")
+        out = tmp_path / f"{name}.jsonl"
+        assert cli_main(["trace", str(tmp_path / f"{name}.wav"), "--model", str(model_dir), "--quiet", "--precision",
+                         "fp32", "--output", str(out), *extra]) == 0
+        rows[name] = json.loads(out.read_text())
+    assert rows["in_silence"]["spoof_score"] == pytest.approx(rows["span"]["spoof_score"], abs=1e-6)
+    with pytest.raises(SystemExit):
+        cli_main(["trace", str(tmp_path / "span.wav"), "--model", str(model_dir), "--trim-silence-db", "-3"])
+    assert "positive number of dB (e.g. 40) or `off`" in capsys.readouterr().err

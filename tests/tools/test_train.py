@@ -428,6 +428,15 @@ def test_the_demo_preset_uses_the_measured_cpu_model():
     assert model.config.stft_features == ["phase_deviation", "weighted_phase_deviation"]
 
 
+def test_only_the_demo_preset_saves_silence_trimming_in_its_config():
+    demo, _, _ = arguments.parse_arguments([])
+    official, _, _ = arguments.parse_arguments(["--preset", "official"])
+    assert model_building.config_options(demo)["trim_silence_db"] == 50.0  # chosen on validation data
+    assert model_building.config_options(official)["trim_silence_db"] is None  # the paper: no trimming
+    with pytest.raises(SystemExit):
+        arguments.parse_arguments(["--trim_silence_db", "-3"])
+
+
 def test_bad_arguments_are_refused():
     with pytest.raises(SystemExit):
         arguments.parse_arguments(["--variant", "M3"])
