@@ -40,8 +40,8 @@ def main() -> None:
     clips = example_clips(args.clips)
     with tempfile.TemporaryDirectory() as folder:
         long_file = str(Path(folder) / "long.wav")
-        repeats = int(np.ceil(args.long_seconds * 16000 / sum(c.size for c in clips)))
-        sf.write(long_file, np.tile(np.concatenate(clips), repeats)[: int(args.long_seconds * 16000)], 16000)
+        copies = int(np.ceil(args.long_seconds * 16000 / sum(c.size for c in clips)))
+        sf.write(long_file, np.tile(np.concatenate(clips), copies)[: int(args.long_seconds * 16000)], 16000)
         rows = {f"{args.clips} clips of 3 s, in memory": paired_per_clip_seconds(trimmed, untrimmed, clips,
                                                                                  args.repeats),
                 f"a {args.long_seconds:g}-s 16 kHz WAV file": paired_per_clip_seconds(trimmed, untrimmed, [long_file],

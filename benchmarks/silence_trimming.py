@@ -35,9 +35,8 @@ from codectrace.metrics import mean_and_range, selection_score
 from codectrace.presets import DEMO_DATASET_DIR, DEMO_RELEASE_DIR
 from codectrace.resolve import load_split
 from codectrace.unknown_source import separation
-from codectrace.whole_clip import whole_clip_metrics
+from codectrace.whole_clip import trace_probabilities, whole_clip_metrics
 from dataset_scripts.build_codecfake_mini import release_speakers
-from modeling_codectrace.configuration_codectrace import TASK_LABELS
 from speech_sources.real_speech import REAL_CORPORA
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,34 +59,17 @@ def gated(x: np.ndarray, rate: int) -> np.ndarray:
     return np.concatenate([pad, frames.ravel().astype(np.float32), x[frames.size:], pad])
 
 
-def trace_set(tracer, rows, description: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Per head the whole clips' probabilities (`TASK_LABELS` order; NaN where refused) and the VQ unknown scores."""
-    heads = ("bin", *TASKS)
-    probabilities = {h: np.full((len(rows), len(TASK_LABELS[h])), np.nan) for h in heads}
-    unknown = np.full(len(rows), np.nan)
-    for index, row in enumerate(tqdm(rows, desc=description, leave=False)):
-        try:
-            result = tracer(row["audio"])
-        except ValueError:
-            continue
-        answers = {"bin": {"spoof": result["spoof_score"], "bonafide": 1.0 - result["spoof_score"]},
-                   **{h: result[h] for h in TASKS}}
-        for head in heads:
-            probabilities[head][index] = [answers[head][label] for label in TASK_LABELS[head]]
-        unknown[index] = result["heads"]["vq"]["unknown_score"] or np.nan
-    return probabilities, unknown
-
-
 def validation_figures(tracer, sets: dict, level: str) -> dict:
     """Per validation set: BIN EER %, macro-F1s and selection score; the validation unknown-source AUROC."""
     figures, spoof_unknown = {}, {}
     for name, data in sets.items():
-        probabilities, unknown = trace_set(tracer, data, f"{level} {name}")
+        unknown = {}
+        probabilities, _ = trace_probabilities(tracer, data, f"{level} {name}", unknown_scores=unknown)
         metrics = whole_clip_metrics(probabilities, data)
         figures[name] = {"bin_eer": 100 * metrics["bin"]["eer"], **{t: metrics[t]["f1_macro"] for t in TASKS},
                          "selection_score": selection_score({h: metrics[h] for h in ("bin", *TASKS)})}
         spoof = np.asarray(data["bin"]) == data.features["bin"].str2int("spoof")
-        spoof_unknown[name] = unknown[spoof & np.isfinite(unknown)]
+        spoof_unknown[name] = unknown["vq"][spoof & np.isfinite(unknown["vq"])]
     figures["unknown AUROC"] = separation(spoof_unknown["in-domain validation"],
                                           spoof_unknown["validation codecs"])["auroc"]
     return figures

@@ -310,13 +310,14 @@ class CodecSourceTracingPipeline(Pipeline):
                         for t, is_known in known.items() if not is_known})
         starts = [s for o in model_outputs for s in o["starts"]]
         num_samples, offset = model_outputs[0]["num_samples"], model_outputs[0]["offset"]
+        shift = offset / SAMPLING_RATE  # the analysed span's time 0, in the recording's time
         spoof_score = float(window_spoof.mean())
         result = {
             "spoof_score": spoof_score,
             "decision": "spoof" if spoof_score >= threshold else "bonafide",
             "num_windows": len(starts),
             "duration_seconds": model_outputs[0]["recording_samples"] / SAMPLING_RATE,
-            "analysed_seconds": [offset / SAMPLING_RATE, (offset + num_samples) / SAMPLING_RATE],
+            "analysed_seconds": [shift, shift + num_samples / SAMPLING_RATE],
             "warnings": input_warnings(model_outputs[-1]["audio_stats"], self.model.config.chunk_samples),
         }
         frame_spoof = softmax(logits.pop("frame"))[..., SPOOF_INDEX] if "frame" in logits else None
@@ -335,19 +336,19 @@ class CodecSourceTracingPipeline(Pipeline):
         if return_segments:
             windows = self._window_scores(model_outputs, starts, window_spoof, logits, frame_spoof)
             result["segments"], result["contains_spoof_score"] = find_segments(windows, threshold)
-            for segment in result["segments"]:  # from the analysed span's time to the recording's
-                segment["start_seconds"] += offset / SAMPLING_RATE
-                segment["end_seconds"] += offset / SAMPLING_RATE
+            for segment in result["segments"]:
+                segment["start_seconds"] += shift
+                segment["end_seconds"] += shift
             result["contains_spoof"] = bool(result["segments"])
             if frame_spoof is not None:
                 scores, step, first = frame_head_scores(windows)
-                result["frame_spoof_scores"] = {"start_seconds": first + offset / SAMPLING_RATE, "step_seconds": step,
+                result["frame_spoof_scores"] = {"start_seconds": first + shift, "step_seconds": step,
                                                 "scores": scores.round(4).tolist()}
         if return_windows:
             chunk = self.model.config.chunk_samples
             result["windows"] = [
-                {"start_seconds": (offset + s) / SAMPLING_RATE,
-                 "end_seconds": (offset + min(s + chunk, num_samples)) / SAMPLING_RATE,
+                {"start_seconds": shift + s / SAMPLING_RATE,
+                 "end_seconds": shift + min(s + chunk, num_samples) / SAMPLING_RATE,
                  "spoof_score": float(window_spoof[i]),
                  **{t: {n: float(p) for n, p in zip(TASK_LABELS[t], stacked[t][i])} for t in tasks},
                  **({} if frame_spoof is None else {"frame_spoof_scores": frame_spoof[i].tolist()})}

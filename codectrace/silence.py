@@ -13,19 +13,17 @@ from __future__ import annotations
 import numpy as np
 import soundfile as sf
 
+from modeling_codectrace.configuration_codectrace import checked_trim_silence_db
+
 from .input_checks import MIN_SAMPLES
 
 BLOCK_SAMPLES = 1 << 20  # what a file is read in to find its span (about 65 s at 16 kHz)
 
 
 def checked_trim_db(value) -> float | None:
-    """`value` as a trimming level in dB under the peak: a positive number, or None / False (no trimming)."""
-    if value is None or value is False:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
-        raise ValueError(f"trim_silence_db must be a positive number of dB under the clip's peak (e.g. 40), or "
-                         f"None / False for no trimming; got {value!r}.")
-    return float(value)
+    """`value` as a trimming level in dB under the peak: the config's rule (`checked_trim_silence_db`), with False
+    also meaning no trimming (a call's way to turn off the config's level)."""
+    return None if value is False else checked_trim_silence_db(value)
 
 
 def _kept(first: int, end: int, num_samples: int) -> tuple[int, int]:

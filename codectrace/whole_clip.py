@@ -18,13 +18,17 @@ from .evaluation import labels_by_task
 from .metrics import probability_metrics
 
 
-def trace_probabilities(tracer, dataset, description: str = "whole clips") -> tuple[dict[str, np.ndarray], list]:
+def trace_probabilities(tracer, dataset, description: str = "whole clips",
+                        unknown_scores: dict[str, np.ndarray] | None = None) -> tuple[dict[str, np.ndarray], list]:
     """Head -> (rows, classes) probabilities the pipeline gives each row's whole clip, classes in `TASK_LABELS`
     order (`bin` from the clip's spoof score), and the failures as (row, message). A clip the pipeline refuses
     (too short, unreadable) is recorded and left as a row of NaN; the others go on. The dataset's `audio` column
-    must be undecoded (`{"bytes", "path"}`), as `codectrace.resolve.load_split` returns it."""
+    must be undecoded (`{"bytes", "path"}`), as `codectrace.resolve.load_split` returns it. `unknown_scores`, where
+    given, is filled with each taxonomy head's (rows,) unknown-source scores (NaN where refused or not scored)."""
     heads = ["bin", *(task for task in tracer.model.config.tasks if task != "bin")]
     rows = {head: np.full((len(dataset), len(TASK_LABELS[head])), np.nan) for head in heads}
+    if unknown_scores is not None:
+        unknown_scores.update({head: np.full(len(dataset), np.nan) for head in heads[1:]})
     failures = []
     # Row by row: the audio column is not read into memory as a whole.
     for index, row in enumerate(tqdm(dataset.select_columns(["audio"]), desc=description, leave=False)):
@@ -37,6 +41,10 @@ def trace_probabilities(tracer, dataset, description: str = "whole clips") -> tu
                    **{head: result[head] for head in heads[1:]}}
         for head in heads:
             rows[head][index] = [answers[head][label] for label in TASK_LABELS[head]]
+        if unknown_scores is not None:
+            for head in heads[1:]:
+                score = result["heads"][head]["unknown_score"]
+                unknown_scores[head][index] = np.nan if score is None else score
     return rows, failures
 
 

@@ -125,6 +125,16 @@ def xlsr_300m_backbone_config(**overrides) -> Wav2Vec2Config:
 REMOVED_FIELDS: dict[str, str] = {"stft_extra_n_fft": "095ffcc"}
 
 
+def checked_trim_silence_db(value) -> float | None:
+    """`trim_silence_db` as a number of dB under a clip's peak (a positive, finite number), or None: no trimming."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"trim_silence_db must be a positive number of dB under the clip's peak (e.g. 40), or None "
+                         f"for no trimming; got {value!r}.")
+    return float(value)
+
+
 def _refuse_removed_fields(kwargs: dict) -> None:
     """Drops removed fields set to their "off" value (None or empty); refuses one that is on, naming the commit."""
     for name, commit in REMOVED_FIELDS.items():
@@ -321,11 +331,7 @@ class CodecTraceConfig(PretrainedConfig):
         if not float(frame_loss_weight) >= 0:
             raise ValueError(f"frame_loss_weight must be a non-negative number, got {frame_loss_weight!r}.")
         self.frame_loss_weight = float(frame_loss_weight)
-        if trim_silence_db is not None and not (isinstance(trim_silence_db, (int, float)) and not isinstance(
-                trim_silence_db, bool) and math.isfinite(trim_silence_db) and trim_silence_db > 0):
-            raise ValueError(f"trim_silence_db must be a positive number of dB under the clip's peak, or None (no "
-                             f"trimming); got {trim_silence_db!r}.")
-        self.trim_silence_db = None if trim_silence_db is None else float(trim_silence_db)
+        self.trim_silence_db = checked_trim_silence_db(trim_silence_db)
 
         kwargs.pop("num_labels", None)
         _refuse_removed_fields(kwargs)

@@ -11,6 +11,7 @@ from datasets import Audio, ClassLabel, Dataset, Features, Value
 import modeling_codectrace as mc
 from codectrace.hub import load_tracer, save_model_folder
 from codectrace.testing import tiny_config
+from codectrace.unknown_source import NearestNeighbourHead, UnknownSourceScorer, unit_rows
 from codectrace.whole_clip import trace_probabilities, whole_clip_metrics
 from modeling_codectrace.configuration_codectrace import TASK_LABELS
 
@@ -73,3 +74,16 @@ def test_metrics_leave_refused_clips_out(tracer):
     assert metrics["vq"]["count"] == 2
     expected_accuracy = np.mean(probabilities["vq"][[0, 2]].argmax(axis=1) == 1)
     assert metrics["vq"]["accuracy"] == pytest.approx(expected_accuracy)
+
+
+def test_unknown_scores_are_the_pipelines_and_nan_where_a_clip_is_refused(tracer, monkeypatch):
+    with torch.inference_mode():
+        size = tracer.model(input_values=torch.zeros(1, RATE)).embeddings["vq"].shape[-1]
+    head = NearestNeighbourHead(unit_rows(np.random.default_rng(3).standard_normal((20, size))), 5, 0.0)
+    monkeypatch.setattr(tracer, "unknown_source", UnknownSourceScorer({"vq": head, "aux": head, "dec": head}))
+    data = clips_dataset([1.5, 0.005, 1.2])
+    unknown = {}
+    trace_probabilities(tracer, data, unknown_scores=unknown)
+    assert set(unknown) == {"vq", "aux", "dec"} and np.isnan(unknown["vq"][1])
+    for index in (0, 2):
+        assert unknown["aux"][index] == pytest.approx(tracer(data["audio"][index])["heads"]["aux"]["unknown_score"])
