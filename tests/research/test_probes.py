@@ -292,6 +292,19 @@ def test_the_set_up_interventions_each_change_the_one_property_they_name():
     assert 10 * np.log10(np.mean(floored[: rate // 2] ** 2)) == pytest.approx(-60.0, abs=0.5)
     reencoded = unfamiliar_setups.vorbis_reencoded(clip, rate)
     assert len(reencoded) == len(clip) and 0 < np.abs(reencoded - clip).max() < 0.5
+    decay = np.concatenate([loud, 0.02 * loud])  # 34 dB under the peak: kept at 40 dB, cut at 30
+    assert len(unfamiliar_setups.CHANGES["trimmed at 30 dB"](decay, rate)) == pytest.approx(len(loud), abs=8)
+    assert len(unfamiliar_setups.trimmed(decay, rate)) == pytest.approx(len(decay), abs=8)
+
+
+def test_the_high_pass_removes_rumble_and_keeps_speech_frequencies():
+    from research import unfamiliar_setups
+
+    rate, t = 16000, np.arange(16000) / 16000
+    for hertz, kept in ((50.0, False), (1000.0, True)):
+        tone = np.sin(2 * np.pi * hertz * t).astype(np.float32)
+        out = unfamiliar_setups.high_passed(150.0)(tone, rate)[rate // 2:]  # past the filter's onset
+        assert bool(np.sqrt(np.mean(out ** 2)) > 0.6) == kept
 
 
 def test_the_set_up_probe_counts_per_change_the_share_called_spoof(tmp_path):
@@ -307,5 +320,6 @@ def test_the_set_up_probe_counts_per_change_the_share_called_spoof(tmp_path):
     def tracer(x, sampling_rate):  # calls spoof whatever holds a floor of noise or a loud level
         return {"decision": "spoof" if np.abs(x).max() > 1e-4 else "bonafide"}
 
-    assert unfamiliar_setups.folder_rates(tracer, paths) == {"as recorded": 0.5, "trimmed": 0.5, "noise floor": 1.0,
-                                                             "vorbis re-encoded": 0.5}
+    assert unfamiliar_setups.folder_rates(tracer, paths) == {
+        "as recorded": 0.5, "trimmed": 0.5, "noise floor": 1.0, "vorbis re-encoded": 0.5, "trimmed at 30 dB": 0.5,
+        "high-pass 100 Hz": 0.5, "high-pass 150 Hz": 0.5}
