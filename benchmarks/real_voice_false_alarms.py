@@ -30,31 +30,14 @@ from tqdm.auto import tqdm
 
 from codectrace.files import print_report, write_json, write_text
 from codectrace.hub import load_tracer
-from codectrace.input_checks import UNFAMILIAR_AUDIO
 from codectrace.machine import cpu_summary
 from codectrace.precision import PRECISIONS
 from codectrace.presets import DEMO_DATASET_DIR, DEMO_RELEASE_DIR
+from codectrace.whole_clip import count_verdicts
 from dataset_scripts.build_codecfake_mini import release_speakers
 from speech_sources.real_speech import REAL_CORPORA
 
 NEVER_TRAINED_ON = "never trained on (corpus left out)"
-
-
-def trace_verdicts(tracer, clips: list, desc: str) -> dict[str, int]:
-    """Counts over the clips that could be traced: `clips`, `spoof` (called spoof), `warned` (unfamiliar audio)
-    and `spoof_warned`; clips that cannot be read are left out."""
-    counts = dict.fromkeys(("clips", "spoof", "warned", "spoof_warned"), 0)
-    for clip in tqdm(clips, desc=desc, unit="clip", leave=False):
-        try:
-            result = tracer(str(clip) if isinstance(clip, Path) else clip)
-        except ValueError:
-            continue
-        spoof, warned = result["decision"] == "spoof", UNFAMILIAR_AUDIO in result["warnings"]
-        counts["clips"] += 1
-        counts["spoof"] += spoof
-        counts["warned"] += warned
-        counts["spoof_warned"] += spoof and warned
-    return counts
 
 
 def sample(files: list[Path], limit: int | None, seed: int) -> list[Path]:
@@ -81,7 +64,7 @@ def corpus_rows(tracer, name: str, split_of: dict[str, str], per_speaker: int | 
     counts."""
     speakers = {}
     for speaker, files in tqdm(REAL_CORPORA[name].speakers().items(), desc=name, unit="speaker"):
-        counts = trace_verdicts(tracer, sample(files, per_speaker, seed), speaker)
+        counts = count_verdicts(tracer, sample(files, per_speaker, seed), speaker)
         if counts["clips"]:
             speakers[speaker] = counts
     groups = {"train": "heard in training", "validation": "validation speakers, never trained on",
@@ -100,10 +83,10 @@ def in_domain_row(tracer, dataset: Path, spoof_clips: int, seed: int) -> dict:
     from codectrace.resolve import load_split
 
     rows = load_split(str(dataset), "cors_eval", "test")
-    bona = trace_verdicts(tracer, [r["audio"] for r in rows if r["bin"] == 1], "in-domain bona fide")
+    bona = count_verdicts(tracer, [r["audio"] for r in rows if r["bin"] == 1], "in-domain bona fide")
     spoofed = [r["audio"] for r in rows if r["bin"] == 0]
     picked = np.random.default_rng(seed).permutation(len(spoofed))[:spoof_clips]
-    spoof = trace_verdicts(tracer, [spoofed[i] for i in sorted(picked)], "in-domain spoof")
+    spoof = count_verdicts(tracer, [spoofed[i] for i in sorted(picked)], "in-domain spoof")
     correct = bona["clips"] - bona["spoof"] + spoof["spoof"]
     correct_warned = bona["warned"] - bona["spoof_warned"] + spoof["spoof_warned"]
     return {"bona_fide": bona["clips"], "false_alarm_rate": bona["spoof"] / bona["clips"], "spoof": spoof["clips"],

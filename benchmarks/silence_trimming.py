@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from tqdm.auto import tqdm
 
 from codectrace.files import print_report, write_json
 from codectrace.hub import load_tracer
@@ -35,7 +34,7 @@ from codectrace.metrics import mean_and_range, selection_score
 from codectrace.presets import DEMO_DATASET_DIR, DEMO_RELEASE_DIR
 from codectrace.resolve import load_split
 from codectrace.unknown_source import separation
-from codectrace.whole_clip import trace_probabilities, whole_clip_metrics
+from codectrace.whole_clip import count_verdicts, trace_probabilities, whole_clip_metrics
 from dataset_scripts.build_codecfake_mini import release_speakers
 from speech_sources.real_speech import REAL_CORPORA
 
@@ -77,14 +76,8 @@ def validation_figures(tracer, sets: dict, level: str) -> dict:
 
 def real_false_alarms(tracer, clips: list[tuple[np.ndarray, int]], description: str) -> float:
     """% of the clips called spoof (clips the pipeline refuses left out)."""
-    spoof = traced = 0
-    for samples, rate in tqdm(clips, desc=description, leave=False):
-        try:
-            spoof += tracer(samples, sampling_rate=rate)["decision"] == "spoof"
-            traced += 1
-        except ValueError:
-            continue
-    return 100 * spoof / max(traced, 1)
+    counts = count_verdicts(tracer, [{"array": x, "sampling_rate": rate} for x, rate in clips], description)
+    return 100 * counts["spoof"] / max(counts["clips"], 1)
 
 
 def validation_voices(release: Path, per_speaker: int) -> list[tuple[np.ndarray, int]]:

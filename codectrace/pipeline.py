@@ -50,7 +50,8 @@ CALL_ARGUMENTS = ("hop_seconds", "window_batch_size", "return_windows", "thresho
                   "sampling_rate", "return_embedding", "return_segments", "trim_silence_db")
 CLIP_FAILURES = (ValueError, RuntimeError, OSError)  # what one clip's audio can raise; other clips go on
 # what each batch of a clip's windows carries from preprocess to postprocess beside the model's outputs
-CLIP_KEYS = ("starts", "num_samples", "offset", "recording_samples", "audio_stats", "spectrum", "is_last")
+# "decoded": the recording as preprocess decoded it whole (16 kHz mono), None where it streamed a 16 kHz file.
+CLIP_KEYS = ("starts", "num_samples", "offset", "recording_samples", "audio_stats", "spectrum", "is_last", "decoded")
 
 
 class _StreamingSource:
@@ -250,6 +251,7 @@ class CodecSourceTracingPipeline(Pipeline):
                     "recording_samples": source.recording_samples,
                     "audio_stats": stats,  # complete once the last batch is read
                     "spectrum": spectrum,  # likewise; None without a codec identity
+                    "decoded": source.waveform,  # segments read their own audio from it, not decode it again
                     "is_last": first + window_batch_size >= len(starts),
                 }
         finally:
@@ -466,14 +468,18 @@ class CodecSourceTracingPipeline(Pipeline):
             yield finished.pop(next_out)
             next_out += 1
 
-    def answer_segments_from_their_audio(self, inputs, segments: list[dict], sampling_rate: int | None = None) -> None:
+    def answer_segments_from_their_audio(self, inputs, segments: list[dict], sampling_rate: int | None = None,
+                                         decoded: np.ndarray | None = None) -> None:
         """Gives each segment (of `inputs`' result) the heads' answers on its own audio, traced as a clip (at most one
         window of it, its middle: one extra window per segment): a spoofed stretch is mostly a small part of the
         windows over it, whose bona fide speech would answer for it (chosen on validation data over the windows'
-        answers, docs/research/frame_head.md). A segment whose audio cannot be traced keeps the windows' answers."""
+        answers, docs/research/frame_head.md). A segment whose audio cannot be traced keeps the windows' answers.
+        `decoded`, where preprocess decoded the whole recording (16 kHz mono), is read instead of `inputs`."""
         if not segments:
             return
-        if hasattr(inputs, "seek"):  # a file object that preprocess has read to its end
+        if decoded is not None:
+            inputs, sampling_rate = decoded, SAMPLING_RATE
+        elif hasattr(inputs, "seek"):  # a file object that preprocess has read to its end
             inputs.seek(0)
         chunk = self.model.config.chunk_samples
         source = _StreamingSource(inputs, sampling_rate, None, None)
@@ -503,7 +509,8 @@ class CodecSourceTracingPipeline(Pipeline):
         (the same for run_single and trace_many)."""
         result = self.postprocess(outputs, **postprocess_params)
         if postprocess_params.get("return_segments"):
-            self.answer_segments_from_their_audio(inputs, result["segments"], preprocess_params.get("sampling_rate"))
+            self.answer_segments_from_their_audio(inputs, result["segments"], preprocess_params.get("sampling_rate"),
+                                                  outputs[0]["decoded"])
         return result
 
     def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):

@@ -9,12 +9,15 @@ probabilities. This module scores a dataset the pipeline's way, so that both can
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from tqdm.auto import tqdm
 
 from modeling_codectrace.configuration_codectrace import TASK_LABELS
 
 from .evaluation import labels_by_task
+from .input_checks import UNFAMILIAR_AUDIO
 from .metrics import probability_metrics
 
 
@@ -46,6 +49,24 @@ def trace_probabilities(tracer, dataset, description: str = "whole clips",
                 score = result["heads"][head]["unknown_score"]
                 unknown_scores[head][index] = np.nan if score is None else score
     return rows, failures
+
+
+def count_verdicts(tracer, clips: list, description: str = "clips") -> dict[str, int]:
+    """Counts of the pipeline's verdicts over the clips it could trace: `clips`, `spoof` (decision spoof), `warned`
+    (carrying the unfamiliar-audio warning) and `spoof_warned`. A clip is anything the pipeline reads (a path, an
+    `{"array", "sampling_rate"}` mapping, ...); one it refuses (unreadable, too short) is left out of every count."""
+    counts = dict.fromkeys(("clips", "spoof", "warned", "spoof_warned"), 0)
+    for clip in tqdm(clips, desc=description, unit="clip", leave=False):
+        try:
+            result = tracer(str(clip) if isinstance(clip, Path) else clip)
+        except ValueError:
+            continue
+        spoof, warned = result["decision"] == "spoof", UNFAMILIAR_AUDIO in result["warnings"]
+        counts["clips"] += 1
+        counts["spoof"] += spoof
+        counts["warned"] += warned
+        counts["spoof_warned"] += spoof and warned
+    return counts
 
 
 def whole_clip_metrics(probabilities: dict[str, np.ndarray], dataset) -> dict[str, dict]:

@@ -10,6 +10,7 @@ import soundfile as sf
 from transformers import pipeline
 
 import codectrace  # noqa: F401  (registers the pipeline task)
+import codectrace.pipeline as pipeline_module
 from codectrace.cli import main as cli_main
 from codectrace.metrics import match_segments, segment_metrics
 from codectrace.segments import (
@@ -202,3 +203,19 @@ def test_the_pipeline_answers_each_segment_from_the_middle_window_of_its_own_aud
     alone = tracer(clip[int(1.25 * RATE):int(2.25 * RATE)], sampling_rate=RATE)["heads"]  # its middle window (1 s)
     assert segments[0]["heads"] == {task: {key: answer[key] for key in ("label", "probability", "known")}
                                     for task, answer in alone.items()}
+
+
+def test_segments_of_a_recording_not_at_16_khz_read_the_audio_preprocess_decoded(tiny_m1_folder, tmp_path,
+                                                                               monkeypatch):
+    path = str(tmp_path / "clip.wav")
+    sf.write(path, (0.1 * np.random.default_rng(0).standard_normal(4 * 22050)).astype(np.float32), 22050)
+    tracer = pipeline("codec-source-tracing", model=str(tiny_m1_folder), precision="fp32")
+    read, load_audio = [], pipeline_module.load_audio
+    monkeypatch.setattr(pipeline_module, "load_audio", lambda audio, *a, **k: read.append(audio) or load_audio(
+        audio, *a, **k))
+    result = tracer(path, return_segments=True, threshold=0.0)  # every frame spoof: one segment, the whole clip
+    assert len(result["segments"]) == 1
+    assert [audio for audio in read if isinstance(audio, str)] == [path]  # the file was decoded once
+    from_the_file = [{key: result["segments"][0][key] for key in ("start_seconds", "end_seconds")}]
+    tracer.answer_segments_from_their_audio(path, from_the_file)
+    assert result["segments"][0]["heads"] == from_the_file[0]["heads"]

@@ -10,9 +10,10 @@ from datasets import Audio, ClassLabel, Dataset, Features, Value
 
 import modeling_codectrace as mc
 from codectrace.hub import load_tracer, save_model_folder
+from codectrace.input_checks import UNFAMILIAR_AUDIO
 from codectrace.testing import tiny_config
 from codectrace.unknown_source import NearestNeighbourHead, UnknownSourceScorer, unit_rows
-from codectrace.whole_clip import trace_probabilities, whole_clip_metrics
+from codectrace.whole_clip import count_verdicts, trace_probabilities, whole_clip_metrics
 from modeling_codectrace.configuration_codectrace import TASK_LABELS
 
 RATE = 16000
@@ -87,3 +88,15 @@ def test_unknown_scores_are_the_pipelines_and_nan_where_a_clip_is_refused(tracer
     assert set(unknown) == {"vq", "aux", "dec"} and np.isnan(unknown["vq"][1])
     for index in (0, 2):
         assert unknown["aux"][index] == pytest.approx(tracer(data["audio"][index])["heads"]["aux"]["unknown_score"])
+
+
+def test_verdicts_are_counted_from_the_pipelines_answers_and_refused_clips_left_out(tracer):
+    rng = np.random.default_rng(1)
+    clips = [{"array": (0.1 * rng.standard_normal(int(d * RATE))).astype(np.float32), "sampling_rate": RATE}
+             for d in (1.5, 0.005, 2.0, 1.1)]
+    answers = [tracer(clip) for clip in (clips[0], clips[2], clips[3])]
+    spoof = [a["decision"] == "spoof" for a in answers]
+    warned = [UNFAMILIAR_AUDIO in a["warnings"] for a in answers]
+    assert count_verdicts(tracer, clips) == {
+        "clips": 3, "spoof": sum(spoof), "warned": sum(warned),
+        "spoof_warned": sum(s and w for s, w in zip(spoof, warned))}
